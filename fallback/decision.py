@@ -1,0 +1,134 @@
+"""The spill-over decision: serve locally if the local engines answer in time, else spill.
+
+Decided before dispatch, from engine state, never after an error. The same pure function runs
+in the ingress and in the autoscaler's simulator, so what the simulator predicts is what the
+platform does. Its reasons (:class:`SpillReason`) appear verbatim in the
+``x-spillover-reason`` header, in ``spillover_requests_total{reason}`` and in the ledger.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+from serving.engine_state import EngineState
+
+__all__ = [
+    "LOCAL",
+    "Decision",
+    "DispatchRequest",
+    "HostedTarget",
+    "Route",
+    "RoutePin",
+    "SpillReason",
+    "decide",
+    "predict_ttft_s",
+]
+
+#: The destination name of the local engines; hosted destinations are provider names.
+LOCAL = "local"
+Destination = str
+
+
+class SpillReason(str, enum.Enum):
+    LOCAL_OK = "local_ok"
+    PREDICTED_WAIT = "predicted_wait"
+    NO_READY_REPLICA = "no_ready_replica"
+    COLD_START = "cold_start"
+    UNHEALTHY = "unhealthy"
+    PINNED = "pinned"
+    FAILOVER_ERROR = "failover_error"
+    BREAKER_OPEN = "breaker_open"
+    HOSTED_FORBIDDEN = "hosted_forbidden"
+
+
+class RoutePin(str, enum.Enum):
+    """``X-Spillover-Route``: let the decision choose, or pin one side."""
+
+    AUTO = "auto"
+    LOCAL_ONLY = "local-only"
+    HOSTED_ONLY = "hosted-only"
+
+
+@dataclass(frozen=True)
+class HostedTarget:
+    provider: str
+    model: str
+    ttft_target_s: float | None = None
+    healthy: bool = True
+
+
+@dataclass(frozen=True)
+class Route:
+    """A public model name: its local deployment and the hosted targets it may spill to."""
+
+    name: str
+    local_model: str | None
+    ttft_target_s: float
+    hosted: tuple[HostedTarget, ...] = ()
+    allow_hosted: bool = True
+    #: Prefill rate assumed before a replica has measured its own (tokens/s).
+    prior_prefill_tokens_per_s: float = 300.0
+
+
+@dataclass(frozen=True)
+class DispatchRequest:
+    prompt_tokens: int
+    max_tokens: int
+    pin: RoutePin = RoutePin.AUTO
+
+
+@dataclass(frozen=True)
+class Decision:
+    """Where to send the request, why, and the local wait it was judged on."""
+
+    destination: Destination | None
+    reason: SpillReason
+    predicted_ttft_s: float | None = None
+    #: Hosted targets to try in order if the destination fails before the first token.
+    fallbacks: tuple[HostedTarget, ...] = field(default=())
+
+
+def predict_ttft_s(request: DispatchRequest, state: EngineState, route: Route) -> float:
+    """Predicted time to first token on the local engines, in seconds.
+
+    Prefill is first come, first served: the request waits for the prompts queued ahead of it
+    (estimated at its own length each, spread over ready replicas) and then its own prefill.
+    A full KV cache means preemption, so the running batch must drain first.
+    """
+    replicas = max(state.replicas_ready, 1)
+    rate = state.prefill_tokens_per_s or route.prior_prefill_tokens_per_s * replicas
+    queued_tokens = state.waiting * request.prompt_tokens
+    wait = (queued_tokens + request.prompt_tokens * replicas) / rate
+    if state.kv_cache_usage >= 0.95 and state.decode_tokens_per_s > 0:
+        wait += state.running * request.max_tokens / state.decode_tokens_per_s / replicas
+    return wait
+
+
+def decide(request: DispatchRequest, state: EngineState | None, route: Route) -> Decision:
+    hosted = tuple(t for t in route.hosted if t.healthy) if route.allow_hosted else ()
+    ready = state is not None and state.replicas_ready > 0 and route.local_model is not None
+
+    if request.pin is RoutePin.HOSTED_ONLY:
+        if not route.allow_hosted:
+            return Decision(None, SpillReason.HOSTED_FORBIDDEN)
+        return _spill(hosted, SpillReason.PINNED)
+    if request.pin is RoutePin.LOCAL_ONLY:
+        if ready:
+            return Decision(LOCAL, SpillReason.PINNED)
+        return Decision(None, SpillReason.NO_READY_REPLICA)
+
+    if not ready:
+        starting = state is not None and state.replicas_starting > 0
+        return _spill(hosted, SpillReason.COLD_START if starting else SpillReason.NO_READY_REPLICA)
+    assert state is not None
+    predicted = predict_ttft_s(request, state, route)
+    if predicted > route.ttft_target_s and hosted:
+        return _spill(hosted, SpillReason.PREDICTED_WAIT, predicted)
+    return Decision(LOCAL, SpillReason.LOCAL_OK, predicted, fallbacks=hosted)
+
+
+def _spill(hosted: tuple[HostedTarget, ...], reason: SpillReason, predicted: float | None = None) -> Decision:
+    if not hosted:
+        return Decision(None, reason, predicted)
+    return Decision(hosted[0].provider, reason, predicted, fallbacks=hosted[1:])

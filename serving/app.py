@@ -1,0 +1,202 @@
+"""The ingress: spillover's OpenAI-compatible HTTP app, built by a factory.
+
+The same app runs as a Ray Serve ingress deployment (:mod:`serving.application`) and under
+plain uvicorn in tests and benchmarks; it is handed its engines and never builds them. Request
+path: parse and bound the body, build a :class:`~serving.context.RequestContext`, walk the
+:class:`~serving.pipeline.Pipeline` (authenticate, dispatch, respond), and return one body or
+an SSE stream with the spill-over headers.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+from fastapi import FastAPI, Request
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import JSONResponse, Response, StreamingResponse
+
+from fallback.decision import Route
+from serving.config import SpilloverConfig
+from serving.context import Api, RequestContext, new_request_id
+from serving.errors import NotFoundError, SpilloverError, error_body
+from serving.local_engines import LocalEngines
+from serving.logs import access_log
+from serving.metrics import Metrics
+from serving.pipeline import Pipeline, Stage
+from serving.stages import Authenticate, DispatchLocal, Respond, static_keys_from_env
+from serving.wire import parse_chat_body, read_json_body
+
+__all__ = ["create_app", "default_stages", "routes_from_config", "REQUEST_ID_HEADER"]
+
+logger = logging.getLogger(__name__)
+
+REQUEST_ID_HEADER = "x-request-id"
+#: TTFT target for routes that do not set one (the spill-over issue makes it per route).
+DEFAULT_TTFT_TARGET_S = 2.0
+#: ``max_tokens`` assumed for the decision when the request leaves it unset.
+DEFAULT_MAX_TOKENS = 256
+
+
+def routes_from_config(config: SpilloverConfig) -> dict[str, Route]:
+    return {m.name: Route(name=m.name, local_model=m.name, ttft_target_s=DEFAULT_TTFT_TARGET_S) for m in config.models}
+
+
+def default_stages(config: SpilloverConfig, engines: LocalEngines) -> list[Stage]:
+    return [
+        Authenticate(static_keys_from_env(config.auth.keys_env), enabled=config.auth.enabled),
+        DispatchLocal(engines, routes_from_config(config), default_max_tokens=DEFAULT_MAX_TOKENS),
+        Respond(),
+    ]
+
+
+def create_app(
+    config: SpilloverConfig,
+    engines: LocalEngines,
+    *,
+    stages: Sequence[Stage] | None = None,
+    echo_request_id: bool = True,
+) -> FastAPI:
+    """Build the ingress app over ``engines``.
+
+    ``echo_request_id``: add ``x-request-id`` to responses; off behind Serve's proxy, which
+    already echoes the same id (it forwards the client's, or its own, to the app).
+    """
+    app = FastAPI(title="spillover", version="0.1.0", docs_url=None, redoc_url=None)
+    metrics = Metrics(engine_states=engines.all_states)
+    pipeline = Pipeline(
+        default_stages(config, engines) if stages is None else stages,
+        sinks=[_metrics_sink(metrics), access_log],
+    )
+    app.state.config = config
+    app.state.engines = engines
+    app.state.pipeline = pipeline
+    app.state.metrics = metrics
+    _install_error_handlers(app, echo_request_id)
+
+    @app.get("/health")
+    async def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/ready")
+    async def ready() -> Response:
+        states = engines.all_states()
+        body = {
+            "ready": all(s.replicas_ready > 0 for s in states.values()),
+            "models": {m: {"replicas_ready": s.replicas_ready, "replicas_starting": s.replicas_starting} for m, s in states.items()},
+        }
+        if body["ready"]:
+            return JSONResponse(body)
+        return JSONResponse(body, status_code=503, headers={"Retry-After": "5"})
+
+    @app.get("/v1/models")
+    async def list_models() -> dict:
+        return {"object": "list", "data": [_model_card(m) for m in engines.models()]}
+
+    @app.get("/v1/models/{model_id:path}")
+    async def get_model(model_id: str) -> dict:
+        if model_id not in engines.models():
+            raise NotFoundError(f"The model '{model_id}' does not exist.", param="model", code="model_not_found")
+        return _model_card(model_id)
+
+    @app.get("/v1/engine/state")
+    async def engine_state() -> dict:
+        return {"object": "engine_state", "data": {m: s.to_dict() for m, s in engines.all_states().items()}}
+
+    @app.get("/metrics")
+    async def prometheus_metrics() -> Response:
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    @app.post("/v1/chat/completions")
+    async def chat_completions(request: Request) -> Response:
+        request_id = _request_id(request)
+        body = await read_json_body(request, config.server.max_body_bytes)
+        parsed = parse_chat_body(body)
+        ctx = RequestContext(
+            request_id=request_id,
+            api=Api.CHAT,
+            model=parsed.model,
+            body=body,
+            stream=parsed.stream,
+            headers={k.lower(): v for k, v in request.headers.items()},
+            parsed=parsed,
+        )
+        metrics.in_flight.labels(ctx.model).inc()
+        outcome = await pipeline.run(ctx)
+        headers = {**_spill_headers(ctx), **outcome.headers}
+        if echo_request_id:
+            headers[REQUEST_ID_HEADER] = request_id
+        if outcome.stream is not None:
+            return StreamingResponse(outcome.stream, media_type="text/event-stream", headers=headers)
+        return JSONResponse(outcome.body, headers=headers)
+
+    return app
+
+
+def _model_card(model: str) -> dict:
+    return {"id": model, "object": "model", "created": 0, "owned_by": "spillover"}
+
+
+def _request_id(request: Request) -> str:
+    """Accept the caller's ``x-request-id`` (bounded, printable) or make one."""
+    given = request.headers.get(REQUEST_ID_HEADER, "")
+    request_id = given if 0 < len(given) <= 128 and given.isprintable() else new_request_id()
+    request.state.request_id = request_id
+    return request_id
+
+
+def _spill_headers(ctx: RequestContext) -> dict[str, str]:
+    headers = {}
+    if ctx.destination:
+        headers["x-spillover-destination"] = ctx.destination
+    if ctx.spill_reason:
+        headers["x-spillover-reason"] = ctx.spill_reason.value
+    return headers
+
+
+def _metrics_sink(metrics: Metrics):  # type: ignore[no-untyped-def]  # returns a Sink closure
+    def record(ctx: RequestContext) -> None:
+        destination = ctx.destination or "none"
+        reason = ctx.spill_reason.value if ctx.spill_reason else "none"
+        metrics.in_flight.labels(ctx.model).dec()
+        metrics.requests.labels(ctx.model, destination, reason, ctx.status.value).inc()
+        if ctx.timings.dispatched is not None:
+            metrics.overhead.labels(ctx.api.value).observe(ctx.timings.dispatched - ctx.timings.received)
+        ttft, total = ctx.timings.ttft_s(), ctx.timings.total_s()
+        if ttft is not None:
+            metrics.ttft.labels(ctx.model, destination).observe(ttft)
+        if total is not None:
+            metrics.duration.labels(ctx.model, destination).observe(total)
+
+    return record
+
+
+def _install_error_handlers(app: FastAPI, echo_request_id: bool) -> None:
+    def respond(request: Request, status: int, body: dict, headers: dict[str, str] | None = None) -> JSONResponse:
+        headers = dict(headers or {})
+        if echo_request_id:
+            headers[REQUEST_ID_HEADER] = getattr(request.state, "request_id", None) or _request_id(request)
+        return JSONResponse(body, status_code=status, headers=headers)
+
+    @app.exception_handler(SpilloverError)
+    async def spillover_error(request: Request, exc: SpilloverError) -> JSONResponse:
+        log = logger.warning if exc.status_code >= 500 else logger.info
+        log("request refused: %s %s", exc.status_code, exc.code, extra={"request_id": getattr(request.state, "request_id", None)})
+        return respond(request, exc.status_code, exc.body(), exc.headers())
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 404:
+            body = error_body(f"Unknown request URL: {request.method} {request.url.path}.", "invalid_request_error", None, "unknown_url")
+        elif exc.status_code == 405:
+            body = error_body(f"Method {request.method} is not allowed for {request.url.path}.", "invalid_request_error", None, "method_not_allowed")
+        else:
+            body = error_body(str(exc.detail), "invalid_request_error" if exc.status_code < 500 else "api_error")
+        return respond(request, exc.status_code, body, dict(exc.headers or {}))
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        # No stack trace or message to the client: both can carry prompt text.
+        logger.error("unexpected error: %s", type(exc).__name__, extra={"request_id": getattr(request.state, "request_id", None)})
+        return respond(request, 500, error_body("The server had an error while processing your request.", "api_error", None, "internal_error"))

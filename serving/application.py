@@ -1,0 +1,67 @@
+"""The Ray Serve application: spillover's ingress in front of one engine deployment per model.
+
+``build_app`` is the import path in the Serve config that ``spillover serve`` deploys and that
+``--print-serve-config`` prints (the k8s issue embeds the same in a RayService): what runs
+locally and in a cluster is built by the same function from the same config.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ray import serve
+from ray.serve.handle import DeploymentHandle
+from ray.serve.llm import build_llm_deployment
+
+from serving.app import create_app
+from serving.config import parse_config
+from serving.engine_state_board import EngineStateReader
+from serving.llm_deployment import SpilloverLLMServer, deployment_name, llm_config_for
+from serving.local_engines import ServeEngines
+from serving.logs import configure_logging
+from serving.serve_config import APP_NAME, IMPORT_PATH
+
+__all__ = ["APP_NAME", "IMPORT_PATH", "INGRESS_NAME", "build_app"]
+
+INGRESS_NAME = "ingress"
+
+
+@serve.deployment(name=INGRESS_NAME)
+@serve.ingress()
+class Ingress:
+    """Serve wrapper around :func:`serving.app.create_app`; the app gets the engine handles."""
+
+    async def __init__(self, config: dict[str, Any], engines: dict[str, DeploymentHandle]) -> None:
+        configure_logging()
+        parsed = parse_config(config)
+        app_name = serve.get_replica_context().app_name
+        self._reader = EngineStateReader(app_name, {m.name: deployment_name(m) for m in parsed.models})
+        self._reader.start()
+        self._app = create_app(parsed, ServeEngines(engines, self._reader), echo_request_id=False)
+
+    async def __serve_build_asgi_app__(self) -> Any:
+        return self._app
+
+    async def __del__(self) -> None:
+        await self._reader.stop()
+
+
+def build_app(args: dict[str, Any]) -> serve.Application:
+    """Serve's application builder: ``args`` is spillover's config as a mapping."""
+    config = parse_config(args, origin="serve application args")
+    engines = {
+        model.name: build_llm_deployment(
+            llm_config_for(model, config.ingress),
+            deployment_cls=SpilloverLLMServer,
+            override_serve_options={"name": deployment_name(model)},
+        )
+        for model in config.models
+    }
+    ingress = config.ingress
+    return Ingress.options(
+        num_replicas=ingress.num_replicas,
+        max_ongoing_requests=ingress.max_ongoing_requests,
+        graceful_shutdown_timeout_s=ingress.graceful_shutdown_timeout_s,
+        ray_actor_options={"num_cpus": ingress.num_cpus},
+    ).bind(config.model_dump(mode="json"), engines)
+

@@ -1,0 +1,103 @@
+"""``spillover``: the command line. ``serve`` runs the platform in the foreground.
+
+``spillover serve`` starts Ray locally (or joins ``RAY_ADDRESS``), deploys the Serve
+application built from the YAML config, prints the endpoint, and on SIGTERM or Ctrl-C deletes
+the application gracefully, so in-flight streams finish (up to
+``ingress.graceful_shutdown_timeout_s``) before it exits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Sequence
+
+import yaml
+
+from serving.config import SpilloverConfig, load_config
+from serving.errors import ConfigError
+
+__all__ = ["main"]
+
+logger = logging.getLogger("serving.cli")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="spillover", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve_cmd = commands.add_parser("serve", help="run the platform in the foreground")
+    serve_cmd.add_argument("--config", help="YAML config (default: $SPILLOVER_CONFIG or the embedded default)")
+    serve_cmd.add_argument("--print-serve-config", action="store_true", help="print the Ray Serve config and exit")
+    args = parser.parse_args(argv)
+
+    from serving.logs import configure_logging
+
+    configure_logging()
+    try:
+        config = load_config(args.config or os.environ.get("SPILLOVER_CONFIG"))
+    except ConfigError as exc:
+        print(f"spillover: config error: {exc}", file=sys.stderr)
+        return 2
+    if args.print_serve_config:
+        from serving.serve_config import serve_config
+
+        yaml.safe_dump(serve_config(config), sys.stdout, sort_keys=False)
+        return 0
+    return serve_forever(config)
+
+
+def serve_forever(config: SpilloverConfig) -> int:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from serving.builtin_models import resolve_source
+
+    for model in config.models:  # convert builtin models here, where the progress bar shows
+        resolve_source(model.source)
+
+    import ray
+    from ray import serve
+
+    from serving.application import build_app
+    from serving.serve_config import APP_NAME
+
+    started = time.monotonic()
+    joined = bool(os.environ.get("RAY_ADDRESS"))
+    if joined:
+        ray.init(address=os.environ["RAY_ADDRESS"], log_to_driver=False)
+    else:
+        # The engine takes one logical CPU; a larger logical count lets the ingress, proxy and
+        # controller schedule beside it on a 2-core laptop (they are mostly idle).
+        ray.init(num_cpus=max(8, os.cpu_count() or 1), include_dashboard=False, log_to_driver=False)
+    # After ray.init: Ray's core worker installs its own SIGTERM handler, which exits at once.
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    serve.start(
+        http_options={
+            "host": config.server.host,
+            "port": config.server.port,
+            "request_timeout_s": config.server.request_timeout_s,
+        }
+    )
+    print(f"spillover: deploying {', '.join(m.name for m in config.models)} ...", flush=True)
+    serve.run(build_app(config.model_dump(mode="json")), name=APP_NAME, route_prefix="/", blocking=False)
+    endpoint = f"http://{config.server.host}:{config.server.port}/v1"
+    print(f"spillover: ready in {time.monotonic() - started:.1f}s at {endpoint}", flush=True)
+
+    while not stop.wait(1.0):
+        pass
+    print("spillover: draining in-flight requests ...", flush=True)
+    serve.delete(APP_NAME)
+    if not joined:
+        serve.shutdown()
+        ray.shutdown()
+    print("spillover: stopped", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

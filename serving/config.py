@@ -1,0 +1,220 @@
+"""The one YAML file that configures spillover, validated once into typed models.
+
+Operator config forbids unknown keys (a typo fails loudly at start). Environment variables
+override any field: ``SPILLOVER__SERVER__PORT=9000`` sets ``server.port``; list items are
+addressed by index (``SPILLOVER__MODELS__0__REPLICAS__MAX=4``). Values are parsed as YAML
+scalars, so ``true``, ``4`` and ``0.5`` keep their types.
+
+Secrets never live here: provider keys come from the environment or a secret file.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from serving.errors import ConfigError
+
+__all__ = [
+    "AuthConfig",
+    "IngressConfig",
+    "ModelConfig",
+    "ReplicaConfig",
+    "ServerConfig",
+    "SpilloverConfig",
+    "StoresConfig",
+    "ENV_PREFIX",
+    "load_config",
+    "parse_config",
+]
+
+ENV_PREFIX = "SPILLOVER__"
+DEFAULT_MODEL_NAME = "smollm2-135m-instruct"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ServerConfig(_Strict):
+    host: str = Field("127.0.0.1", description="Address Serve's HTTP proxy binds.")
+    port: Annotated[int, Field(ge=1, le=65535)] = Field(8000, description="HTTP port.")
+    max_body_bytes: Annotated[int, Field(ge=1024)] = Field(
+        4 * 1024 * 1024, description="Request bodies over this size get 413."
+    )
+    request_timeout_s: Annotated[float, Field(gt=0)] = Field(
+        600.0, description="Serve's end-to-end request timeout; covers the longest stream."
+    )
+
+
+class IngressConfig(_Strict):
+    num_replicas: Annotated[int, Field(ge=1)] = 1
+    max_ongoing_requests: Annotated[int, Field(ge=1)] = Field(
+        256, description="Concurrent requests per ingress replica (Serve's default is 5)."
+    )
+    num_cpus: Annotated[float, Field(ge=0)] = Field(
+        0.1, description="Logical CPUs reserved for each ingress replica."
+    )
+    graceful_shutdown_timeout_s: Annotated[float, Field(gt=0)] = Field(
+        120.0, description="How long a stopping replica waits for in-flight streams."
+    )
+
+
+class ReplicaConfig(_Strict):
+    min: Annotated[int, Field(ge=0)] = 1
+    max: Annotated[int, Field(ge=1)] = 1
+    initial: Annotated[int, Field(ge=0)] | None = Field(
+        None, description="Replicas at deploy time; defaults to min (at least one)."
+    )
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ReplicaConfig:
+        if self.min > self.max:
+            raise ValueError(f"min ({self.min}) must not exceed max ({self.max})")
+        if self.initial is not None and not self.min <= self.initial <= self.max:
+            raise ValueError(f"initial ({self.initial}) must lie in [min, max] = [{self.min}, {self.max}]")
+        return self
+
+    @property
+    def at_deploy(self) -> int:
+        return self.initial if self.initial is not None else max(self.min, 1)
+
+
+class ModelConfig(_Strict):
+    name: str = Field(description="Public model name clients send in `model`.")
+    source: str = Field(
+        description="`builtin:<name>` (shipped in a package), a local folder, or a hub id "
+        "(clusters only; the embedded default never downloads)."
+    )
+    accelerator: Literal["cpu", "gpu"] | str = Field(
+        "cpu", description="`cpu`, `gpu`, or a Ray accelerator type such as `A100` or `H100`."
+    )
+    gpus_per_replica: Annotated[int, Field(ge=0)] = 0
+    cpus_per_replica: Annotated[float, Field(gt=0)] = 1.0
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
+        "auto", description="`auto` picks from the hardware (see serving.hardware)."
+    )
+    max_model_len_tokens: Annotated[int, Field(ge=16)] = 2048
+    engine_kwargs: dict[str, Any] = Field(
+        default_factory=dict, description="Passed to vLLM's engine as they are."
+    )
+    replicas: ReplicaConfig = ReplicaConfig()
+    max_ongoing_requests: Annotated[int, Field(ge=1)] = Field(
+        64, description="Requests Serve sends one engine replica at once."
+    )
+    engine_env: dict[str, str] = Field(
+        default_factory=dict, description="Extra environment for the engine's processes."
+    )
+
+    @model_validator(mode="after")
+    def _gpu_count(self) -> ModelConfig:
+        if self.accelerator != "cpu" and self.gpus_per_replica == 0:
+            raise ValueError(f"accelerator {self.accelerator!r} needs gpus_per_replica >= 1")
+        if self.accelerator == "cpu" and self.gpus_per_replica:
+            raise ValueError("accelerator 'cpu' takes gpus_per_replica 0")
+        return self
+
+
+class AuthConfig(_Strict):
+    enabled: bool = Field(False, description="Require `Authorization: Bearer <key>`.")
+    keys_env: str = Field(
+        "SPILLOVER_API_KEYS",
+        description="Environment variable holding comma-separated static keys "
+        "(the key store of the keys issue replaces this).",
+    )
+
+
+class StoresConfig(_Strict):
+    sqlite_path: str = Field("~/.cache/spillover/spillover.db", description="Default store.")
+    redis_url: str | None = None
+    postgres_dsn: str | None = None
+
+
+class SpilloverConfig(_Strict):
+    server: ServerConfig = ServerConfig()
+    ingress: IngressConfig = IngressConfig()
+    auth: AuthConfig = AuthConfig()
+    models: list[ModelConfig] = Field(min_length=1)
+    stores: StoresConfig = StoresConfig()
+    # Later issues fill these; accepted now so one file serves every release.
+    providers: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    routes: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> SpilloverConfig:
+        names = [m.name for m in self.models]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"model names must be unique; repeated: {', '.join(dupes)}")
+        return self
+
+    def model(self, name: str) -> ModelConfig | None:
+        return next((m for m in self.models if m.name == name), None)
+
+
+def default_config_dict() -> dict[str, Any]:
+    """The embedded default: one CPU replica of SmolLM2-135M-Instruct from its package."""
+    return {"models": [{"name": DEFAULT_MODEL_NAME, "source": f"builtin:{DEFAULT_MODEL_NAME}"}]}
+
+
+def load_config(path: str | os.PathLike[str] | None = None, env: dict[str, str] | None = None) -> SpilloverConfig:
+    """Read ``path`` (or the embedded default), apply environment overrides, validate."""
+    env = dict(os.environ) if env is None else env
+    if path is None:
+        raw: Any = default_config_dict()
+        origin = "embedded default"
+    else:
+        origin = str(path)
+        try:
+            raw = yaml.safe_load(Path(path).read_text()) or {}
+        except OSError as exc:
+            raise ConfigError(f"{origin}: cannot read: {exc.strerror}") from None
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{origin}: not valid YAML: {exc}") from None
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{origin}: top level must be a mapping")
+    return parse_config(apply_env_overrides(raw, env), origin=origin)
+
+
+def parse_config(raw: dict[str, Any], origin: str = "config") -> SpilloverConfig:
+    """Validate a config mapping; the error names the first bad field."""
+    try:
+        return SpilloverConfig.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"]) or "(top level)"
+        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+        raise ConfigError(f"{origin}: {field}: {first['msg']}{more}") from None
+
+
+def apply_env_overrides(raw: dict[str, Any], env: dict[str, str]) -> dict[str, Any]:
+    """Return a copy of ``raw`` with every ``SPILLOVER__A__B=v`` applied as ``a.b = v``."""
+    merged: dict[str, Any] = yaml.safe_load(yaml.safe_dump(raw))  # deep copy, plain types
+    for key in sorted(k for k in env if k.startswith(ENV_PREFIX)):
+        path = [p.lower() for p in key.removeprefix(ENV_PREFIX).split("__") if p]
+        if path:
+            _set_path(merged, path, yaml.safe_load(env[key]), key)
+    return merged
+
+
+def _set_path(node: Any, path: list[str], value: Any, key: str) -> None:
+    for i, part in enumerate(path):
+        last = i == len(path) - 1
+        if isinstance(node, list):
+            if not part.isdigit() or int(part) >= len(node):
+                raise ConfigError(f"{key}: no list item {part!r} to override")
+            if last:
+                node[int(part)] = value
+            else:
+                node = node[int(part)]
+        elif isinstance(node, dict):
+            if last:
+                node[part] = value
+            else:
+                node = node.setdefault(part, {})
+        else:
+            raise ConfigError(f"{key}: {'.'.join(path[:i])} is not a section")

@@ -1,0 +1,83 @@
+"""Engine state: the contract between the engines, the spill-over decision and the autoscaler.
+
+Per model, summed over its ready replicas: running and waiting requests, KV-cache use,
+measured prefill and decode rates, replicas ready and starting. The live system reads it
+straight from the replicas (:mod:`serving.engine_state_board`, at most about a second old);
+the autoscaler reads the same quantities from Prometheus in a cluster; the simulator builds
+it from its model of replicas. All three hand the same dataclass to the same decision.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+__all__ = ["EngineState", "ReplicaState", "sum_replicas"]
+
+
+@dataclass(frozen=True)
+class ReplicaState:
+    """One engine replica's own view, published about four times a second."""
+
+    replica_id: str
+    model: str
+    running: int = 0
+    waiting: int = 0
+    kv_cache_usage: float = 0.0
+    #: Prompt tokens per second of prefill work, measured over recent busy steps.
+    prefill_tokens_per_s: float = 0.0
+    #: Generated tokens per second over recent busy steps (all sequences together).
+    decode_tokens_per_s: float = 0.0
+    #: Wall-clock time (``time.time()``) the replica took this snapshot.
+    observed_at: float = field(default_factory=time.time)
+
+    def age_s(self, now: float | None = None) -> float:
+        return (time.time() if now is None else now) - self.observed_at
+
+
+@dataclass(frozen=True)
+class EngineState:
+    """One model's engines, summed over ready replicas."""
+
+    model: str
+    replicas_ready: int = 0
+    replicas_starting: int = 0
+    running: int = 0
+    waiting: int = 0
+    #: Mean KV-cache use over ready replicas, 0..1.
+    kv_cache_usage: float = 0.0
+    prefill_tokens_per_s: float = 0.0
+    decode_tokens_per_s: float = 0.0
+    #: Age of the oldest replica snapshot included, in seconds.
+    age_s: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def sum_replicas(
+    model: str,
+    replicas: Iterable[ReplicaState],
+    *,
+    replicas_starting: int = 0,
+    max_age_s: float = 2.0,
+    now: float | None = None,
+) -> EngineState:
+    """Fold fresh replica snapshots into one :class:`EngineState`; stale ones count as gone."""
+    now = time.time() if now is None else now
+    fresh = [r for r in replicas if r.model == model and r.age_s(now) <= max_age_s]
+    if not fresh:
+        return EngineState(model=model, replicas_starting=replicas_starting)
+    return EngineState(
+        model=model,
+        replicas_ready=len(fresh),
+        replicas_starting=replicas_starting,
+        running=sum(r.running for r in fresh),
+        waiting=sum(r.waiting for r in fresh),
+        kv_cache_usage=sum(r.kv_cache_usage for r in fresh) / len(fresh),
+        prefill_tokens_per_s=sum(r.prefill_tokens_per_s for r in fresh),
+        decode_tokens_per_s=sum(r.decode_tokens_per_s for r in fresh),
+        age_s=max(r.age_s(now) for r in fresh),
+    )

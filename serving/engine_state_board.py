@@ -1,0 +1,145 @@
+"""Where engine replicas post their state and the ingress reads it, about four times a second.
+
+A Serve handle reaches one replica per call, never all of them, so each engine replica pushes
+its :class:`~serving.engine_state.ReplicaState` to one named, detached Ray actor per
+application (the board); every ingress replica polls the board and Serve's own replica counts
+(replicas still starting), and folds both into one :class:`~serving.engine_state.EngineState`
+per model. Snapshots older than ``max_age_s`` count as gone: a replica that died stops
+counting within two seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+import ray
+
+from serving.engine_state import EngineState, ReplicaState, sum_replicas
+
+__all__ = ["EngineStateBoard", "EngineStateReader", "board_handle", "PUBLISH_PERIOD_S"]
+
+logger = logging.getLogger(__name__)
+
+PUBLISH_PERIOD_S = 0.25
+_NAMESPACE = "spillover"
+
+
+@ray.remote(num_cpus=0, max_restarts=-1)
+class EngineStateBoard:
+    """Latest snapshot per replica; tiny and in memory, rebuilt by the next posts on restart."""
+
+    def __init__(self) -> None:
+        self._replicas: dict[str, ReplicaState] = {}
+
+    def post(self, state: ReplicaState) -> None:
+        self._replicas[state.replica_id] = state
+
+    def retire(self, replica_id: str) -> None:
+        self._replicas.pop(replica_id, None)
+
+    def snapshot(self) -> list[ReplicaState]:
+        return list(self._replicas.values())
+
+
+def board_handle(app_name: str) -> Any:
+    """The board of ``app_name``, created by whichever side asks first."""
+    return EngineStateBoard.options(  # type: ignore[attr-defined]  # ray.remote class
+        name=f"engine-state-board:{app_name}",
+        namespace=_NAMESPACE,
+        get_if_exists=True,
+        lifetime="detached",
+    ).remote()
+
+
+class EngineStateReader:
+    """Keeps a fresh :class:`EngineState` per model inside an ingress replica.
+
+    ``deployments`` maps public model names to the Serve deployment names of their engines.
+    """
+
+    def __init__(
+        self,
+        app_name: str,
+        deployments: dict[str, str],
+        *,
+        period_s: float = PUBLISH_PERIOD_S,
+        status_period_s: float = 1.0,
+        max_age_s: float = 2.0,
+    ) -> None:
+        self._app_name = app_name
+        self._deployments = deployments
+        self._period_s = period_s
+        self._status_period_s = status_period_s
+        self._max_age_s = max_age_s
+        self._replicas: list[ReplicaState] = []
+        self._starting: dict[str, int] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def start(self) -> None:
+        if not self._tasks:
+            self._tasks = [
+                asyncio.create_task(self._poll_board(), name="engine-state-board"),
+                asyncio.create_task(self._poll_serve_status(), name="engine-state-status"),
+            ]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+
+    def state(self, model: str) -> EngineState:
+        return sum_replicas(
+            model,
+            self._replicas,
+            replicas_starting=self._starting.get(model, 0),
+            max_age_s=self._max_age_s,
+        )
+
+    def all_states(self) -> dict[str, EngineState]:
+        return {model: self.state(model) for model in self._deployments}
+
+    async def _poll_board(self) -> None:
+        board = board_handle(self._app_name)
+        while True:
+            try:
+                self._replicas = await board.snapshot.remote()
+            except Exception:  # a restarting board: keep the last view, retry next tick
+                logger.warning("engine-state board unreachable; keeping last view", exc_info=True)
+            await asyncio.sleep(self._period_s)
+
+    async def _poll_serve_status(self) -> None:
+        from ray import serve
+
+        while True:
+            try:
+                status = await asyncio.to_thread(serve.status)
+                app = status.applications.get(self._app_name)
+                if app is not None:
+                    self._starting = {
+                        model: app.deployments[name].replica_states.get("STARTING", 0)
+                        for model, name in self._deployments.items()
+                        if name in app.deployments
+                    }
+            except Exception:
+                logger.warning("serve status unavailable; keeping last replica counts", exc_info=True)
+            await asyncio.sleep(self._status_period_s)
+
+
+def replica_state_now(replica_id: str, model: str, snapshot: Any | None) -> ReplicaState:
+    """A :class:`ReplicaState` stamped now, from an engine snapshot (zeros before the first step)."""
+    if snapshot is None:
+        return ReplicaState(replica_id=replica_id, model=model, observed_at=time.time())
+    return ReplicaState(
+        replica_id=replica_id,
+        model=model,
+        running=snapshot.running,
+        waiting=snapshot.waiting,
+        kv_cache_usage=snapshot.kv_cache_usage,
+        prefill_tokens_per_s=snapshot.prefill_tokens_per_s,
+        decode_tokens_per_s=snapshot.decode_tokens_per_s,
+        observed_at=time.time(),
+    )

@@ -1,0 +1,121 @@
+"""A vLLM stat-logger plugin that keeps each engine's live numbers in its own process.
+
+vLLM calls every registered stat logger after each engine step (``vllm.stat_logger_plugins``
+entry point, declared in pyproject.toml). This one keeps the scheduler's running and waiting
+counts and KV-cache use, and measures prefill and decode token rates over the steps the engine
+was busy, so an idle replica still reports the capacity it last showed. The engine replica
+(:mod:`serving.llm_deployment`) reads :func:`latest` and publishes it to the board.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from vllm.v1.metrics.loggers import StatLoggerBase
+
+__all__ = ["EngineStatsLogger", "EngineSnapshot", "latest"]
+
+# A step longer than this is the engine waiting for work, not working.
+_MAX_STEP_S = 1.0
+# Exponential smoothing horizon for the token rates.
+_RATE_HORIZON_S = 5.0
+
+
+@dataclass(frozen=True)
+class EngineSnapshot:
+    running: int
+    waiting: int
+    kv_cache_usage: float
+    prefill_tokens_per_s: float
+    decode_tokens_per_s: float
+    observed_at: float
+
+
+_latest: EngineStatsLogger | None = None
+
+
+def latest() -> EngineSnapshot | None:
+    """The snapshot of the engine in this process, or ``None`` before its first step."""
+    return None if _latest is None else _latest.snapshot()
+
+
+class _Rate:
+    """Tokens per second over busy time, smoothed over about ``_RATE_HORIZON_S``."""
+
+    def __init__(self) -> None:
+        self.value = 0.0
+
+    def add(self, tokens: int, seconds: float) -> None:
+        if tokens <= 0 or seconds <= 0:
+            return
+        sample = tokens / seconds
+        if self.value == 0.0:
+            self.value = sample
+            return
+        weight = min(1.0, seconds / _RATE_HORIZON_S)
+        self.value += weight * (sample - self.value)
+
+
+class EngineStatsLogger(StatLoggerBase):
+    def __init__(self, vllm_config: Any, engine_index: int = 0) -> None:
+        global _latest
+        self._running = 0
+        self._waiting = 0
+        self._kv = 0.0
+        self._prefill = _Rate()
+        self._decode = _Rate()
+        self._last_step: float | None = None
+        self._last_was_busy = False
+        self._observed_at = time.time()
+        _latest = self
+
+    def record(
+        self,
+        scheduler_stats: Any,
+        iteration_stats: Any,
+        mm_cache_stats: Any = None,
+        engine_idx: int = 0,
+    ) -> None:
+        now = time.time()
+        if scheduler_stats is not None:
+            self._running = scheduler_stats.num_running_reqs
+            self._waiting = scheduler_stats.num_waiting_reqs + getattr(
+                scheduler_stats, "num_skipped_waiting_reqs", 0
+            )
+            self._kv = float(scheduler_stats.kv_cache_usage)
+        if iteration_stats is not None:
+            step_s = self._step_seconds(iteration_stats)
+            if step_s is not None:
+                self._prefill.add(iteration_stats.num_prompt_tokens, step_s)
+                self._decode.add(iteration_stats.num_generation_tokens, step_s)
+            self._last_step = iteration_stats.iteration_timestamp
+        self._last_was_busy = self._running > 0 or self._waiting > 0
+        self._observed_at = now
+
+    def _step_seconds(self, stats: Any) -> float | None:
+        """How long the step that produced ``stats`` took, or ``None`` if unknown.
+
+        After an idle spell the gap since the last record is idle time, not work; the first
+        token's latency of the requests this step started bounds the step instead (it also
+        holds any queueing, so the prefill rate it gives errs low, on the safe side).
+        """
+        if self._last_step is not None and self._last_was_busy:
+            step_s = stats.iteration_timestamp - self._last_step
+            return step_s if 0 < step_s <= _MAX_STEP_S else None
+        first_tokens = getattr(stats, "time_to_first_tokens_iter", None)
+        return max(first_tokens) if first_tokens else None
+
+    def snapshot(self) -> EngineSnapshot:
+        return EngineSnapshot(
+            running=self._running,
+            waiting=self._waiting,
+            kv_cache_usage=self._kv,
+            prefill_tokens_per_s=self._prefill.value,
+            decode_tokens_per_s=self._decode.value,
+            observed_at=self._observed_at,
+        )
+
+    def log_engine_initialized(self) -> None:
+        """Nothing to log: the board announces the replica once it publishes."""

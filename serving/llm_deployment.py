@@ -1,0 +1,139 @@
+"""Local model deployments: Ray Serve LLM's ``LLMServer`` plus one duty, posting engine state.
+
+spillover does not wrap vLLM again. ``LLMServer`` runs the engine and speaks OpenAI; this
+subclass adds a loop that posts the engine's live numbers (from the vLLM stat-logger plugin in
+:mod:`serving.engine_stats`) to the application's engine-state board, and retires them when the
+replica stops so the ingress stops counting it at once rather than after ``max_age_s``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from pydantic import ValidationError
+from ray import serve
+from ray.serve.llm import LLMConfig
+from ray.serve.llm.deployment import LLMServer
+from ray.serve.llm.openai_api_models import ChatCompletionRequest
+
+from serving.builtin_models import resolve_source
+from serving.config import IngressConfig, ModelConfig
+from serving.engine_state_board import PUBLISH_PERIOD_S, board_handle, replica_state_now
+from serving.hardware import cpu_dtype
+
+__all__ = ["SpilloverLLMServer", "llm_config_for", "deployment_name", "ENGINE_ENV"]
+
+logger = logging.getLogger(__name__)
+
+#: Environment every engine process gets: never reach a model hub at run time.
+ENGINE_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+#: CPU engines: KV cache in GiB, no reserved cores (a 2-core laptop has none to spare).
+CPU_ENGINE_ENV = {"VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_CPU_NUM_OF_RESERVED_CPU": "0"}
+
+
+def deployment_name(model: ModelConfig) -> str:
+    return f"llm-{model.name}"
+
+
+class SpilloverLLMServer(LLMServer):
+    """``LLMServer`` that posts its engine state to the board while it serves."""
+
+    async def start(self) -> None:
+        await super().start()
+        context = serve.get_replica_context()
+        self._replica_id = context.replica_id.unique_id
+        self._board = board_handle(context.app_name)
+        self._model_name = self._llm_config.model_id
+        self._poster = asyncio.create_task(self._post_state_forever(), name="engine-state-post")
+
+    async def spillover_chat(self, body: dict[str, Any], request_id: str) -> AsyncIterator[Any]:
+        """Run a chat request given as a plain mapping; yield plain items (see serving.local_engines).
+
+        The ingress sends dicts, not vLLM's request model: cheaper to pickle, and the ingress
+        never imports the engine's types.
+        """
+        try:
+            request = ChatCompletionRequest.model_validate({**body, "request_id": request_id})
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            param = ".".join(str(p) for p in first["loc"]) or None
+            yield _error_item(400, f"Invalid value for '{param}': {first['msg']}.", param)
+            return
+        async for item in await self.chat(request):
+            if isinstance(item, list):
+                payloads = [i for i in item if isinstance(i, str)]
+                if payloads:
+                    yield payloads
+                item = next((i for i in item if not isinstance(i, str)), None)
+                if item is None:
+                    continue
+            yield _plain(item)
+
+    async def _post_state_forever(self) -> None:
+        from serving import engine_stats
+
+        while True:
+            state = replica_state_now(self._replica_id, self._model_name, engine_stats.latest())
+            # Fire and forget: a slow board must never slow the engine.
+            self._board.post.remote(state)
+            await asyncio.sleep(PUBLISH_PERIOD_S)
+
+    async def __del__(self) -> None:
+        poster = getattr(self, "_poster", None)
+        if poster is not None:
+            poster.cancel()
+            with contextlib.suppress(Exception):
+                await self._board.retire.remote(self._replica_id)
+
+
+def _error_item(status: int, message: str, param: str | None = None, type_: str = "invalid_request_error") -> dict[str, Any]:
+    return {"status": status, "error": {"message": message, "type": type_, "param": param, "code": None}}
+
+
+def _plain(item: Any) -> dict[str, Any]:
+    """A non-stream engine output as plain data: a body dict or an error item."""
+    error = getattr(item, "error", None)
+    if error is not None and hasattr(error, "code"):
+        return _error_item(int(error.code), error.message, getattr(error, "param", None), error.type)
+    return item.model_dump()
+
+
+def llm_config_for(model: ModelConfig, ingress: IngressConfig) -> LLMConfig:
+    """Translate one model of spillover's config into Ray Serve LLM's ``LLMConfig``."""
+    on_cpu = model.accelerator == "cpu"
+    engine_kwargs: dict[str, Any] = {
+        "dtype": cpu_dtype() if (on_cpu and model.dtype == "auto") else model.dtype,
+        "max_model_len": model.max_model_len_tokens,
+    }
+    env = dict(ENGINE_ENV)
+    extra: dict[str, Any] = {}
+    if on_cpu:
+        # torch.compile takes ~225 s to start on a small CPU; eager mode ~28 s.
+        engine_kwargs["enforce_eager"] = True
+        env |= CPU_ENGINE_ENV
+        extra["accelerator_config"] = {"kind": "cpu"}
+        extra["placement_group_config"] = {"bundles": [{"CPU": model.cpus_per_replica}]}
+    else:
+        engine_kwargs["tensor_parallel_size"] = model.gpus_per_replica
+        if model.accelerator != "gpu":
+            extra["accelerator_type"] = model.accelerator
+    engine_kwargs |= model.engine_kwargs
+    env |= model.engine_env
+    return LLMConfig(
+        model_loading_config={"model_id": model.name, "model_source": resolve_source(model.source)},
+        engine_kwargs=engine_kwargs,
+        runtime_env={"env_vars": env},
+        log_engine_metrics=True,
+        deployment_config={
+            # The autoscaler (autoscaler/) owns replica counts; Serve's own autoscaling stays
+            # off so two controllers never fight.
+            "num_replicas": model.replicas.at_deploy,
+            "max_ongoing_requests": model.max_ongoing_requests,
+            "graceful_shutdown_timeout_s": ingress.graceful_shutdown_timeout_s,
+        },
+        **extra,
+    )

@@ -1,0 +1,60 @@
+"""The local engines as the ingress sees them: send a request, read their state.
+
+:class:`LocalEngines` is the interface the dispatch stage is handed; :class:`ServeEngines`
+implements it with Serve deployment handles (one per model) and the engine-state reader.
+Items an engine yields, as :meth:`SpilloverLLMServer.spillover_chat` produces them:
+
+* ``list[str]``: a batch of SSE payloads (``"data: {...}\\n\\n"``) of a stream;
+* ``{"error": {...}, "status": int}``: the engine refused the request;
+* any other ``dict``: a whole (non-streamed) response body.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any, Protocol
+
+from serving.engine_state import EngineState
+from serving.engine_state_board import EngineStateReader
+
+__all__ = ["LocalEngines", "ServeEngines", "CHAT_METHOD"]
+
+#: The engine deployment's method the ingress calls (see serving.llm_deployment).
+CHAT_METHOD = "spillover_chat"
+
+
+class LocalEngines(Protocol):
+    def models(self) -> list[str]: ...
+
+    def state(self, model: str) -> EngineState: ...
+
+    def all_states(self) -> dict[str, EngineState]: ...
+
+    def chat(self, model: str, body: dict[str, Any], request_id: str) -> AsyncIterator[Any]: ...
+
+
+class ServeEngines:
+    def __init__(self, handles: dict[str, Any], reader: EngineStateReader) -> None:
+        # Configure streaming once: ``.options()`` builds a new handle each call.
+        self._handles = {model: handle.options(stream=True) for model, handle in handles.items()}
+        self._reader = reader
+
+    def models(self) -> list[str]:
+        return list(self._handles)
+
+    def state(self, model: str) -> EngineState:
+        return self._reader.state(model)
+
+    def all_states(self) -> dict[str, EngineState]:
+        return self._reader.all_states()
+
+    async def chat(self, model: str, body: dict[str, Any], request_id: str) -> AsyncIterator[Any]:
+        responses = getattr(self._handles[model], CHAT_METHOD).remote(body, request_id)
+        try:
+            async for item in responses:
+                yield item
+        finally:
+            # Closing early (client gone, stream cut) cancels the engine's work too.
+            with contextlib.suppress(Exception):
+                responses.cancel()

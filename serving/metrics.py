@@ -1,0 +1,121 @@
+"""Every metric name spillover exports, in one place (dashboards and alert rules read these).
+
+Three families, each scraped from its own place (README, "Metrics"):
+
+* ``spillover_*``: the platform's own, from each ingress replica's ``GET /metrics``.
+* vLLM's engine metrics: under Ray Serve LLM they leave through Ray's metrics export as
+  ``ray_vllm_*`` (``:`` becomes ``_``) every 10 s on each Ray node's metrics-export port;
+  ``k8s/base/prometheus/recording-rules.yaml`` gives back vLLM's own names
+  (:data:`VLLM_RECORDED`).
+* ``DCGM_FI_DEV_*``: GPU metrics read through NVML by the exporter (autoscaler issue).
+
+Labels stay small: model, destination, reason, status, api. Never a user id or a key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from serving.engine_state import EngineState
+
+__all__ = [
+    "REQUESTS_TOTAL",
+    "REQUEST_DURATION",
+    "TTFT",
+    "INGRESS_OVERHEAD",
+    "IN_FLIGHT",
+    "ENGINE_GAUGES",
+    "VLLM_RECORDED",
+    "Metrics",
+]
+
+REQUESTS_TOTAL = "spillover_requests_total"
+REQUEST_DURATION = "spillover_request_duration_seconds"
+TTFT = "spillover_time_to_first_token_seconds"
+INGRESS_OVERHEAD = "spillover_ingress_overhead_seconds"
+IN_FLIGHT = "spillover_requests_in_flight"
+#: Engine state as the spill-over decision sees it (fresh to ~1 s), per model.
+ENGINE_GAUGES: dict[str, tuple[str, str]] = {
+    "replicas_ready": ("spillover_engine_replicas_ready", "Engine replicas ready."),
+    "replicas_starting": ("spillover_engine_replicas_starting", "Engine replicas starting."),
+    "running": ("spillover_engine_requests_running", "Requests in the engines' running batch."),
+    "waiting": ("spillover_engine_requests_waiting", "Requests queued in the engines."),
+    "kv_cache_usage": ("spillover_engine_kv_cache_usage_ratio", "Mean KV-cache use, 0..1."),
+    "prefill_tokens_per_s": ("spillover_engine_prefill_tokens_per_second", "Measured prefill rate."),
+    "decode_tokens_per_s": ("spillover_engine_decode_tokens_per_second", "Measured decode rate."),
+}
+#: vLLM's own names, recorded from Ray's ``ray_vllm_*`` export by the recording rules.
+VLLM_RECORDED: dict[str, str] = {
+    "vllm:num_requests_running": "ray_vllm_num_requests_running",
+    "vllm:num_requests_waiting": "ray_vllm_num_requests_waiting",
+    "vllm:kv_cache_usage_perc": "ray_vllm_kv_cache_usage_perc",
+    "vllm:prompt_tokens_total": "ray_vllm_prompt_tokens_total",
+    "vllm:generation_tokens_total": "ray_vllm_generation_tokens_total",
+    "vllm:request_success_total": "ray_vllm_request_success_total",
+    "vllm:num_preemptions_total": "ray_vllm_num_preemptions_total",
+    "vllm:time_to_first_token_seconds_bucket": "ray_vllm_time_to_first_token_seconds_bucket",
+    "vllm:time_to_first_token_seconds_sum": "ray_vllm_time_to_first_token_seconds_sum",
+    "vllm:time_to_first_token_seconds_count": "ray_vllm_time_to_first_token_seconds_count",
+    "vllm:e2e_request_latency_seconds_bucket": "ray_vllm_e2e_request_latency_seconds_bucket",
+    "vllm:e2e_request_latency_seconds_sum": "ray_vllm_e2e_request_latency_seconds_sum",
+    "vllm:e2e_request_latency_seconds_count": "ray_vllm_e2e_request_latency_seconds_count",
+}
+
+_LATENCY_BUCKETS_S = (0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 16, 32, 64, 128, 256)
+_OVERHEAD_BUCKETS_S = (0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25)
+
+
+class _EngineStateCollector(Collector):
+    """Reads engine state at scrape time, so the gauges cost nothing between scrapes."""
+
+    def __init__(self, states: Callable[[], dict[str, EngineState]]) -> None:
+        self._states = states
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        states = self._states()
+        for field, (name, help_text) in ENGINE_GAUGES.items():
+            family = GaugeMetricFamily(name, help_text, labels=["model"])
+            for model, state in states.items():
+                family.add_metric([model], float(getattr(state, field)))
+            yield family
+
+
+class Metrics:
+    """The ingress's metrics, in a registry of its own (one per app, so tests can build many)."""
+
+    def __init__(self, engine_states: Callable[[], dict[str, EngineState]] | None = None) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            REQUESTS_TOTAL,
+            "Requests finished, by where they were served, why, and how they ended.",
+            ["model", "destination", "reason", "status"],
+            registry=self.registry,
+        )
+        self.duration = Histogram(
+            REQUEST_DURATION,
+            "Time from request received to last byte.",
+            ["model", "destination"],
+            buckets=_LATENCY_BUCKETS_S,
+            registry=self.registry,
+        )
+        self.ttft = Histogram(
+            TTFT,
+            "Time from request received to the first token sent.",
+            ["model", "destination"],
+            buckets=_LATENCY_BUCKETS_S,
+            registry=self.registry,
+        )
+        self.overhead = Histogram(
+            INGRESS_OVERHEAD,
+            "The ingress's own time per request: received to dispatched, in seconds.",
+            ["api"],
+            buckets=_OVERHEAD_BUCKETS_S,
+            registry=self.registry,
+        )
+        self.in_flight = Gauge(IN_FLIGHT, "Requests in flight in this ingress replica.", ["model"], registry=self.registry)
+        if engine_states is not None:
+            self.registry.register(_EngineStateCollector(engine_states))

@@ -1,0 +1,119 @@
+"""The ordered stages every request passes through, and the settle step that always runs.
+
+Each stage is a small object with one method, ``process(ctx)``; it reads and fills the
+:class:`~serving.context.RequestContext` and may answer on its own by setting
+``ctx.outcome`` (a cache hit), which ends the walk. A stage that holds something for the
+request (a budget reservation, a cache slot) also implements ``settle(ctx)``.
+
+Settle runs exactly once per request, in reverse stage order, however the request ends:
+success, error, client disconnect, or a stream cut mid-way; for streams it runs when the
+stream ends, not when the handler returns. Sinks (metrics, logs, later the ledger) then see
+the finished context.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import ClassVar
+
+from serving.context import Outcome, RequestContext, Status
+from serving.errors import SpilloverError, UpstreamError
+
+__all__ = ["Stage", "Pipeline", "Sink"]
+
+logger = logging.getLogger(__name__)
+
+Sink = Callable[[RequestContext], Awaitable[None] | None]
+
+
+class Stage(abc.ABC):
+    name: ClassVar[str]
+
+    @abc.abstractmethod
+    async def process(self, ctx: RequestContext) -> None:
+        """Do this stage's part; set ``ctx.outcome`` to answer without later stages."""
+
+    async def settle(self, ctx: RequestContext) -> None:  # noqa: B027  # optional hook
+        """Release or record what ``process`` took; runs once however the request ended."""
+
+
+class Pipeline:
+    def __init__(self, stages: Sequence[Stage], sinks: Sequence[Sink] = ()) -> None:
+        self.stages = tuple(stages)
+        self.sinks = tuple(sinks)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(stage.name for stage in self.stages)
+
+    async def run(self, ctx: RequestContext) -> Outcome:
+        """Walk the stages; return the outcome with settle wired to its end."""
+        entered: list[Stage] = []
+        try:
+            for stage in self.stages:
+                entered.append(stage)
+                await stage.process(ctx)
+                if ctx.outcome is not None:
+                    break
+            if ctx.outcome is None:
+                raise UpstreamError("No stage produced a response.")
+        except BaseException as exc:
+            _record_failure(ctx, exc)
+            await self._settle(ctx, entered)
+            raise
+        outcome = ctx.outcome
+        if outcome.stream is None:
+            ctx.status = Status.OK
+            await self._settle(ctx, entered)
+            return outcome
+        outcome.stream = self._settle_after(ctx, entered, outcome.stream)
+        return outcome
+
+    async def _settle_after(
+        self, ctx: RequestContext, entered: list[Stage], stream: AsyncIterator[str]
+    ) -> AsyncIterator[str]:
+        try:
+            async for packet in stream:
+                yield packet
+                ctx.chunks_sent += 1
+            if ctx.status is Status.PENDING:
+                ctx.status = Status.OK
+        except BaseException as exc:
+            _record_failure(ctx, exc)
+            raise
+        finally:
+            # Shielded: a client disconnect cancels this generator, and settle must still run.
+            await asyncio.shield(self._settle(ctx, entered))
+
+    async def _settle(self, ctx: RequestContext, entered: list[Stage]) -> None:
+        ctx.timings.finished = time.perf_counter()
+        for stage in reversed(entered):
+            try:
+                await stage.settle(ctx)
+            except Exception:
+                logger.exception("settle failed in stage %s", stage.name, extra={"request_id": ctx.request_id})
+        for sink in self.sinks:
+            try:
+                result = sink(ctx)
+                if result is not None:
+                    await result
+            except Exception:
+                logger.exception("sink %r failed", sink, extra={"request_id": ctx.request_id})
+
+
+def _record_failure(ctx: RequestContext, exc: BaseException) -> None:
+    if ctx.status is not Status.PENDING:
+        return
+    if isinstance(exc, (asyncio.CancelledError, GeneratorExit)):
+        ctx.status = Status.CANCELLED
+    elif ctx.chunks_sent > 0:
+        ctx.status = Status.CUT
+    else:
+        ctx.status = Status.ERROR
+    ctx.error = exc if isinstance(exc, Exception) else None
+    if isinstance(exc, Exception) and not isinstance(exc, SpilloverError):
+        logger.error("request failed: %s", type(exc).__name__, extra={"request_id": ctx.request_id})

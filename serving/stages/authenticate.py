@@ -1,0 +1,70 @@
+"""Who is calling: ``Authorization: Bearer <key>`` to a principal, or anonymous when auth is off.
+
+Keys are compared as HMAC-SHA-256 digests (fast, and the raw key never sits in a lookup
+table). This stage takes any mapping of digests to principals; the static keys from the
+environment are the embedded default, and the keys issue brings a store behind the same map.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+from collections.abc import Mapping
+
+from serving.context import ANONYMOUS, Principal, RequestContext
+from serving.errors import AuthenticationError
+from serving.pipeline import Stage
+
+__all__ = ["Authenticate", "key_digest", "static_keys_from_env"]
+
+# Static keys need a stable digest across replicas; a store with its own secret replaces this.
+_STATIC_PEPPER = b"spillover-static-keys"
+
+
+def key_digest(key: str, pepper: bytes = _STATIC_PEPPER) -> str:
+    return hmac.new(pepper, key.encode(), hashlib.sha256).hexdigest()
+
+
+def static_keys_from_env(variable: str, env: Mapping[str, str] | None = None) -> dict[str, Principal]:
+    """Comma-separated keys in ``variable``; each becomes its own principal in team ``default``."""
+    env = os.environ if env is None else env
+    keys = [k.strip() for k in env.get(variable, "").split(",") if k.strip()]
+    principals = {}
+    for key in keys:
+        digest = key_digest(key)
+        key_id = f"key-{digest[:12]}"
+        principals[digest] = Principal(key_id=key_id, user=key_id, team="default")
+    return principals
+
+
+class Authenticate(Stage):
+    name = "authenticate"
+
+    def __init__(self, principals: Mapping[str, Principal], *, enabled: bool) -> None:
+        self._principals = principals
+        self._enabled = enabled
+
+    async def process(self, ctx: RequestContext) -> None:
+        feature = ctx.headers.get("x-feature") or _metadata_feature(ctx)
+        if not self._enabled:
+            ctx.principal = Principal(ANONYMOUS.key_id, ANONYMOUS.user, ANONYMOUS.team, feature)
+            return
+        header = ctx.headers.get("authorization", "")
+        scheme, _, key = header.partition(" ")
+        if scheme.lower() != "bearer" or not key.strip():
+            raise AuthenticationError(
+                "You didn't provide an API key. Send it as 'Authorization: Bearer <key>'.",
+                code="missing_api_key",
+            )
+        principal = self._principals.get(key_digest(key.strip()))
+        if principal is None:
+            raise AuthenticationError("Incorrect API key provided.")
+        ctx.principal = Principal(principal.key_id, principal.user, principal.team, feature)
+
+
+def _metadata_feature(ctx: RequestContext) -> str | None:
+    metadata = ctx.body.get("metadata")
+    if isinstance(metadata, dict) and isinstance(metadata.get("feature"), str):
+        return metadata["feature"]
+    return None
