@@ -42,20 +42,18 @@ def latest() -> EngineSnapshot | None:
 
 
 class _Rate:
-    """Tokens per second over busy time, smoothed over about ``_RATE_HORIZON_S``."""
+    """Tokens per second over busy time: a running mean, then exponential over ``_RATE_HORIZON_S``."""
 
     def __init__(self) -> None:
         self.value = 0.0
+        self._seconds = 0.0
 
     def add(self, tokens: int, seconds: float) -> None:
-        if tokens <= 0 or seconds <= 0:
+        if seconds <= 0:
             return
-        sample = tokens / seconds
-        if self.value == 0.0:
-            self.value = sample
-            return
-        weight = min(1.0, seconds / _RATE_HORIZON_S)
-        self.value += weight * (sample - self.value)
+        self._seconds += seconds
+        weight = seconds / min(self._seconds, _RATE_HORIZON_S)
+        self.value += min(1.0, weight) * (tokens / seconds - self.value)
 
 
 class EngineStatsLogger(StatLoggerBase):
@@ -86,26 +84,29 @@ class EngineStatsLogger(StatLoggerBase):
             )
             self._kv = float(scheduler_stats.kv_cache_usage)
         if iteration_stats is not None:
-            step_s = self._step_seconds(iteration_stats)
-            if step_s is not None:
-                self._prefill.add(iteration_stats.num_prompt_tokens, step_s)
-                self._decode.add(iteration_stats.num_generation_tokens, step_s)
+            self._measure(iteration_stats)
             self._last_step = iteration_stats.iteration_timestamp
         self._last_was_busy = self._running > 0 or self._waiting > 0
         self._observed_at = now
 
-    def _step_seconds(self, stats: Any) -> float | None:
-        """How long the step that produced ``stats`` took, or ``None`` if unknown.
+    def _measure(self, stats: Any) -> None:
+        """Add the step that produced ``stats`` to the rates, when its duration is known.
 
-        After an idle spell the gap since the last record is idle time, not work; the first
+        After an idle spell the gap since the last record is idle time, not work: the first
         token's latency of the requests this step started bounds the step instead (it also
-        holds any queueing, so the prefill rate it gives errs low, on the safe side).
+        holds any queueing, so the prefill rate errs low, on the safe side), and the step says
+        nothing about decoding.
         """
+        # Computed tokens only: prefix-cache hits cost no prefill time.
+        prompt_tokens = stats.prompt_token_stats.computed
         if self._last_step is not None and self._last_was_busy:
             step_s = stats.iteration_timestamp - self._last_step
-            return step_s if 0 < step_s <= _MAX_STEP_S else None
-        first_tokens = getattr(stats, "time_to_first_tokens_iter", None)
-        return max(first_tokens) if first_tokens else None
+            if 0 < step_s <= _MAX_STEP_S:
+                if prompt_tokens:
+                    self._prefill.add(prompt_tokens, step_s)
+                self._decode.add(stats.num_generation_tokens, step_s)
+        elif prompt_tokens and stats.time_to_first_tokens_iter:
+            self._prefill.add(prompt_tokens, max(stats.time_to_first_tokens_iter))
 
     def snapshot(self) -> EngineSnapshot:
         return EngineSnapshot(

@@ -1,0 +1,79 @@
+from hypothesis import given
+from hypothesis import strategies as st
+
+from fallback.decision import LOCAL, DispatchRequest, HostedTarget, Route, RoutePin, SpillReason, decide, predict_ttft_s
+from serving.engine_state import EngineState
+
+HOSTED = (HostedTarget("openai", "gpt-4o-mini"), HostedTarget("anthropic", "claude-haiku"))
+ROUTE = Route(name="m", local_model="m", ttft_target_s=2.0, hosted=HOSTED)
+IDLE = EngineState(model="m", replicas_ready=1, prefill_tokens_per_s=1000, decode_tokens_per_s=50)
+
+
+def test_idle_local_engine_serves_locally() -> None:
+    decision = decide(DispatchRequest(prompt_tokens=200, max_tokens=100), IDLE, ROUTE)
+    assert (decision.destination, decision.reason) == (LOCAL, SpillReason.LOCAL_OK)
+    assert decision.predicted_ttft_s is not None and decision.predicted_ttft_s < 1
+    assert decision.fallbacks == HOSTED
+
+
+def test_a_long_queue_spills_before_dispatch() -> None:
+    busy = EngineState(model="m", replicas_ready=1, waiting=20, running=8, prefill_tokens_per_s=1000)
+    decision = decide(DispatchRequest(prompt_tokens=500, max_tokens=100), busy, ROUTE)
+    assert (decision.destination, decision.reason) == ("openai", SpillReason.PREDICTED_WAIT)
+    assert decision.predicted_ttft_s > ROUTE.ttft_target_s
+    assert decision.fallbacks == HOSTED[1:]
+
+
+def test_no_replica_cold_start_and_unhealthy_targets() -> None:
+    starting = EngineState(model="m", replicas_starting=1)
+    assert decide(DispatchRequest(10, 10), starting, ROUTE).reason is SpillReason.COLD_START
+    assert decide(DispatchRequest(10, 10), EngineState(model="m"), ROUTE).reason is SpillReason.NO_READY_REPLICA
+    unhealthy = Route("m", "m", 2.0, hosted=(HostedTarget("openai", "x", healthy=False), HostedTarget("together", "y")))
+    assert decide(DispatchRequest(10, 10), None, unhealthy).destination == "together"
+    assert decide(DispatchRequest(10, 10), None, Route("m", "m", 2.0)).destination is None
+
+
+def test_pins_and_forbidden_hosting() -> None:
+    busy = EngineState(model="m", replicas_ready=1, waiting=100, prefill_tokens_per_s=10)
+    local = decide(DispatchRequest(500, 10, RoutePin.LOCAL_ONLY), busy, ROUTE)
+    assert (local.destination, local.reason) == (LOCAL, SpillReason.PINNED)
+    hosted = decide(DispatchRequest(5, 10, RoutePin.HOSTED_ONLY), IDLE, ROUTE)
+    assert (hosted.destination, hosted.reason) == ("openai", SpillReason.PINNED)
+    in_house = Route("m", "m", 2.0, hosted=HOSTED, allow_hosted=False)
+    assert decide(DispatchRequest(500, 10), busy, in_house).destination == LOCAL
+    assert decide(DispatchRequest(5, 10, RoutePin.HOSTED_ONLY), IDLE, in_house).reason is SpillReason.HOSTED_FORBIDDEN
+    assert decide(DispatchRequest(5, 10, RoutePin.LOCAL_ONLY), EngineState(model="m"), ROUTE).destination is None
+
+
+def test_a_full_kv_cache_adds_the_running_batch_to_the_wait() -> None:
+    roomy = EngineState(model="m", replicas_ready=1, running=8, kv_cache_usage=0.5, prefill_tokens_per_s=1000, decode_tokens_per_s=80)
+    full = EngineState(model="m", replicas_ready=1, running=8, kv_cache_usage=0.99, prefill_tokens_per_s=1000, decode_tokens_per_s=80)
+    request = DispatchRequest(100, 200)
+    assert predict_ttft_s(request, full, ROUTE) > predict_ttft_s(request, roomy, ROUTE) + 10
+
+
+states = st.builds(
+    EngineState,
+    model=st.just("m"),
+    replicas_ready=st.integers(0, 8),
+    replicas_starting=st.integers(0, 4),
+    running=st.integers(0, 256),
+    waiting=st.integers(0, 256),
+    kv_cache_usage=st.floats(0, 1),
+    prefill_tokens_per_s=st.floats(0, 1e5),
+    decode_tokens_per_s=st.floats(0, 1e4),
+)
+
+
+@given(states, st.integers(1, 8000), st.integers(1, 4000), st.sampled_from(list(RoutePin)))
+def test_decision_properties(state: EngineState, prompt: int, max_tokens: int, pin: RoutePin) -> None:
+    decision = decide(DispatchRequest(prompt, max_tokens, pin), state, ROUTE)
+    if decision.destination == LOCAL:
+        assert state.replicas_ready > 0, "never local without a ready replica"
+        assert pin is not RoutePin.HOSTED_ONLY
+    if pin is RoutePin.LOCAL_ONLY:
+        assert decision.destination in (LOCAL, None)
+    if decision.reason is SpillReason.PREDICTED_WAIT:
+        assert decision.predicted_ttft_s > ROUTE.ttft_target_s
+    if decision.reason is SpillReason.LOCAL_OK and pin is RoutePin.AUTO:
+        assert decision.predicted_ttft_s <= ROUTE.ttft_target_s

@@ -1,0 +1,104 @@
+"""Small helpers the tests share: free ports, polling, and a ``spillover serve`` process."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO
+
+import yaml
+
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for(check: Callable[[], bool], *, timeout_s: float, what: str, period_s: float = 0.5) -> None:
+    deadline = time.monotonic() + timeout_s
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            if check():
+                return
+        except Exception as exc:  # not up yet
+            last = exc
+        time.sleep(period_s)
+    raise TimeoutError(f"{what} not ready after {timeout_s}s (last error: {last!r})")
+
+
+class SpilloverServe:
+    """``spillover serve`` as a child process joined to the session's Ray cluster."""
+
+    def __init__(self, ray_address: str, port: int, config: dict | None, workdir: Path) -> None:
+        self.port = port
+        self.base_url = f"http://127.0.0.1:{port}/v1"
+        self.log_path = workdir / "spillover-serve.log"
+        args = [str(BIN / "spillover"), "serve"]
+        if config is not None:
+            path = workdir / "spillover.yaml"
+            path.write_text(yaml.safe_dump(config))
+            args += ["--config", str(path)]
+        env = {**os.environ, "RAY_ADDRESS": ray_address, "SPILLOVER__SERVER__PORT": str(port), "HF_HUB_OFFLINE": "1"}
+        self._log: IO[str] = self.log_path.open("w")
+        self.process = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=self._log, text=True)
+        self.stdout_lines: list[str] = []
+        self._ready = threading.Event()
+        threading.Thread(target=self._read_stdout, daemon=True).start()
+
+    def _read_stdout(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.stdout_lines.append(line.rstrip("\n"))
+            if line.startswith("spillover: ready"):
+                self._ready.set()
+
+    def wait_ready(self, timeout_s: float = 420) -> None:
+        deadline = time.monotonic() + timeout_s
+        while not self._ready.wait(1.0):
+            if self.process.poll() is not None:
+                raise RuntimeError(f"spillover serve exited with {self.process.returncode}; log: {self.log_tail()}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"spillover serve not ready after {timeout_s}s; log: {self.log_tail()}")
+
+    def terminate(self, timeout_s: float = 180) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout_s)
+        finally:
+            self._log.close()
+
+    def log_tail(self, lines: int = 40) -> str:
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+
+class UvicornThread:
+    """An ASGI app served by uvicorn on a free loopback port, in a background thread."""
+
+    def __init__(self, app: object) -> None:
+        import uvicorn
+
+        self.port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning"))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> UvicornThread:
+        self.thread.start()
+        wait_for(lambda: self.server.started, timeout_s=10, what="uvicorn", period_s=0.05)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)

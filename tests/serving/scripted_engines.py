@@ -1,0 +1,68 @@
+"""An in-memory stand-in for the local engines, for unit tests of the ingress's own logic.
+
+It yields exactly the item shapes the real engine deployment yields (serving.local_engines);
+end-to-end tests use the real engines.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+from serving.engine_state import EngineState
+
+
+def chunk(content: str | None = None, *, role: str | None = None, finish: str | None = None) -> str:
+    delta: dict[str, Any] = {}
+    if role:
+        delta["role"] = role
+    if content is not None:
+        delta["content"] = content
+    body = {"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 0, "model": "m",
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+    return f"data: {json.dumps(body, separators=(',', ':'))}\n\n"
+
+
+def usage_chunk(prompt: int, completion: int) -> str:
+    body = {"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 0, "model": "m", "choices": [],
+            "usage": {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}}
+    return f"data: {json.dumps(body, separators=(',', ':'))}\n\n"
+
+
+def completion(text: str, prompt: int = 3, completion_tokens: int = 2) -> dict[str, Any]:
+    return {
+        "id": "chatcmpl-1", "object": "chat.completion", "created": 0, "model": "m",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": prompt, "completion_tokens": completion_tokens, "total_tokens": prompt + completion_tokens},
+    }
+
+
+class ScriptedEngines:
+    def __init__(self, state: EngineState | None = None) -> None:
+        self.script: list[Any] = []
+        self.delay_s = 0.0
+        self.bodies: list[dict[str, Any]] = []
+        self.closed = asyncio.Event()
+        self._state = state or EngineState(model="m", replicas_ready=1, prefill_tokens_per_s=1000)
+
+    def models(self) -> list[str]:
+        return ["m"]
+
+    def state(self, model: str) -> EngineState:
+        return self._state
+
+    def all_states(self) -> dict[str, EngineState]:
+        return {"m": self._state}
+
+    async def chat(self, model: str, body: dict[str, Any], request_id: str) -> AsyncIterator[Any]:
+        self.bodies.append(body)
+        try:
+            for item in self.script:
+                if isinstance(item, BaseException):
+                    raise item
+                await asyncio.sleep(self.delay_s)
+                yield item
+        finally:
+            self.closed.set()

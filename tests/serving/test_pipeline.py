@@ -1,0 +1,115 @@
+import asyncio
+
+import pytest
+
+from serving.context import Api, Outcome, RequestContext, Status
+from serving.errors import InvalidRequestError
+from serving.pipeline import Pipeline, Stage
+
+
+class Recorder(Stage):
+    name = "recorder"
+
+    def __init__(self, log: list[str], fail: bool = False) -> None:
+        self.log, self.fail = log, fail
+
+    async def process(self, ctx: RequestContext) -> None:
+        self.log.append("process")
+        if self.fail:
+            raise InvalidRequestError("bad")
+
+    async def settle(self, ctx: RequestContext) -> None:
+        self.log.append(f"settle:{ctx.status.value}")
+
+
+class Answer(Stage):
+    name = "answer"
+
+    def __init__(self, outcome_factory) -> None:
+        self.outcome_factory = outcome_factory
+
+    async def process(self, ctx: RequestContext) -> None:
+        ctx.outcome = self.outcome_factory()
+
+
+class Never(Stage):
+    name = "never"
+
+    async def process(self, ctx: RequestContext) -> None:
+        raise AssertionError("a stage after an answer must not run")
+
+
+def _ctx() -> RequestContext:
+    return RequestContext(request_id="r", api=Api.CHAT, model="m", body={}, stream=False, headers={})
+
+
+async def test_settle_runs_once_after_a_body() -> None:
+    log: list[str] = []
+    sunk: list[Status] = []
+    pipeline = Pipeline([Recorder(log), Answer(lambda: Outcome(body={"ok": 1})), Never()], sinks=[lambda c: sunk.append(c.status)])
+    ctx = _ctx()
+    await pipeline.run(ctx)
+    assert log == ["process", "settle:ok"] and sunk == [Status.OK]
+    assert ctx.timings.finished is not None
+
+
+async def test_settle_runs_on_error_for_the_stages_entered_only() -> None:
+    first, second = [], []
+    pipeline = Pipeline([Recorder(first, fail=True), Recorder(second)])
+    ctx = _ctx()
+    with pytest.raises(InvalidRequestError):
+        await pipeline.run(ctx)
+    assert first == ["process", "settle:error"] and second == []
+    assert isinstance(ctx.error, InvalidRequestError)
+
+
+async def _stream(n: int, fail_at: int | None = None):
+    for i in range(n):
+        if i == fail_at:
+            raise RuntimeError("engine died")
+        yield f"data: {i}\n\n"
+        await asyncio.sleep(0)
+
+
+async def test_settle_waits_for_the_end_of_a_stream() -> None:
+    log: list[str] = []
+    pipeline = Pipeline([Recorder(log), Answer(lambda: Outcome(stream=_stream(3)))])
+    ctx = _ctx()
+    outcome = await pipeline.run(ctx)
+    assert log == ["process"], "settle must wait for the stream"
+    assert [p async for p in outcome.stream] == ["data: 0\n\n", "data: 1\n\n", "data: 2\n\n"]
+    assert log == ["process", "settle:ok"] and ctx.chunks_sent == 3
+
+
+async def test_a_stream_failing_after_tokens_settles_as_cut() -> None:
+    log: list[str] = []
+    pipeline = Pipeline([Recorder(log), Answer(lambda: Outcome(stream=_stream(5, fail_at=2)))])
+    outcome = await pipeline.run(_ctx())
+    with pytest.raises(RuntimeError):
+        async for _ in outcome.stream:
+            pass
+    assert log == ["process", "settle:cut"]
+
+
+async def test_a_client_that_goes_away_settles_as_cancelled() -> None:
+    log: list[str] = []
+    pipeline = Pipeline([Recorder(log), Answer(lambda: Outcome(stream=_stream(100)))])
+    outcome = await pipeline.run(_ctx())
+    stream = outcome.stream
+    await anext(stream)
+    await stream.aclose()  # what Starlette does when the client disconnects
+    assert log == ["process", "settle:cancelled"]
+
+
+async def test_a_failing_sink_does_not_stop_the_others() -> None:
+    seen: list[str] = []
+
+    def broken(ctx: RequestContext) -> None:
+        raise RuntimeError("sink down")
+
+    async def working(ctx: RequestContext) -> None:
+        seen.append(ctx.request_id)
+
+    pipeline = Pipeline([Answer(lambda: Outcome(body={}))], sinks=[broken, working])
+    await pipeline.run(_ctx())
+    assert seen == ["r"]
