@@ -56,7 +56,6 @@ VLLM_RECORDED: dict[str, str] = {
     "vllm:prompt_tokens_total": "ray_vllm_prompt_tokens_total",
     "vllm:generation_tokens_total": "ray_vllm_generation_tokens_total",
     "vllm:request_success_total": "ray_vllm_request_success_total",
-    "vllm:num_preemptions_total": "ray_vllm_num_preemptions_total",
     "vllm:time_to_first_token_seconds_bucket": "ray_vllm_time_to_first_token_seconds_bucket",
     "vllm:time_to_first_token_seconds_sum": "ray_vllm_time_to_first_token_seconds_sum",
     "vllm:time_to_first_token_seconds_count": "ray_vllm_time_to_first_token_seconds_count",

@@ -26,7 +26,8 @@ BIN = Path(sys.executable).parent
 def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     """One local Ray head for the whole session: its address and metrics-export port."""
     gcs_port, metrics_port = free_port(), free_port()
-    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+    # A throwaway loopback cluster: token auth off on both sides (see SpilloverServe).
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled"}
     subprocess.run(
         [
             str(BIN / "ray"), "start", "--head", f"--port={gcs_port}", "--num-cpus=8",
@@ -34,8 +35,11 @@ def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, 
         ],
         check=True, env=env, stdout=subprocess.DEVNULL,
     )
+    # Ray registers the node under its interface address; a driver must dial that, not loopback.
+    from ray.util import get_node_ip_address
+
     try:
-        yield {"address": f"127.0.0.1:{gcs_port}", "metrics_port": str(metrics_port)}
+        yield {"address": f"{get_node_ip_address()}:{gcs_port}", "metrics_port": str(metrics_port)}
     finally:
         subprocess.run([str(BIN / "ray"), "stop", "--force"], env=env, stdout=subprocess.DEVNULL, check=False)
 

@@ -49,7 +49,7 @@ class SpilloverServe:
             path = workdir / "spillover.yaml"
             path.write_text(yaml.safe_dump(config))
             args += ["--config", str(path)]
-        env = {**os.environ, "RAY_ADDRESS": ray_address, "SPILLOVER__SERVER__PORT": str(port), "HF_HUB_OFFLINE": "1"}
+        env = {**os.environ, "RAY_ADDRESS": ray_address, "SPILLOVER__SERVER__PORT": str(port), "HF_HUB_OFFLINE": "1", "RAY_AUTH_MODE": "disabled"}
         self._log: IO[str] = self.log_path.open("w")
         self.process = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=self._log, text=True)
         self.stdout_lines: list[str] = []

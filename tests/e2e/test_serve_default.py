@@ -1,0 +1,139 @@
+"""``spillover serve`` on the embedded default, answering the official openai SDK.
+
+One deployment for the module (the engine takes about a minute to start on CPU); the last test
+sends SIGTERM in the middle of a stream and checks the stream still finishes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import openai
+import pytest
+
+from serving.config import DEFAULT_MODEL_NAME
+from tests.helpers import SpilloverServe, wait_for
+
+pytestmark = pytest.mark.e2e
+MODEL = DEFAULT_MODEL_NAME
+PROMPT = [{"role": "user", "content": "Name three colours."}]
+
+
+@pytest.fixture(scope="module")
+def spillover(ray_cluster: dict[str, str], serve_port: int, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SpilloverServe]:
+    process = SpilloverServe(ray_cluster["address"], serve_port, None, tmp_path_factory.mktemp("serve-default"))
+    try:
+        process.wait_ready()
+        yield process
+    finally:
+        process.terminate()
+
+
+@pytest.fixture
+def client(spillover: SpilloverServe) -> openai.OpenAI:
+    return openai.OpenAI(base_url=spillover.base_url, api_key="unused", max_retries=0, timeout=120)
+
+
+def test_ready_health_models_and_endpoint_printed(spillover: SpilloverServe, client: openai.OpenAI) -> None:
+    root = spillover.base_url.removesuffix("/v1")
+    assert any(spillover.base_url in line for line in spillover.stdout_lines)
+    assert httpx.get(root + "/health").json() == {"status": "ok"}
+    wait_for(lambda: httpx.get(root + "/ready").status_code == 200, timeout_s=10, what="/ready")
+    assert [m.id for m in client.models.list()] == [MODEL]
+
+
+def test_sync_completion_streamed_and_not(client: openai.OpenAI) -> None:
+    raw = client.chat.completions.with_raw_response.create(model=MODEL, messages=PROMPT, max_tokens=16, temperature=0, extra_headers={"x-request-id": "e2e-rid-1"})
+    assert raw.headers["x-request-id"] == "e2e-rid-1"
+    assert (raw.headers["x-spillover-destination"], raw.headers["x-spillover-reason"]) == ("local", "local_ok")
+    response = raw.parse()
+    assert response.choices[0].message.content
+    assert response.usage.prompt_tokens > 0 and 0 < response.usage.completion_tokens <= 16
+
+    chunks = list(client.chat.completions.create(model=MODEL, messages=PROMPT, max_tokens=16, temperature=0, stream=True, stream_options={"include_usage": True}))
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text and chunks[-1].choices == [] and 0 < chunks[-1].usage.completion_tokens <= 16
+
+
+def test_async_completion_streamed_and_not(spillover: SpilloverServe) -> None:
+    async def run() -> tuple[str, str]:
+        client = openai.AsyncOpenAI(base_url=spillover.base_url, api_key="unused", max_retries=0, timeout=120)
+        whole = await client.chat.completions.create(model=MODEL, messages=PROMPT, max_tokens=12, temperature=0)
+        stream = await client.chat.completions.create(model=MODEL, messages=PROMPT, max_tokens=12, temperature=0, stream=True)
+        parts = [c.choices[0].delta.content or "" async for c in stream if c.choices]
+        await client.close()
+        return whole.choices[0].message.content or "", "".join(parts)
+
+    whole, streamed = asyncio.run(run())
+    assert whole and streamed
+
+
+def test_bad_input_is_refused_cleanly(client: openai.OpenAI) -> None:
+    with pytest.raises(openai.NotFoundError):
+        client.chat.completions.create(model="no-such-model", messages=PROMPT)
+    with pytest.raises(openai.BadRequestError):
+        client.chat.completions.create(model=MODEL, messages=[])
+    # The engine's own validation (prompt + max_tokens over the context window) is still a 400.
+    with pytest.raises(openai.BadRequestError):
+        client.chat.completions.create(model=MODEL, messages=PROMPT, max_tokens=100_000)
+    assert client.chat.completions.create(model=MODEL, messages=PROMPT, max_tokens=4).choices
+
+
+def test_engine_state_is_fresh_and_measured(spillover: SpilloverServe, client: openai.OpenAI) -> None:
+    root = spillover.base_url.removesuffix("/v1")
+    seen_running = threading.Event()
+
+    def watch() -> None:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not seen_running.is_set():
+            state = httpx.get(root + "/v1/engine/state").json()["data"][MODEL]
+            if state["running"] >= 1:
+                seen_running.set()
+            time.sleep(0.1)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    client.chat.completions.create(model=MODEL, messages=PROMPT, max_tokens=64, temperature=0, extra_body={"ignore_eos": True})
+    watcher.join()
+    assert seen_running.is_set(), "the engine's running request must show in /v1/engine/state"
+    state = httpx.get(root + "/v1/engine/state").json()["data"][MODEL]
+    assert state["replicas_ready"] == 1 and state["age_s"] < 1.5
+    assert state["decode_tokens_per_s"] > 0 and state["prefill_tokens_per_s"] > 0
+
+
+def test_metrics_from_the_ingress_and_from_rays_export(spillover: SpilloverServe, ray_cluster: dict[str, str]) -> None:
+    from serving.metrics import ENGINE_GAUGES, REQUESTS_TOTAL, VLLM_RECORDED
+
+    text = httpx.get(spillover.base_url.removesuffix("/v1") + "/metrics").text
+    assert f'{REQUESTS_TOTAL}{{destination="local",model="{MODEL}",reason="local_ok",status="ok"}}' in text
+    assert all(name in text for name, _ in ENGINE_GAUGES.values())
+    # vLLM's engine metrics leave through Ray's export on the node's metrics port (every ~10 s).
+    export = f"http://127.0.0.1:{ray_cluster['metrics_port']}/metrics"
+    wanted = {source.removesuffix("_bucket").removesuffix("_sum").removesuffix("_count") for source in VLLM_RECORDED.values()}
+    wait_for(lambda: all(name in httpx.get(export).text for name in wanted), timeout_s=40, what="ray_vllm_* series")
+
+
+def test_sigterm_during_a_stream_lets_the_stream_finish(spillover: SpilloverServe, client: openai.OpenAI) -> None:
+    stream = client.chat.completions.create(
+        model=MODEL, messages=PROMPT, max_tokens=120, temperature=0, stream=True,
+        stream_options={"include_usage": True}, extra_body={"ignore_eos": True},
+    )
+    tokens = 0
+    usage = None
+    for chunk in stream:
+        if chunk.choices and chunk.choices[0].delta.content:
+            tokens += 1
+            if tokens == 5:
+                os.kill(spillover.process.pid, signal.SIGTERM)
+        if chunk.usage:
+            usage = chunk.usage
+    assert usage is not None and usage.completion_tokens == 120, "the stream must run to its end"
+    assert spillover.process.wait(120) == 0
+    assert any("draining" in line for line in spillover.stdout_lines)
