@@ -88,6 +88,7 @@ class SpilloverLLMServer(LLMServer):
             poster.cancel()
             with contextlib.suppress(Exception):
                 await self._board.retire.remote(self._replica_id)
+        await super().__del__()  # shuts the engine down
 
 
 def _error_item(status: int, message: str, param: str | None = None, type_: str = "invalid_request_error") -> dict[str, Any]:

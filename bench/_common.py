@@ -1,0 +1,79 @@
+"""What every benchmark shares: machine description, medians, the table, and the records.
+
+Each benchmark prints a table, appends a dated section to BENCHMARKS.md (command, machine,
+numbers, and the peer measured in the same run), and writes its latest figures to
+``bench/results/NAME.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+RESULTS = REPO / "bench" / "results"
+BENCHMARKS_MD = REPO / "BENCHMARKS.md"
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return f"{os.cpu_count()} cores ({cpu}), {mem_gib:.0f} GiB, {platform.system()} {platform.release()}, Python {platform.python_version()}"
+
+
+def median(values: Sequence[float]) -> float:
+    return float(statistics.median(values))
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    cells = [[str(h) for h in headers]] + [[_fmt(v) for v in row] for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    lines = ["| " + " | ".join(c.ljust(w) for c, w in zip(r, widths)) + " |" for r in cells]
+    lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    return "\n".join(lines)
+
+
+def _fmt(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:.3g}" if abs(value) < 100 else f"{value:.0f}"
+    return str(value)
+
+
+def record(name: str, title: str, figures: dict[str, object], body_markdown: str, *, merge: bool = True) -> None:
+    """Write ``bench/results/NAME.json`` (merging keys other benchmarks own) and append to BENCHMARKS.md."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    existing = json.loads(path.read_text()) if merge and path.exists() else {}
+    existing.update(figures)
+    existing["updated"] = time.strftime("%Y-%m-%d")
+    path.write_text(json.dumps(existing, indent=2, sort_keys=True) + "\n")
+    command = "python " + " ".join([os.path.relpath(sys.argv[0], REPO), *sys.argv[1:]])
+    section = (
+        f"\n## {title} ({time.strftime('%Y-%m-%d')})\n\n"
+        f"- Command: `{command}`\n- Machine: {machine()}\n- Commit: {git_commit()}\n\n{body_markdown}\n"
+    )
+    if not BENCHMARKS_MD.exists():
+        BENCHMARKS_MD.write_text("# Benchmarks\n\nEvery figure here was measured by a script under `bench/`; newest last.\n")
+    with BENCHMARKS_MD.open("a") as out:
+        out.write(section)
+
+
+def git_commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
