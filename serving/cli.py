@@ -55,7 +55,7 @@ def serve_forever(config: SpilloverConfig) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from serving.builtin_models import resolve_source
 
-    for model in config.models:  # convert builtin models here, where the progress bar shows
+    for model in [*config.models, *config.embeddings]:  # convert builtins here, where the progress bar shows
         resolve_source(model.source)
 
     import ray

@@ -21,6 +21,7 @@ from serving.errors import ConfigError
 
 __all__ = [
     "AuthConfig",
+    "EmbeddingModelConfig",
     "IngressConfig",
     "ModelConfig",
     "ReplicaConfig",
@@ -34,6 +35,7 @@ __all__ = [
 
 ENV_PREFIX = "SPILLOVER__"
 DEFAULT_MODEL_NAME = "smollm2-135m-instruct"
+DEFAULT_EMBEDDING_MODEL_NAME = "all-minilm-l6-v2"
 
 
 class _Strict(BaseModel):
@@ -109,6 +111,11 @@ class ModelConfig(_Strict):
     engine_env: dict[str, str] = Field(
         default_factory=dict, description="Extra environment for the engine's processes."
     )
+    tool_call_parser: str | None = Field(
+        None,
+        description="vLLM tool-call parser for this model (e.g. `hermes`); without one the engine "
+        "rejects every `tool_choice` but `none`.",
+    )
 
     @model_validator(mode="after")
     def _gpu_count(self) -> ModelConfig:
@@ -117,6 +124,22 @@ class ModelConfig(_Strict):
         if self.accelerator == "cpu" and self.gpus_per_replica:
             raise ValueError("accelerator 'cpu' takes gpus_per_replica 0")
         return self
+
+
+class EmbeddingModelConfig(_Strict):
+    name: str = Field(description="Public model name for `POST /v1/embeddings`.")
+    source: str = Field(description="`builtin:<name>` (shipped in a package) or a local folder.")
+    max_batch_size: Annotated[int, Field(ge=1)] = Field(
+        32, description="Inputs embedded in one forward pass, across concurrent requests."
+    )
+    batch_wait_timeout_s: Annotated[float, Field(ge=0)] = Field(
+        0.005, description="How long a batch waits to fill before it runs."
+    )
+    max_input_tokens: Annotated[int, Field(ge=1)] = Field(
+        256, description="Inputs longer than this are refused (400), never silently cut."
+    )
+    num_replicas: Annotated[int, Field(ge=1)] = 1
+    cpus_per_replica: Annotated[float, Field(gt=0)] = 0.5
 
 
 class AuthConfig(_Strict):
@@ -139,6 +162,7 @@ class SpilloverConfig(_Strict):
     ingress: IngressConfig = IngressConfig()
     auth: AuthConfig = AuthConfig()
     models: list[ModelConfig] = Field(min_length=1)
+    embeddings: list[EmbeddingModelConfig] = Field(default_factory=list)
     stores: StoresConfig = StoresConfig()
     # Later issues fill these; accepted now so one file serves every release.
     providers: dict[str, dict[str, Any]] = Field(default_factory=dict)
@@ -146,19 +170,20 @@ class SpilloverConfig(_Strict):
 
     @model_validator(mode="after")
     def _unique_names(self) -> SpilloverConfig:
-        names = [m.name for m in self.models]
+        names = [m.name for m in self.models] + [e.name for e in self.embeddings]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"model names must be unique; repeated: {', '.join(dupes)}")
         return self
 
-    def model(self, name: str) -> ModelConfig | None:
-        return next((m for m in self.models if m.name == name), None)
 
 
 def default_config_dict() -> dict[str, Any]:
-    """The embedded default: one CPU replica of SmolLM2-135M-Instruct from its package."""
-    return {"models": [{"name": DEFAULT_MODEL_NAME, "source": f"builtin:{DEFAULT_MODEL_NAME}"}]}
+    """The embedded default: SmolLM2-135M-Instruct on one CPU replica, all-MiniLM-L6-v2 embeddings."""
+    return {
+        "models": [{"name": DEFAULT_MODEL_NAME, "source": f"builtin:{DEFAULT_MODEL_NAME}", "tool_call_parser": "hermes"}],
+        "embeddings": [{"name": DEFAULT_EMBEDDING_MODEL_NAME, "source": f"builtin:{DEFAULT_EMBEDDING_MODEL_NAME}"}],
+    }
 
 
 def load_config(path: str | os.PathLike[str] | None = None, env: dict[str, str] | None = None) -> SpilloverConfig:

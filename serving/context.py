@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fallback.decision import Destination, SpillReason
-from serving.wire import ChatCompletionBody
+from serving.wire import GenerationBody
 
 __all__ = [
     "Api",
@@ -142,8 +142,8 @@ class RequestContext:
     body: dict[str, Any]
     stream: bool
     headers: dict[str, str]
-    #: The fields the ingress read from ``body`` (chat requests).
-    parsed: ChatCompletionBody | None = None
+    #: The fields the ingress read from ``body`` (chat and text completions).
+    parsed: GenerationBody | None = None
     principal: Principal = ANONYMOUS
     #: The public route (model name) after routing; the model asked for until then.
     route: str = ""

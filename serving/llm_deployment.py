@@ -18,7 +18,7 @@ from pydantic import ValidationError
 from ray import serve
 from ray.serve.llm import LLMConfig
 from ray.serve.llm.deployment import LLMServer
-from ray.serve.llm.openai_api_models import ChatCompletionRequest
+from ray.serve.llm.openai_api_models import ChatCompletionRequest, CompletionRequest
 
 from serving.builtin_models import resolve_source
 from serving.config import IngressConfig, ModelConfig
@@ -50,20 +50,21 @@ class SpilloverLLMServer(LLMServer):
         self._model_name = self._llm_config.model_id
         self._poster = asyncio.create_task(self._post_state_forever(), name="engine-state-post")
 
-    async def spillover_chat(self, body: dict[str, Any], request_id: str) -> AsyncIterator[Any]:
-        """Run a chat request given as a plain mapping; yield plain items (see serving.local_engines).
+    async def spillover_generate(self, api: str, body: dict[str, Any], request_id: str) -> AsyncIterator[Any]:
+        """Run a chat or text completion given as a plain mapping; yield plain items.
 
-        The ingress sends dicts, not vLLM's request model: cheaper to pickle, and the ingress
-        never imports the engine's types.
+        The ingress sends dicts, not vLLM's request models: cheaper to pickle, and the ingress
+        never imports the engine's types. Item shapes: serving.local_engines.
         """
+        model, method = _REQUEST_MODELS[api]
         try:
-            request = ChatCompletionRequest.model_validate({**body, "request_id": request_id})
+            request = model.model_validate({**body, "request_id": request_id})
         except ValidationError as exc:
             first = exc.errors()[0]
             param = ".".join(str(p) for p in first["loc"]) or None
             yield _error_item(400, f"Invalid value for '{param}': {first['msg']}.", param)
             return
-        async for item in await self.chat(request):
+        async for item in await getattr(self, method)(request):
             if isinstance(item, list):
                 payloads = [i for i in item if isinstance(i, str)]
                 if payloads:
@@ -89,6 +90,12 @@ class SpilloverLLMServer(LLMServer):
             with contextlib.suppress(Exception):
                 await self._board.retire.remote(self._replica_id)
         await super().__del__()  # shuts the engine down
+
+
+_REQUEST_MODELS: dict[str, tuple[type, str]] = {
+    "chat": (ChatCompletionRequest, "chat"),
+    "completions": (CompletionRequest, "completions"),
+}
 
 
 def _error_item(status: int, message: str, param: str | None = None, type_: str = "invalid_request_error") -> dict[str, Any]:
@@ -122,6 +129,8 @@ def llm_config_for(model: ModelConfig, ingress: IngressConfig) -> LLMConfig:
         engine_kwargs["tensor_parallel_size"] = model.gpus_per_replica
         if model.accelerator != "gpu":
             extra["accelerator_type"] = model.accelerator
+    if model.tool_call_parser:
+        engine_kwargs |= {"enable_auto_tool_choice": True, "tool_call_parser": model.tool_call_parser}
     engine_kwargs |= model.engine_kwargs
     env |= model.engine_env
     return LLMConfig(

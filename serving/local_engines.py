@@ -7,6 +7,8 @@ Items an engine yields, as :meth:`SpilloverLLMServer.spillover_chat` produces th
 * ``list[str]``: a batch of SSE payloads (``"data: {...}\\n\\n"``) of a stream;
 * ``{"error": {...}, "status": int}``: the engine refused the request;
 * any other ``dict``: a whole (non-streamed) response body.
+
+Embedding deployments answer one whole body (or an error item) per request.
 """
 
 from __future__ import annotations
@@ -18,30 +20,38 @@ from typing import Any, Protocol
 from serving.engine_state import EngineState
 from serving.engine_state_board import EngineStateReader
 
-__all__ = ["LocalEngines", "ServeEngines", "CHAT_METHOD"]
+__all__ = ["LocalEngines", "ServeEngines", "GENERATE_METHOD"]
 
 #: The engine deployment's method the ingress calls (see serving.llm_deployment).
-CHAT_METHOD = "spillover_chat"
+GENERATE_METHOD = "spillover_generate"
 
 
 class LocalEngines(Protocol):
     def models(self) -> list[str]: ...
 
+    def embedding_models(self) -> list[str]: ...
+
     def state(self, model: str) -> EngineState: ...
 
     def all_states(self) -> dict[str, EngineState]: ...
 
-    def chat(self, model: str, body: dict[str, Any], request_id: str) -> AsyncIterator[Any]: ...
+    def generate(self, api: str, model: str, body: dict[str, Any], request_id: str) -> AsyncIterator[Any]: ...
+
+    def embed(self, model: str, body: dict[str, Any]) -> AsyncIterator[Any]: ...
 
 
 class ServeEngines:
-    def __init__(self, handles: dict[str, Any], reader: EngineStateReader) -> None:
+    def __init__(self, handles: dict[str, Any], embedders: dict[str, Any], reader: EngineStateReader) -> None:
         # Configure streaming once: ``.options()`` builds a new handle each call.
         self._handles = {model: handle.options(stream=True) for model, handle in handles.items()}
+        self._embedders = embedders
         self._reader = reader
 
     def models(self) -> list[str]:
         return list(self._handles)
+
+    def embedding_models(self) -> list[str]:
+        return list(self._embedders)
 
     def state(self, model: str) -> EngineState:
         return self._reader.state(model)
@@ -49,8 +59,8 @@ class ServeEngines:
     def all_states(self) -> dict[str, EngineState]:
         return self._reader.all_states()
 
-    async def chat(self, model: str, body: dict[str, Any], request_id: str) -> AsyncIterator[Any]:
-        responses = getattr(self._handles[model], CHAT_METHOD).remote(body, request_id)
+    async def generate(self, api: str, model: str, body: dict[str, Any], request_id: str) -> AsyncIterator[Any]:
+        responses = getattr(self._handles[model], GENERATE_METHOD).remote(api, body, request_id)
         try:
             async for item in responses:
                 yield item
@@ -58,3 +68,6 @@ class ServeEngines:
             # Closing early (client gone, stream cut) cancels the engine's work too.
             with contextlib.suppress(Exception):
                 responses.cancel()
+
+    async def embed(self, model: str, body: dict[str, Any]) -> AsyncIterator[Any]:
+        yield await self._embedders[model].create.remote(body)

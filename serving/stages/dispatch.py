@@ -8,14 +8,14 @@ with ``Retry-After`` instead of waiting in a queue that will miss its target.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 
-from fallback.decision import LOCAL, DispatchRequest, Route, RoutePin, decide
-from serving.context import RequestContext
+from fallback.decision import LOCAL, DispatchRequest, Route, RoutePin, SpillReason, decide
+from serving.context import Api, RequestContext
 from serving.errors import InvalidRequestError, NoReplicaError, NotFoundError
 from serving.local_engines import LocalEngines
 from serving.pipeline import Stage
-from serving.wire import ChatCompletionBody, estimate_prompt_tokens
+from serving.wire import estimate_prompt_tokens
 
 __all__ = ["DispatchLocal", "ROUTE_HEADER"]
 
@@ -25,20 +25,27 @@ ROUTE_HEADER = "x-spillover-route"
 class DispatchLocal(Stage):
     name = "dispatch"
 
-    def __init__(self, engines: LocalEngines, routes: Mapping[str, Route], *, default_max_tokens: int) -> None:
+    def __init__(
+        self,
+        engines: LocalEngines,
+        routes: Mapping[str, Route],
+        *,
+        embedding_models: Collection[str] = (),
+        default_max_tokens: int,
+    ) -> None:
         self._engines = engines
         self._routes = routes
+        self._embedding_models = frozenset(embedding_models)
         self._default_max_tokens = default_max_tokens
 
     async def process(self, ctx: RequestContext) -> None:
+        if ctx.api is Api.EMBEDDINGS:
+            self._dispatch_embeddings(ctx)
+            return
         route = self._routes.get(ctx.route)
-        if route is None:
-            raise NotFoundError(
-                f"The model '{ctx.model}' does not exist or you do not have access to it.",
-                param="model",
-                code="model_not_found",
-            )
-        parsed = ctx.parsed if ctx.parsed is not None else ChatCompletionBody.model_validate(ctx.body)
+        if route is None or ctx.parsed is None:
+            raise _unknown_model(ctx.model)
+        parsed = ctx.parsed
         request = DispatchRequest(
             prompt_tokens=estimate_prompt_tokens(parsed),
             max_tokens=parsed.output_limit(self._default_max_tokens),
@@ -56,7 +63,23 @@ class DispatchLocal(Stage):
         ctx.destination = LOCAL
         ctx.model_served = route.local_model
         ctx.timings.dispatched = time.perf_counter()
-        ctx.upstream = self._engines.chat(route.local_model, _engine_body(ctx), ctx.request_id)
+        ctx.upstream = self._engines.generate(ctx.api.value, route.local_model, _engine_body(ctx), ctx.request_id)
+
+    def _dispatch_embeddings(self, ctx: RequestContext) -> None:
+        """Embeddings are always served locally: they cost next to nothing and the cache shares them."""
+        if ctx.model not in self._embedding_models:
+            raise _unknown_model(ctx.model)
+        ctx.destination, ctx.spill_reason, ctx.model_served = LOCAL, SpillReason.LOCAL_OK, ctx.model
+        ctx.timings.dispatched = time.perf_counter()
+        ctx.upstream = self._engines.embed(ctx.model, ctx.body)
+
+
+def _unknown_model(model: str) -> NotFoundError:
+    return NotFoundError(
+        f"The model '{model}' does not exist or you do not have access to it.",
+        param="model",
+        code="model_not_found",
+    )
 
 
 def _pin(value: str | None) -> RoutePin:

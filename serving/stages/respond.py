@@ -43,6 +43,8 @@ _BY_STATUS: dict[int, type[SpilloverError]] = {
     429: RateLimitError,
 }
 _DONE = "data: [DONE]\n\n"
+#: vLLM's wordings when prompt + max_tokens exceed the window (OpenAI's code for it below).
+_CONTEXT_LENGTH = ("maximum context length", "max_model_len")
 
 
 def engine_error(item: dict[str, Any]) -> SpilloverError:
@@ -52,7 +54,10 @@ def engine_error(item: dict[str, Any]) -> SpilloverError:
     cls = _BY_STATUS.get(status, ClientError if 400 <= status < 500 else UpstreamError)
     message = str(info.get("message") or "The model engine returned an error.")
     code = info.get("code") if isinstance(info.get("code"), str) else None
-    return cls(message, param=info.get("param"), code=code)
+    param = info.get("param")
+    if code is None and status == 400 and any(marker in message for marker in _CONTEXT_LENGTH):
+        code, param = "context_length_exceeded", param or "messages"
+    return cls(message, param=param, code=code)
 
 
 class Respond(Stage):

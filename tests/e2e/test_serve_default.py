@@ -18,7 +18,7 @@ import httpx
 import openai
 import pytest
 
-from serving.config import DEFAULT_MODEL_NAME
+from serving.config import DEFAULT_EMBEDDING_MODEL_NAME, DEFAULT_MODEL_NAME
 from tests.helpers import SpilloverServe, wait_for
 
 pytestmark = pytest.mark.e2e
@@ -46,7 +46,7 @@ def test_ready_health_models_and_endpoint_printed(spillover: SpilloverServe, cli
     assert any(spillover.base_url in line for line in spillover.stdout_lines)
     assert httpx.get(root + "/health").json() == {"status": "ok"}
     wait_for(lambda: httpx.get(root + "/ready").status_code == 200, timeout_s=10, what="/ready")
-    assert [m.id for m in client.models.list()] == [MODEL]
+    assert [m.id for m in client.models.list()] == [MODEL, DEFAULT_EMBEDDING_MODEL_NAME]
 
 
 def test_sync_completion_streamed_and_not(client: openai.OpenAI) -> None:

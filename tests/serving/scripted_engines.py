@@ -44,11 +44,15 @@ class ScriptedEngines:
         self.script: list[Any] = []
         self.delay_s = 0.0
         self.bodies: list[dict[str, Any]] = []
+        self.apis: list[str] = []
         self.closed = asyncio.Event()
         self._state = state or EngineState(model="m", replicas_ready=1, prefill_tokens_per_s=1000)
 
     def models(self) -> list[str]:
         return ["m"]
+
+    def embedding_models(self) -> list[str]:
+        return ["e"]
 
     def state(self, model: str) -> EngineState:
         return self._state
@@ -56,8 +60,14 @@ class ScriptedEngines:
     def all_states(self) -> dict[str, EngineState]:
         return {"m": self._state}
 
-    async def chat(self, model: str, body: dict[str, Any], request_id: str) -> AsyncIterator[Any]:
+    async def embed(self, model: str, body: dict[str, Any]) -> AsyncIterator[Any]:
         self.bodies.append(body)
+        for item in self.script:
+            yield item
+
+    async def generate(self, api: str, model: str, body: dict[str, Any], request_id: str) -> AsyncIterator[Any]:
+        self.bodies.append(body)
+        self.apis.append(api)
         try:
             for item in self.script:
                 if isinstance(item, BaseException):

@@ -149,7 +149,7 @@ def test_unknown_urls_and_methods_use_the_openai_envelope(server: UvicornThread)
 def test_health_ready_models_state_and_metrics(engines: ScriptedEngines, client: openai.OpenAI, server: UvicornThread) -> None:
     assert httpx.get(server.base_url + "/health").json() == {"status": "ok"}
     assert httpx.get(server.base_url + "/ready").status_code == 200
-    assert [m.id for m in client.models.list()] == ["m"]
+    assert [m.id for m in client.models.list()] == ["m", "e"]
     assert client.models.retrieve("m").id == "m"
     state = httpx.get(server.base_url + "/v1/engine/state").json()["data"]["m"]
     assert state["replicas_ready"] == 1
