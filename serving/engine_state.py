@@ -19,7 +19,7 @@ __all__ = ["EngineState", "ReplicaState", "sum_replicas"]
 
 @dataclass(frozen=True)
 class ReplicaState:
-    """One engine replica's own view, published about four times a second."""
+    """One engine replica's own view, published twice a second."""
 
     replica_id: str
     model: str

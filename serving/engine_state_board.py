@@ -1,4 +1,4 @@
-"""Where engine replicas post their state and the ingress reads it, about four times a second.
+"""Where engine replicas post their state and the ingress reads it, twice a second.
 
 A Serve handle reaches one replica per call, never all of them, so each engine replica pushes
 its :class:`~serving.engine_state.ReplicaState` to one named, detached Ray actor per
@@ -23,7 +23,7 @@ __all__ = ["EngineStateBoard", "EngineStateReader", "board_handle", "PUBLISH_PER
 
 logger = logging.getLogger(__name__)
 
-PUBLISH_PERIOD_S = 0.25
+PUBLISH_PERIOD_S = 0.5
 _NAMESPACE = "spillover"
 
 
@@ -66,7 +66,7 @@ class EngineStateReader:
         deployments: dict[str, str],
         *,
         period_s: float = PUBLISH_PERIOD_S,
-        status_period_s: float = 1.0,
+        status_period_s: float = 2.0,
         max_age_s: float = 2.0,
     ) -> None:
         self._app_name = app_name

@@ -1,0 +1,254 @@
+"""Serving throughput and TTFT: spillover vs Ray Serve LLM's own app vs vLLM's own server.
+
+Three setups, each alone on the machine, in the order ABCABC...: ``spillover`` (every optional
+stage off: auth off, no embedding deployment), ``ray_serve_llm`` (``build_openai_app`` with the
+same ``LLMConfig``), ``vllm`` (``python -m vllm.entrypoints.openai.api_server`` with the same
+engine arguments and dtype). Workload: Arena-Hard prompts cut to 256 tokens, ``max_tokens=128``,
+``ignore_eos``, temperature 0, streamed, at concurrency 1, 4 and 16. Per setup and level:
+output tokens/s and TTFT p50/p99 (client side); for spillover, the ingress's own time from its
+``spillover_ingress_overhead_seconds`` histogram. Medians over rounds.
+
+    python bench/serving.py [--rounds 3] [--prompts 64] [--prompts-c1 16]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench._common import median, record, table  # noqa: E402
+
+PORT = 8000
+MODEL = "smollm2-135m-instruct"
+PROMPTS = Path(__file__).resolve().parents[2] / "shared" / "data" / "prompts" / "arena_hard_questions.jsonl"
+LEVELS = (1, 4, 16)
+
+PEER_RAY = """
+import signal, threading
+import ray
+from ray import serve
+from ray.serve.llm import build_openai_app
+from serving.config import load_config
+from serving.llm_deployment import llm_config_for
+config = load_config(None)
+ray.init(num_cpus=8, include_dashboard=False, log_to_driver=False)
+stop = threading.Event()
+signal.signal(signal.SIGTERM, lambda *_: stop.set())
+serve.start(http_options={"host": "127.0.0.1", "port": %d})
+serve.run(build_openai_app({"llm_configs": [llm_config_for(config.models[0], config.ingress)]}), blocking=False)
+stop.wait()
+serve.shutdown()
+""" % PORT
+
+
+def load_prompts(n: int) -> list[str]:
+    """The first ``n`` Arena-Hard questions, each cut to 256 tokens of the served model."""
+    from transformers import AutoTokenizer
+
+    from serving.builtin_models import resolve_source
+
+    tokenizer = AutoTokenizer.from_pretrained(resolve_source(f"builtin:{MODEL}"))
+    prompts = []
+    for line in PROMPTS.read_text().splitlines():
+        row = json.loads(line)
+        text = row.get("prompt") or row["turns"][0]["content"]
+        ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+        if len(ids) >= 64:
+            prompts.append(tokenizer.decode(ids[:256]))
+        if len(prompts) == n:
+            break
+    return prompts
+
+
+def start(setup: str, workdir: Path) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "RAY_USAGE_STATS_ENABLED": "0"}
+    env.pop("RAY_ADDRESS", None)
+    if setup == "spillover":
+        config = workdir / "spillover.yaml"
+        config.write_text(json.dumps({"models": [{"name": MODEL, "source": f"builtin:{MODEL}", "tool_call_parser": "hermes"}], "embeddings": []}))
+        args = [sys.executable, "-m", "serving.cli", "serve", "--config", str(config)]
+    elif setup == "ray_serve_llm":
+        args = [sys.executable, "-c", PEER_RAY]
+    else:
+        args = vllm_args()
+        env |= {"VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_CPU_NUM_OF_RESERVED_CPU": "0"}
+    log = (workdir / f"{setup}.log").open("w")
+    return subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT)
+
+
+def vllm_args() -> list[str]:
+    """vLLM's own server with exactly the engine arguments spillover gives Ray Serve LLM."""
+    from serving.config import load_config
+    from serving.llm_deployment import llm_config_for
+
+    config = load_config(None)
+    llm = llm_config_for(config.models[0], config.ingress)
+    kwargs = llm.engine_kwargs
+    args = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", llm.model_loading_config.model_source,
+            "--served-model-name", MODEL, "--port", str(PORT), "--host", "127.0.0.1"]
+    for key, value in kwargs.items():
+        flag = "--" + key.replace("_", "-")
+        if value is True:
+            args.append(flag)
+        elif value is not False:
+            args += [flag, str(value)]
+    return args
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(120)
+    except subprocess.TimeoutExpired:
+        process.kill()
+    subprocess.run([str(Path(sys.executable).parent / "ray"), "stop", "--force"], capture_output=True)
+    time.sleep(3)
+
+
+def wait_ready(process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode}")
+        try:
+            r = httpx.post(f"http://127.0.0.1:{PORT}/v1/chat/completions", timeout=30,
+                           json={"model": MODEL, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 2})
+            if r.status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(1)
+    raise TimeoutError("server not ready")
+
+
+async def one_request(client: httpx.AsyncClient, prompt: str) -> tuple[float, int]:
+    body = {"model": MODEL, "messages": [{"role": "user", "content": prompt}], "max_tokens": 128, "temperature": 0,
+            "ignore_eos": True, "stream": True, "stream_options": {"include_usage": True}}
+    started = time.perf_counter()
+    ttft = None
+    tokens = 0
+    async with client.stream("POST", f"http://127.0.0.1:{PORT}/v1/chat/completions", json=body) as response:
+        response.raise_for_status()
+        async for line in response.aiter_lines():
+            if not line.startswith("data: {"):
+                continue
+            chunk = json.loads(line[6:])
+            if ttft is None and chunk.get("choices") and chunk["choices"][0]["delta"].get("content"):
+                ttft = time.perf_counter() - started
+            if chunk.get("usage"):
+                tokens = chunk["usage"]["completion_tokens"]
+    return (ttft if ttft is not None else float("nan")), tokens
+
+
+async def run_level(prompts: list[str], concurrency: int) -> dict[str, float]:
+    queue: asyncio.Queue[str] = asyncio.Queue()
+    for p in prompts:
+        queue.put_nowait(p)
+    ttfts: list[float] = []
+    total_tokens = 0
+
+    async def worker(client: httpx.AsyncClient) -> None:
+        nonlocal total_tokens
+        while not queue.empty():
+            ttft, tokens = await one_request(client, queue.get_nowait())
+            ttfts.append(ttft)
+            total_tokens += tokens
+
+    async with httpx.AsyncClient(timeout=600, limits=httpx.Limits(max_connections=concurrency)) as client:
+        started = time.perf_counter()
+        await asyncio.gather(*(worker(client) for _ in range(concurrency)))
+        wall = time.perf_counter() - started
+    ttfts.sort()
+    return {
+        "tokens_per_s": total_tokens / wall,
+        "ttft_p50_ms": 1000 * statistics.median(ttfts),
+        "ttft_p99_ms": 1000 * ttfts[min(len(ttfts) - 1, int(0.99 * len(ttfts)))],
+    }
+
+
+def ingress_overhead_ms() -> dict[str, float]:
+    """p50/p99 and count of the ingress's own time, from its Prometheus histogram."""
+    text = httpx.get(f"http://127.0.0.1:{PORT}/metrics").text
+    buckets = [(float(le), float(v)) for le, v in re.findall(r'spillover_ingress_overhead_seconds_bucket\{api="chat",le="([^"]+)"\} (\S+)', text)]
+    total = buckets[-1][1] if buckets else 0.0
+
+    def quantile(q: float) -> float:
+        for le, count in buckets:
+            if count >= q * total:
+                return le * 1000
+        return float("inf")
+
+    return {"ingress_p50_ms_le": quantile(0.5), "ingress_p99_ms_le": quantile(0.99), "ingress_count": total}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--prompts", type=int, default=64)
+    parser.add_argument("--prompts-c1", type=int, default=16, help="fewer at concurrency 1: one stream is slow on a CPU")
+    args = parser.parse_args()
+    prompts = load_prompts(args.prompts)
+    setups = ("spillover", "ray_serve_llm", "vllm")
+    runs: dict[tuple[str, int], list[dict[str, float]]] = {}
+    overhead: list[dict[str, float]] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for round_ in range(args.rounds):
+            for setup in setups:
+                process = start(setup, Path(tmp))
+                try:
+                    wait_ready(process)
+                    for level in LEVELS:
+                        chosen = prompts[: args.prompts_c1] if level == 1 else prompts
+                        result = asyncio.run(run_level(chosen, level))
+                        runs.setdefault((setup, level), []).append(result)
+                        print(f"round {round_ + 1} {setup} c={level}: {result}", flush=True)
+                    if setup == "spillover":
+                        overhead.append(ingress_overhead_ms())
+                finally:
+                    stop(process)
+    rows = []
+    med: dict[tuple[str, int], dict[str, float]] = {}
+    for (setup, level), results in sorted(runs.items(), key=lambda kv: (kv[0][1], setups.index(kv[0][0]))):
+        med[(setup, level)] = {k: median([r[k] for r in results]) for k in results[0]}
+        m = med[(setup, level)]
+        rows.append((setup, level, len(results), m["tokens_per_s"], m["ttft_p50_ms"], m["ttft_p99_ms"]))
+    text = table(["setup", "concurrency", "rounds", "tokens/s", "TTFT p50 ms", "TTFT p99 ms"], rows)
+    ingress = {k: median([o[k] for o in overhead]) for k in overhead[0]}
+    print(text)
+    print(f"ingress own time (server-side histogram, upper bucket bounds): {ingress}")
+    figures = {
+        "tokens_per_s_ratio": round(med[("spillover", 16)]["tokens_per_s"] / med[("ray_serve_llm", 16)]["tokens_per_s"], 3),
+        "added_ttft_p50_ms": round(med[("spillover", 1)]["ttft_p50_ms"] - med[("ray_serve_llm", 1)]["ttft_p50_ms"], 1),
+        "ray_vs_direct_tokens_ratio": round(med[("ray_serve_llm", 16)]["tokens_per_s"] / med[("vllm", 16)]["tokens_per_s"], 3),
+        "ray_vs_direct_ttft_p50_ms": round(med[("ray_serve_llm", 1)]["ttft_p50_ms"] - med[("vllm", 1)]["ttft_p50_ms"], 1),
+        "ingress_overhead_p50_ms_le": ingress["ingress_p50_ms_le"],
+        "ingress_overhead_p99_ms_le": ingress["ingress_p99_ms_le"],
+        "by_setup": {f"{s}@c{level}": v for (s, level), v in med.items()},
+    }
+    note = (
+        f"Workload: {args.prompts} Arena-Hard prompts cut to 256 tokens ({args.prompts_c1} at concurrency 1), "
+        f"max_tokens=128, ignore_eos, temperature 0, streamed; {args.rounds} rounds in the order ABC, medians. "
+        f"spillover ÷ Ray Serve LLM tokens/s at c=16: {figures['tokens_per_s_ratio']}; added TTFT p50 at c=1: "
+        f"{figures['added_ttft_p50_ms']} ms. Ray Serve LLM ÷ direct vLLM tokens/s at c=16: "
+        f"{figures['ray_vs_direct_tokens_ratio']} (the platform's cost); its added TTFT p50 at c=1: "
+        f"{figures['ray_vs_direct_ttft_p50_ms']} ms. spillover's ingress own time (received → dispatched, "
+        f"server-side histogram): p50 ≤ {ingress['ingress_p50_ms_le']} ms, p99 ≤ {ingress['ingress_p99_ms_le']} ms."
+    )
+    record("serving", "Serving: spillover vs Ray Serve LLM vs vLLM direct", figures, text + "\n\n" + note)
+
+
+if __name__ == "__main__":
+    main()
