@@ -119,8 +119,13 @@ def decide(request: DispatchRequest, state: EngineState | None, route: Route) ->
         return Decision(None, SpillReason.NO_READY_REPLICA)
 
     if not ready:
-        starting = state is not None and state.replicas_starting > 0
-        return _spill(hosted, SpillReason.COLD_START if starting else SpillReason.NO_READY_REPLICA)
+        if state is not None and state.replicas_starting > 0:
+            reason = SpillReason.COLD_START
+        elif state is not None and state.replicas_unhealthy > 0:
+            reason = SpillReason.UNHEALTHY
+        else:
+            reason = SpillReason.NO_READY_REPLICA
+        return _spill(hosted, reason)
     assert state is not None
     predicted = predict_ttft_s(request, state, route)
     if predicted > route.ttft_target_s and hosted:

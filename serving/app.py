@@ -10,14 +10,18 @@ an SSE stream with the spill-over headers.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
-from fallback.decision import Route
+from fallback.breaker import CircuitBreaker
+from fallback.decision import HostedTarget, Route
+from fallback.failover import Failover
+from fallback.providers import Provider, build_provider
 from serving.config import SpilloverConfig
 from serving.context import Api, RequestContext, new_request_id
 from serving.errors import NotFoundError, SpilloverError, error_body
@@ -25,7 +29,7 @@ from serving.local_engines import LocalEngines
 from serving.logs import access_log
 from serving.metrics import Metrics
 from serving.pipeline import Pipeline, Stage
-from serving.stages import Authenticate, DispatchLocal, Respond, static_keys_from_env
+from serving.stages import Authenticate, Dispatch, Respond, static_keys_from_env
 from serving.wire import ChatCompletionBody, CompletionBody, EmbeddingBody, parse_body, read_json_body
 
 __all__ = ["create_app", "default_stages", "routes_from_config", "REQUEST_ID_HEADER"]
@@ -40,15 +44,49 @@ DEFAULT_MAX_TOKENS = 256
 
 
 def routes_from_config(config: SpilloverConfig) -> dict[str, Route]:
-    return {m.name: Route(name=m.name, local_model=m.name, ttft_target_s=DEFAULT_TTFT_TARGET_S) for m in config.models}
+    """Every local model is a route of its own name; ``routes`` adds targets and new names."""
+    routes = {m.name: Route(name=m.name, local_model=m.name, ttft_target_s=DEFAULT_TTFT_TARGET_S) for m in config.models}
+    local_models = {m.name for m in config.models}
+    for name, rc in config.routes.items():
+        local = rc.local_model or (name if name in local_models else None)
+        routes[name] = Route(
+            name=name,
+            local_model=local,
+            ttft_target_s=rc.ttft_target_s,
+            hosted=tuple(HostedTarget(provider=t.provider, model=t.model or "") for t in rc.hosted),
+            allow_hosted=rc.allow_hosted,
+        )
+    return routes
 
 
-def default_stages(config: SpilloverConfig, engines: LocalEngines) -> list[Stage]:
+def breakers_from_config(config: SpilloverConfig) -> dict[str, CircuitBreaker]:
+    f = config.failover
+    return {
+        p.name: CircuitBreaker(
+            consecutive_failures=f.breaker_consecutive_failures,
+            failure_rate=f.breaker_failure_rate,
+            window=f.breaker_window,
+            min_samples=f.breaker_min_samples,
+            cooldown_s=f.breaker_cooldown_s,
+        )
+        for p in config.providers
+    }
+
+
+def default_stages(
+    config: SpilloverConfig,
+    engines: LocalEngines,
+    providers: Mapping[str, Provider],
+    breakers: Mapping[str, CircuitBreaker],
+) -> list[Stage]:
     return [
         Authenticate(static_keys_from_env(config.auth.keys_env), enabled=config.auth.enabled),
-        DispatchLocal(
+        Dispatch(
             engines,
             routes_from_config(config),
+            providers=providers,
+            breakers=breakers,
+            failover=Failover(breakers, attempts_per_target=config.failover.attempts_per_target, deadline_s=config.failover.deadline_s),
             embedding_models=[e.name for e in config.embeddings],
             default_max_tokens=DEFAULT_MAX_TOKENS,
         ),
@@ -61,6 +99,7 @@ def create_app(
     engines: LocalEngines,
     *,
     stages: Sequence[Stage] | None = None,
+    providers: Mapping[str, Provider] | None = None,
     echo_request_id: bool = True,
 ) -> FastAPI:
     """Build the ingress app over ``engines``.
@@ -68,10 +107,20 @@ def create_app(
     ``echo_request_id``: add ``x-request-id`` to responses; off behind Serve's proxy, which
     already echoes the same id (it forwards the client's, or its own, to the app).
     """
-    app = FastAPI(title="spillover", version="0.1.0", docs_url=None, redoc_url=None)
+    providers = {p.name: build_provider(p) for p in config.providers} if providers is None else dict(providers)
+    breakers = breakers_from_config(config)
+    routes = routes_from_config(config)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        for provider in providers.values():
+            await provider.aclose()
+
+    app = FastAPI(title="spillover", version="0.1.0", docs_url=None, redoc_url=None, lifespan=lifespan)
     metrics = Metrics(engine_states=engines.all_states)
     pipeline = Pipeline(
-        default_stages(config, engines) if stages is None else stages,
+        default_stages(config, engines, providers, breakers) if stages is None else stages,
         sinks=[_metrics_sink(metrics), access_log],
     )
     app.state.config = config
@@ -86,22 +135,31 @@ def create_app(
 
     @app.get("/ready")
     async def ready() -> Response:
+        """Every route can be served: a local replica is ready, or a hosted target is healthy."""
         states = engines.all_states()
-        body = {
-            "ready": all(s.replicas_ready > 0 for s in states.values()),
-            "models": {m: {"replicas_ready": s.replicas_ready, "replicas_starting": s.replicas_starting} for m, s in states.items()},
-        }
+        report = {}
+        for name, route in routes.items():
+            state = states.get(route.local_model) if route.local_model else None
+            hosted = [t.provider for t in route.hosted if t.provider in providers and breakers[t.provider].available()] if route.allow_hosted else []
+            report[name] = {
+                "replicas_ready": state.replicas_ready if state else 0,
+                "replicas_starting": state.replicas_starting if state else 0,
+                "healthy_hosted": hosted,
+            }
+        body = {"ready": all(r["replicas_ready"] > 0 or r["healthy_hosted"] for r in report.values()), "routes": report}
         if body["ready"]:
             return JSONResponse(body)
         return JSONResponse(body, status_code=503, headers={"Retry-After": "5"})
 
+    public_models = [*routes, *engines.embedding_models()]
+
     @app.get("/v1/models")
     async def list_models() -> dict:
-        return {"object": "list", "data": [_model_card(m) for m in [*engines.models(), *engines.embedding_models()]]}
+        return {"object": "list", "data": [_model_card(m) for m in public_models]}
 
     @app.get("/v1/models/{model_id:path}")
     async def get_model(model_id: str) -> dict:
-        if model_id not in [*engines.models(), *engines.embedding_models()]:
+        if model_id not in public_models:
             raise NotFoundError(f"The model '{model_id}' does not exist.", param="model", code="model_not_found")
         return _model_card(model_id)
 

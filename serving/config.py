@@ -17,14 +17,18 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from fallback.providers.config import ProviderConfig
 from serving.errors import ConfigError
 
 __all__ = [
     "AuthConfig",
     "EmbeddingModelConfig",
+    "FailoverConfig",
+    "HostedTargetConfig",
     "IngressConfig",
     "ModelConfig",
     "ReplicaConfig",
+    "RouteConfig",
     "ServerConfig",
     "SpilloverConfig",
     "StoresConfig",
@@ -142,6 +146,32 @@ class EmbeddingModelConfig(_Strict):
     cpus_per_replica: Annotated[float, Field(gt=0)] = 0.5
 
 
+class HostedTargetConfig(_Strict):
+    provider: str = Field(description="Name of a provider in `providers`.")
+    model: str | None = Field(None, description="The provider's model name; default: the provider's `models` map.")
+
+
+class RouteConfig(_Strict):
+    local_model: str | None = Field(
+        None, description="The local model serving this route; default: the model of the route's name, if any."
+    )
+    ttft_target_s: Annotated[float, Field(gt=0)] = Field(
+        2.0, description="Spill to a hosted target when the predicted local time to first token exceeds this."
+    )
+    hosted: list[HostedTargetConfig] = Field(default_factory=list, description="Hosted targets, in order of preference.")
+    allow_hosted: bool = Field(True, description="False keeps this route's data in-house: never spill.")
+
+
+class FailoverConfig(_Strict):
+    attempts_per_target: Annotated[int, Field(ge=1, le=10)] = 2
+    deadline_s: Annotated[float, Field(gt=0)] = Field(30.0, description="All tries before the first token, together.")
+    breaker_consecutive_failures: Annotated[int, Field(ge=1)] = 5
+    breaker_failure_rate: Annotated[float, Field(gt=0, le=1)] = 0.5
+    breaker_window: Annotated[int, Field(ge=1)] = 20
+    breaker_min_samples: Annotated[int, Field(ge=1)] = 10
+    breaker_cooldown_s: Annotated[float, Field(gt=0)] = 30.0
+
+
 class AuthConfig(_Strict):
     enabled: bool = Field(False, description="Require `Authorization: Bearer <key>`.")
     keys_env: str = Field(
@@ -164,9 +194,9 @@ class SpilloverConfig(_Strict):
     models: list[ModelConfig] = Field(min_length=1)
     embeddings: list[EmbeddingModelConfig] = Field(default_factory=list)
     stores: StoresConfig = StoresConfig()
-    # Later issues fill these; accepted now so one file serves every release.
-    providers: dict[str, dict[str, Any]] = Field(default_factory=dict)
-    routes: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    providers: list[ProviderConfig] = Field(default_factory=list)
+    routes: dict[str, RouteConfig] = Field(default_factory=dict)
+    failover: FailoverConfig = FailoverConfig()
 
     @model_validator(mode="after")
     def _unique_names(self) -> SpilloverConfig:
@@ -174,6 +204,14 @@ class SpilloverConfig(_Strict):
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"model names must be unique; repeated: {', '.join(dupes)}")
+        providers = {p.name for p in self.providers}
+        models = {m.name for m in self.models}
+        for route_name, route in self.routes.items():
+            missing = [t.provider for t in route.hosted if t.provider not in providers]
+            if missing:
+                raise ValueError(f"route {route_name!r} names unknown provider(s) {missing}; known: {sorted(providers)}")
+            if route.local_model is not None and route.local_model not in models:
+                raise ValueError(f"route {route_name!r} names unknown local_model {route.local_model!r}")
         return self
 
 

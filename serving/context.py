@@ -102,6 +102,8 @@ class Usage:
         return cls(
             prompt_tokens=int(usage.get("prompt_tokens") or 0),
             cached_read_tokens=int(prompt_details.get("cached_tokens") or 0),
+            # Not OpenAI's: spillover's translation of Anthropic's cache writes (fallback/).
+            cache_write_tokens=int(prompt_details.get("cache_write_tokens") or 0),
             completion_tokens=int(usage.get("completion_tokens") or 0),
             reasoning_tokens=int(completion_details.get("reasoning_tokens") or 0),
         )
@@ -152,6 +154,8 @@ class RequestContext:
     cache_result: CacheResult = CacheResult.BYPASS
     destination: Destination | None = None
     spill_reason: SpillReason | None = None
+    #: The local time to first token the decision predicted (the decision log's evidence).
+    predicted_ttft_s: float | None = None
     model_served: str | None = None
     usage: Usage = field(default_factory=Usage)
     timings: Timings = field(default_factory=Timings)

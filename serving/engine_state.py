@@ -32,9 +32,15 @@ class ReplicaState:
     decode_tokens_per_s: float = 0.0
     #: Wall-clock time (``time.time()``) the replica took this snapshot.
     observed_at: float = field(default_factory=time.time)
+    #: Seconds since the engine last finished a step (0 before its first).
+    engine_idle_s: float = 0.0
 
     def age_s(self, now: float | None = None) -> float:
         return (time.time() if now is None else now) - self.observed_at
+
+    def stalled(self, stall_s: float) -> bool:
+        """Work is waiting but the engine has not stepped for ``stall_s``: hung, not idle."""
+        return (self.running > 0 or self.waiting > 0) and self.engine_idle_s > stall_s
 
 
 @dataclass(frozen=True)
@@ -44,6 +50,8 @@ class EngineState:
     model: str
     replicas_ready: int = 0
     replicas_starting: int = 0
+    #: Replicas that post state but whose engine has stalled with work waiting.
+    replicas_unhealthy: int = 0
     running: int = 0
     waiting: int = 0
     #: Mean KV-cache use over ready replicas, 0..1.
@@ -63,17 +71,24 @@ def sum_replicas(
     *,
     replicas_starting: int = 0,
     max_age_s: float = 2.0,
+    stall_s: float = 30.0,
     now: float | None = None,
 ) -> EngineState:
-    """Fold fresh replica snapshots into one :class:`EngineState`; stale ones count as gone."""
+    """Fold fresh replica snapshots into one :class:`EngineState`.
+
+    Stale snapshots count as gone; replicas whose engine stalled count as unhealthy, not ready.
+    """
     now = time.time() if now is None else now
-    fresh = [r for r in replicas if r.model == model and r.age_s(now) <= max_age_s]
+    alive = [r for r in replicas if r.model == model and r.age_s(now) <= max_age_s]
+    fresh = [r for r in alive if not r.stalled(stall_s)]
+    unhealthy = len(alive) - len(fresh)
     if not fresh:
-        return EngineState(model=model, replicas_starting=replicas_starting)
+        return EngineState(model=model, replicas_starting=replicas_starting, replicas_unhealthy=unhealthy)
     return EngineState(
         model=model,
         replicas_ready=len(fresh),
         replicas_starting=replicas_starting,
+        replicas_unhealthy=unhealthy,
         running=sum(r.running for r in fresh),
         waiting=sum(r.waiting for r in fresh),
         kv_cache_usage=sum(r.kv_cache_usage for r in fresh) / len(fresh),

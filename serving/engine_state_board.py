@@ -131,8 +131,9 @@ class EngineStateReader:
 
 def replica_state_now(replica_id: str, model: str, snapshot: Any | None) -> ReplicaState:
     """A :class:`ReplicaState` stamped now, from an engine snapshot (zeros before the first step)."""
+    now = time.time()
     if snapshot is None:
-        return ReplicaState(replica_id=replica_id, model=model, observed_at=time.time())
+        return ReplicaState(replica_id=replica_id, model=model, observed_at=now)
     return ReplicaState(
         replica_id=replica_id,
         model=model,
@@ -141,5 +142,6 @@ def replica_state_now(replica_id: str, model: str, snapshot: Any | None) -> Repl
         kv_cache_usage=snapshot.kv_cache_usage,
         prefill_tokens_per_s=snapshot.prefill_tokens_per_s,
         decode_tokens_per_s=snapshot.decode_tokens_per_s,
-        observed_at=time.time(),
+        observed_at=now,
+        engine_idle_s=max(0.0, now - snapshot.observed_at),
     )

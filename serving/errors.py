@@ -13,8 +13,10 @@
     │   └── RateLimitError           429 (rate limits, budgets) with Retry-After
     ├── CapacityError                503: we cannot serve it now, try later (Retry-After)
     │   └── NoReplicaError           no local replica ready and nowhere to spill
-    └── UpstreamError                502/504: an engine or provider failed
-        └── UpstreamTimeoutError
+    └── UpstreamError                502/504: an engine or provider failed (``retryable`` says
+        ├── UpstreamTimeoutError       whether another try or target may succeed)
+        ├── UpstreamRateLimitError   429 from upstream, with its Retry-After
+        └── UpstreamUnavailableError 5xx/529 from upstream, or the connection failed
 
 The body is always ``{"error": {"message", "type", "param", "code"}}``; messages never carry
 keys, prompts or completions.
@@ -37,7 +39,9 @@ __all__ = [
     "RateLimitError",
     "SpilloverError",
     "UpstreamError",
+    "UpstreamRateLimitError",
     "UpstreamTimeoutError",
+    "UpstreamUnavailableError",
     "error_body",
 ]
 
@@ -129,8 +133,24 @@ class UpstreamError(SpilloverError):
     status_code = 502
     type = "api_error"
     default_code = "upstream_error"
+    retryable = False
 
 
 class UpstreamTimeoutError(UpstreamError):
     status_code = 504
     default_code = "upstream_timeout"
+    retryable = True
+
+
+class UpstreamRateLimitError(UpstreamError):
+    status_code = 429
+    type = "rate_limit_error"
+    default_code = "upstream_rate_limited"
+    retryable = True
+
+
+class UpstreamUnavailableError(UpstreamError):
+    status_code = 503
+    type = "service_unavailable"
+    default_code = "upstream_unavailable"
+    retryable = True

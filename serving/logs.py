@@ -61,6 +61,7 @@ def access_log(ctx: RequestContext) -> None:
             "team": ctx.principal.team,
             "destination": ctx.destination,
             "reason": ctx.spill_reason.value if ctx.spill_reason else None,
+            "predicted_ttft_ms": None if ctx.predicted_ttft_s is None else round(ctx.predicted_ttft_s * 1000, 1),
             "status": ctx.status.value,
             "error": type(ctx.error).__name__ if ctx.error else None,
             "prompt_tokens": ctx.usage.prompt_tokens,

@@ -42,6 +42,7 @@ IN_FLIGHT = "spillover_requests_in_flight"
 ENGINE_GAUGES: dict[str, tuple[str, str]] = {
     "replicas_ready": ("spillover_engine_replicas_ready", "Engine replicas ready."),
     "replicas_starting": ("spillover_engine_replicas_starting", "Engine replicas starting."),
+    "replicas_unhealthy": ("spillover_engine_replicas_unhealthy", "Engine replicas stalled with work waiting."),
     "running": ("spillover_engine_requests_running", "Requests in the engines' running batch."),
     "waiting": ("spillover_engine_requests_waiting", "Requests queued in the engines."),
     "kv_cache_usage": ("spillover_engine_kv_cache_usage_ratio", "Mean KV-cache use, 0..1."),

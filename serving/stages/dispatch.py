@@ -1,28 +1,35 @@
-"""Send the request where the spill-over decision says: in this issue, the local engines.
+"""Send the request where the spill-over decision says, failing over before the first token.
 
 The decision (:func:`fallback.decision.decide`) runs here, before dispatch, on fresh engine
-state. With no hosted target configured, a request the local engines cannot take gets 503
-with ``Retry-After`` instead of waiting in a queue that will miss its target.
+state and the providers' breaker states. Its destination is tried first, then the decision's
+fallbacks (:class:`fallback.failover.Failover`); whoever sends the first item serves the request,
+and ``ctx.destination``/``ctx.spill_reason`` say who and why (``failover_error`` when it was
+not the first choice). Embeddings are always served locally.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Collection, Mapping
+from typing import Any
 
+from fallback.breaker import CircuitBreaker
 from fallback.decision import LOCAL, DispatchRequest, Route, RoutePin, SpillReason, decide
+from fallback.failover import Failover, Target
+from fallback.providers import Provider
 from serving.context import Api, RequestContext
-from serving.errors import InvalidRequestError, NoReplicaError, NotFoundError
+from serving.errors import CapacityError, InvalidRequestError, NoReplicaError, NotFoundError
 from serving.local_engines import LocalEngines
 from serving.pipeline import Stage
 from serving.wire import estimate_prompt_tokens
 
-__all__ = ["DispatchLocal", "ROUTE_HEADER"]
+__all__ = ["Dispatch", "ROUTE_HEADER"]
 
 ROUTE_HEADER = "x-spillover-route"
 
 
-class DispatchLocal(Stage):
+class Dispatch(Stage):
     name = "dispatch"
 
     def __init__(
@@ -30,11 +37,17 @@ class DispatchLocal(Stage):
         engines: LocalEngines,
         routes: Mapping[str, Route],
         *,
+        providers: Mapping[str, Provider] | None = None,
+        breakers: Mapping[str, CircuitBreaker] | None = None,
+        failover: Failover | None = None,
         embedding_models: Collection[str] = (),
         default_max_tokens: int,
     ) -> None:
         self._engines = engines
         self._routes = routes
+        self._providers = providers or {}
+        self._breakers = breakers or {}
+        self._failover = failover or Failover(self._breakers)
         self._embedding_models = frozenset(embedding_models)
         self._default_max_tokens = default_max_tokens
 
@@ -45,25 +58,50 @@ class DispatchLocal(Stage):
         route = self._routes.get(ctx.route)
         if route is None or ctx.parsed is None:
             raise _unknown_model(ctx.model)
-        parsed = ctx.parsed
         request = DispatchRequest(
-            prompt_tokens=estimate_prompt_tokens(parsed),
-            max_tokens=parsed.output_limit(self._default_max_tokens),
+            prompt_tokens=estimate_prompt_tokens(ctx.parsed),
+            max_tokens=ctx.parsed.output_limit(self._default_max_tokens),
             pin=_pin(ctx.headers.get(ROUTE_HEADER)),
         )
         state = self._engines.state(route.local_model) if route.local_model else None
-        decision = decide(request, state, route)
-        ctx.spill_reason = decision.reason
-        if decision.destination != LOCAL or route.local_model is None:
-            raise NoReplicaError(
-                f"No replica of '{ctx.model}' is ready ({decision.reason.value}) and no hosted "
-                "target is configured for it.",
-                retry_after_s=5,
-            )
-        ctx.destination = LOCAL
-        ctx.model_served = route.local_model
+        decision = decide(request, state, self._with_health(route))
+        ctx.spill_reason, ctx.predicted_ttft_s = decision.reason, decision.predicted_ttft_s
+        if decision.destination is None:
+            raise _nowhere(ctx.model, decision.reason)
+        order = [decision.destination, *(t.provider for t in decision.fallbacks)]
+        targets = [self._target(name, route, ctx) for name in order]
         ctx.timings.dispatched = time.perf_counter()
-        ctx.upstream = self._engines.generate(ctx.api.value, route.local_model, _engine_body(ctx), ctx.request_id)
+        started = await self._failover.start(targets, ctx.request_id)
+        ctx.destination = started.target
+        if started.target != decision.destination:
+            ctx.spill_reason = SpillReason.FAILOVER_ERROR
+        ctx.model_served = route.local_model if started.target == LOCAL else self._hosted_model(route, started.target)
+        ctx.upstream = started.items()
+
+    def _with_health(self, route: Route) -> Route:
+        """The route with each hosted target's health as its provider's breaker sees it now."""
+        if not route.hosted:
+            return route
+        hosted = tuple(
+            dataclasses.replace(t, healthy=t.provider in self._providers and _available(self._breakers.get(t.provider)))
+            for t in route.hosted
+        )
+        return dataclasses.replace(route, hosted=hosted)
+
+    def _target(self, name: str, route: Route, ctx: RequestContext) -> Target:
+        body = _upstream_body(ctx)
+        if name == LOCAL:
+            assert route.local_model is not None
+            local_model = route.local_model
+            return Target(LOCAL, lambda: self._engines.generate(ctx.api.value, local_model, body, ctx.request_id))
+        provider = self._providers[name]
+        model = self._hosted_model(route, name)
+        return Target(name, lambda: provider.generate(ctx.api.value, body, model, ctx.request_id))
+
+    @staticmethod
+    def _hosted_model(route: Route, provider: str) -> str:
+        target = next((t for t in route.hosted if t.provider == provider), None)
+        return target.model if target is not None and target.model else route.name
 
     def _dispatch_embeddings(self, ctx: RequestContext) -> None:
         """Embeddings are always served locally: they cost next to nothing and the cache shares them."""
@@ -74,12 +112,24 @@ class DispatchLocal(Stage):
         ctx.upstream = self._engines.embed(ctx.model, ctx.body)
 
 
+def _available(breaker: CircuitBreaker | None) -> bool:
+    return breaker is None or breaker.available()
+
+
 def _unknown_model(model: str) -> NotFoundError:
     return NotFoundError(
         f"The model '{model}' does not exist or you do not have access to it.",
         param="model",
         code="model_not_found",
     )
+
+
+def _nowhere(model: str, reason: SpillReason) -> CapacityError:
+    if reason in (SpillReason.NO_READY_REPLICA, SpillReason.COLD_START):
+        return NoReplicaError(f"No replica of '{model}' is ready ({reason.value}) and no healthy hosted target can take it.", retry_after_s=5)
+    if reason is SpillReason.HOSTED_FORBIDDEN:
+        return NoReplicaError(f"'{model}' may not be sent to hosted targets.", code="hosted_forbidden", retry_after_s=5)
+    return CapacityError(f"No healthy target can serve '{model}' now ({reason.value}).", retry_after_s=5, code="no_healthy_target")
 
 
 def _pin(value: str | None) -> RoutePin:
@@ -95,9 +145,10 @@ def _pin(value: str | None) -> RoutePin:
         ) from None
 
 
-def _engine_body(ctx: RequestContext) -> dict:
-    """The body the engine gets: usage is always asked for, so every stream is accounted."""
+def _upstream_body(ctx: RequestContext) -> dict[str, Any]:
+    """The body upstream gets: usage is always asked for, so every stream is accounted."""
     body = dict(ctx.body)
     if ctx.stream:
         body["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}
     return body
+

@@ -28,6 +28,7 @@ def test_no_replica_cold_start_and_unhealthy_targets() -> None:
     starting = EngineState(model="m", replicas_starting=1)
     assert decide(DispatchRequest(10, 10), starting, ROUTE).reason is SpillReason.COLD_START
     assert decide(DispatchRequest(10, 10), EngineState(model="m"), ROUTE).reason is SpillReason.NO_READY_REPLICA
+    assert decide(DispatchRequest(10, 10), EngineState(model="m", replicas_unhealthy=1), ROUTE).reason is SpillReason.UNHEALTHY
     unhealthy = Route("m", "m", 2.0, hosted=(HostedTarget("openai", "x", healthy=False), HostedTarget("together", "y")))
     assert decide(DispatchRequest(10, 10), None, unhealthy).destination == "together"
     assert decide(DispatchRequest(10, 10), None, Route("m", "m", 2.0)).destination is None

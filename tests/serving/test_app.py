@@ -136,7 +136,7 @@ def test_no_ready_replica_is_503_with_retry_after(engines: ScriptedEngines, serv
     assert r.status_code == 503 and int(r.headers["retry-after"]) >= 1
     assert r.json()["error"]["code"] == "no_replica_ready"
     ready = httpx.get(server.base_url + "/ready")
-    assert ready.status_code == 503 and ready.json()["models"]["m"]["replicas_starting"] == 1
+    assert ready.status_code == 503 and ready.json()["routes"]["m"]["replicas_starting"] == 1
 
 
 def test_unknown_urls_and_methods_use_the_openai_envelope(server: UvicornThread) -> None:

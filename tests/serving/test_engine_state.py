@@ -66,3 +66,12 @@ def test_stats_logger_measures_rates_over_busy_steps_only() -> None:
 def test_replica_state_is_stamped_now_even_when_the_engine_is_idle() -> None:
     state = replica_state_now("r", "m", None)
     assert state.running == 0 and state.age_s() < 1
+
+
+def test_a_stalled_engine_is_unhealthy_not_ready() -> None:
+    now = time.time()
+    hung = ReplicaState("a", "m", running=3, observed_at=now, engine_idle_s=45)
+    idle = ReplicaState("b", "m", running=0, observed_at=now, engine_idle_s=600)
+    state = sum_replicas("m", [hung, idle], now=now)
+    assert (state.replicas_ready, state.replicas_unhealthy) == (1, 1)
+    assert sum_replicas("m", [hung], now=now).replicas_ready == 0

@@ -1,0 +1,33 @@
+"""Hosted providers behind one small interface (one call that streams or not; close).
+
+A provider yields the same item shapes as the local engines (:mod:`serving.local_engines`):
+a whole OpenAI-shaped body, or batches of OpenAI SSE payloads, so the respond stage never knows
+who answered. Failures raise the upstream branch of :mod:`serving.errors`; each adapter
+translates its transport's and its API's errors in one place (``_errors.py``), so nothing
+outside ``fallback/`` ever sees an httpx or vendor exception.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any, Protocol
+
+from fallback.providers.anthropic import AnthropicProvider
+from fallback.providers.config import ProviderConfig
+from fallback.providers.openai_compatible import OpenAICompatibleProvider
+
+__all__ = ["AnthropicProvider", "OpenAICompatibleProvider", "Provider", "ProviderConfig", "build_provider"]
+
+
+class Provider(Protocol):
+    name: str
+
+    def generate(self, api: str, body: dict[str, Any], public_model: str, request_id: str) -> AsyncIterator[Any]: ...
+
+    async def aclose(self) -> None: ...
+
+
+def build_provider(config: ProviderConfig) -> Provider:
+    if config.kind == "anthropic":
+        return AnthropicProvider(config)
+    return OpenAICompatibleProvider(config)

@@ -1,0 +1,54 @@
+"""Anthropic's Messages API, translated both ways (fallback/anthropic_wire.py)."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fallback.anthropic_wire import StreamTranslator, from_messages_response, to_messages_request
+from fallback.providers._errors import transport_errors
+from fallback.providers._http import HttpProvider
+from fallback.sse import sse_data
+from serving.errors import InvalidRequestError, UpstreamRateLimitError, UpstreamUnavailableError
+
+__all__ = ["AnthropicProvider"]
+
+
+class AnthropicProvider(HttpProvider):
+    async def generate(self, api: str, body: dict[str, Any], public_model: str, request_id: str) -> AsyncIterator[Any]:
+        if api != "chat":
+            raise InvalidRequestError(f"{self.name} serves chat completions only.")
+        deadline = time.monotonic() + self.config.total_timeout_s
+        payload = to_messages_request(body, self.config.upstream_model(public_model))
+        headers = {"anthropic-version": self.config.anthropic_version, "x-request-id": request_id}
+        key = self.config.api_key()
+        if key:
+            headers["x-api-key"] = key
+        response = await self._send("/messages", payload, headers)
+        try:
+            if not payload.get("stream"):
+                with transport_errors(self.name):
+                    yield from_messages_response(json.loads(await response.aread()), public_model)[0]
+                return
+            translator = StreamTranslator(public_model=public_model, include_usage=True)
+            with transport_errors(self.name):
+                async for data in sse_data(response.aiter_lines()):
+                    self._check_deadline(deadline)
+                    event = json.loads(data)
+                    if event.get("type") == "error":
+                        raise _stream_error(self.name, event.get("error") or {})
+                    payloads = list(translator.feed(event))
+                    if payloads:
+                        yield payloads
+            if not translator.finished:
+                raise UpstreamUnavailableError(f"{self.name} ended the stream before message_stop.")
+        finally:
+            await response.aclose()
+
+
+def _stream_error(provider: str, error: dict[str, Any]) -> Exception:
+    kind = error.get("type", "api_error")
+    message = f"{provider} failed mid-stream: {kind}"
+    return UpstreamRateLimitError(message) if kind == "rate_limit_error" else UpstreamUnavailableError(message)

@@ -1,0 +1,39 @@
+"""A hosted provider's configuration: where, which key, which names, how long to wait."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = ["ProviderConfig"]
+
+
+class ProviderConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(description="The destination name in headers, metrics and the ledger.")
+    kind: Literal["openai", "anthropic"] = Field(
+        "openai", description="Wire format: `openai` (OpenAI, Together, Fireworks, vLLM) or `anthropic`."
+    )
+    base_url: str = Field(description="API root, e.g. `https://api.openai.com/v1`.")
+    api_key_env: str | None = Field(None, description="Environment variable holding the key.")
+    api_key_file: str | None = Field(None, description="File holding the key (a mounted Secret).")
+    models: dict[str, str] = Field(default_factory=dict, description="Public model name -> provider's model name.")
+    connect_timeout_s: Annotated[float, Field(gt=0)] = 3.0
+    first_byte_timeout_s: Annotated[float, Field(gt=0)] = 30.0
+    total_timeout_s: Annotated[float, Field(gt=0)] = 600.0
+    anthropic_version: str = "2023-06-01"
+
+    def api_key(self) -> str | None:
+        """Read the key at call time (rotation without restart); never stored in config dumps."""
+        if self.api_key_file:
+            return Path(self.api_key_file).read_text().strip()
+        if self.api_key_env:
+            return os.environ.get(self.api_key_env)
+        return None
+
+    def upstream_model(self, public_model: str) -> str:
+        return self.models.get(public_model, public_model)

@@ -1,0 +1,175 @@
+"""Spill-over to hosted APIs and failover, against real servers on loopback.
+
+The "hosted API" is vLLM's own server on CPU (OpenAI's and Anthropic's wire formats), behind a
+fault-injecting proxy; spillover runs with both an OpenAI-compatible and an Anthropic provider
+pointing at it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from collections.abc import Iterator
+
+import httpx
+import openai
+import pytest
+
+from serving.config import DEFAULT_MODEL_NAME
+from tests.e2e.conftest import HOSTED_KEY
+from tests.fault_proxy import FaultProxy
+from tests.helpers import SpilloverServe
+
+pytestmark = pytest.mark.e2e
+MODEL = DEFAULT_MODEL_NAME
+CLAUDE = "claude-stand-in"
+ASK = [{"role": "user", "content": "Name a colour."}]
+
+
+@pytest.fixture(scope="module")
+def proxy(hosted_vllm: str) -> Iterator[FaultProxy]:
+    with FaultProxy(hosted_vllm, slow_s=4.0) as proxy:
+        yield proxy
+
+
+@pytest.fixture(scope="module")
+def spillover(ray_cluster: dict[str, str], serve_port: int, proxy: FaultProxy, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SpilloverServe]:
+    config = {
+        "models": [{"name": MODEL, "source": f"builtin:{MODEL}", "max_ongoing_requests": 64,
+                    # A small batch makes a queue form quickly, so the saturation test can spill.
+                    "engine_kwargs": {"max_num_seqs": 2}}],
+        "embeddings": [],
+        "providers": [
+            {"name": "hosted-openai", "kind": "openai", "base_url": proxy.base_url + "/v1", "api_key_env": "HOSTED_TEST_KEY",
+             "models": {MODEL: "hosted-smollm2"}, "first_byte_timeout_s": 2.0},
+            {"name": "hosted-anthropic", "kind": "anthropic", "base_url": proxy.base_url + "/v1", "api_key_env": "HOSTED_TEST_KEY",
+             "models": {MODEL: "hosted-smollm2", CLAUDE: "hosted-smollm2"}, "first_byte_timeout_s": 2.0},
+        ],
+        "routes": {
+            MODEL: {"ttft_target_s": 1.0, "hosted": [{"provider": "hosted-openai"}, {"provider": "hosted-anthropic"}]},
+            CLAUDE: {"hosted": [{"provider": "hosted-anthropic"}]},
+        },
+        "failover": {"attempts_per_target": 2, "deadline_s": 20, "breaker_consecutive_failures": 3,
+                     "breaker_failure_rate": 1.0, "breaker_cooldown_s": 3},
+    }
+    os.environ["HOSTED_TEST_KEY"] = HOSTED_KEY
+    process = SpilloverServe(ray_cluster["address"], serve_port, config, tmp_path_factory.mktemp("serve-spill"))
+    try:
+        process.wait_ready()
+        yield process
+    finally:
+        process.terminate()
+        os.environ.pop("HOSTED_TEST_KEY", None)
+
+
+@pytest.fixture
+def client(spillover: SpilloverServe) -> openai.OpenAI:
+    return openai.OpenAI(base_url=spillover.base_url, api_key="unused", max_retries=0, timeout=120)
+
+
+def _create(client: openai.OpenAI, **kwargs):
+    raw = client.chat.completions.with_raw_response.create(**kwargs)
+    return raw.headers, raw.parse()
+
+
+def test_pinned_hosted_request_forwards_the_key(client: openai.OpenAI, proxy: FaultProxy) -> None:
+    headers, response = _create(client, model=MODEL, messages=ASK, max_tokens=8, extra_headers={"X-Spillover-Route": "hosted-only"})
+    assert (headers["x-spillover-destination"], headers["x-spillover-reason"]) == ("hosted-openai", "pinned")
+    assert response.choices[0].message.content and response.usage.completion_tokens > 0
+    assert proxy.headers_seen[-1]["authorization"] == f"Bearer {HOSTED_KEY}"
+
+
+def test_anthropic_provider_live_system_multiturn_stop_stream_and_tools(client: openai.OpenAI, proxy: FaultProxy) -> None:
+    messages = [{"role": "system", "content": "You answer briefly."}, {"role": "user", "content": "Hi"},
+                {"role": "assistant", "content": "Hello!"}, {"role": "user", "content": "Count from one to ten in words."}]
+    headers, whole = _create(client, model=CLAUDE, messages=messages, max_tokens=40, temperature=0)
+    assert headers["x-spillover-destination"] == "hosted-anthropic"
+    assert proxy.headers_seen[-1]["x-api-key"] == HOSTED_KEY and "anthropic-version" in proxy.headers_seen[-1]
+    text = whole.choices[0].message.content
+    assert text and whole.usage.prompt_tokens > 0
+
+    stop_word = text.split()[min(2, len(text.split()) - 1)]
+    stopped = client.chat.completions.create(model=CLAUDE, messages=messages, max_tokens=40, temperature=0, stop=[stop_word])
+    assert stop_word not in stopped.choices[0].message.content
+
+    chunks = list(client.chat.completions.create(model=CLAUDE, messages=messages, max_tokens=40, temperature=0, stream=True, stream_options={"include_usage": True}))
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == text
+    assert chunks[-1].usage.completion_tokens == whole.usage.completion_tokens
+
+    tools = [{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}]
+    forced = client.chat.completions.create(model=CLAUDE, messages=[{"role": "user", "content": "Weather in Paris?"}], tools=tools, max_tokens=60,
+                                            tool_choice={"type": "function", "function": {"name": "get_weather"}})
+    (call,) = forced.choices[0].message.tool_calls
+    assert call.function.name == "get_weather" and call.id
+    json.loads(call.function.arguments)
+
+
+@pytest.mark.parametrize(("faults", "destination", "reason"), [
+    (["429"], "hosted-openai", "pinned"),             # retried on the same target after Retry-After
+    (["500", "500"], "hosted-anthropic", "failover_error"),
+    (["529", "529"], "hosted-anthropic", "failover_error"),
+    (["slow", "slow"], "hosted-anthropic", "failover_error"),
+    (["reset", "reset"], "hosted-anthropic", "failover_error"),
+])
+def test_faults_before_the_first_token_retry_or_fail_over(client: openai.OpenAI, proxy: FaultProxy, faults: list[str], destination: str, reason: str) -> None:
+    proxy.inject(*faults)
+    headers, response = _create(client, model=MODEL, messages=ASK, max_tokens=6, extra_headers={"X-Spillover-Route": "hosted-only"})
+    assert (headers["x-spillover-destination"], headers["x-spillover-reason"]) == (destination, reason)
+    assert response.choices[0].message.content is not None
+    assert not proxy.faults
+    # A clean request goes back to the first target (its failure streak ends there).
+    headers, _ = _create(client, model=MODEL, messages=ASK, max_tokens=2, extra_headers={"X-Spillover-Route": "hosted-only"})
+    assert headers["x-spillover-destination"] == "hosted-openai"
+
+
+def test_a_cut_after_tokens_ends_the_stream_with_an_error_event(spillover: SpilloverServe, proxy: FaultProxy) -> None:
+    proxy.inject("cut")
+    body = {"model": MODEL, "messages": ASK, "max_tokens": 60, "stream": True, "ignore_eos": True}
+    with httpx.stream("POST", spillover.base_url + "/chat/completions", json=body, headers={"X-Spillover-Route": "hosted-only"}, timeout=60) as r:
+        events = [line[6:] for line in r.iter_lines() if line.startswith("data: ")]
+    assert events and json.loads(events[-1])["error"]["type"] in ("api_error", "service_unavailable")
+    assert "[DONE]" not in events
+
+
+def test_the_breaker_opens_and_heals(client: openai.OpenAI, proxy: FaultProxy, spillover: SpilloverServe) -> None:
+    pinned = {"X-Spillover-Route": "hosted-only"}
+    proxy.inject("500", "500")
+    assert _create(client, model=MODEL, messages=ASK, max_tokens=2, extra_headers=pinned)[0]["x-spillover-destination"] == "hosted-anthropic"
+    proxy.inject("500")  # the third failure in a row opens hosted-openai's breaker
+    assert _create(client, model=MODEL, messages=ASK, max_tokens=2, extra_headers=pinned)[0]["x-spillover-destination"] == "hosted-anthropic"
+    ready = httpx.get(spillover.base_url.removesuffix("/v1") + "/ready").json()
+    assert ready["routes"][MODEL]["healthy_hosted"] == ["hosted-anthropic"]
+    seen = proxy.requests
+    headers, _ = _create(client, model=MODEL, messages=ASK, max_tokens=2, extra_headers=pinned)
+    assert (headers["x-spillover-destination"], headers["x-spillover-reason"]) == ("hosted-anthropic", "pinned")
+    assert proxy.requests == seen + 1, "an open breaker sends nothing to its target"
+    time.sleep(3.5)
+    headers, _ = _create(client, model=MODEL, messages=ASK, max_tokens=2, extra_headers=pinned)
+    assert headers["x-spillover-destination"] == "hosted-openai", "after the cool-down the probe succeeds and the breaker closes"
+
+
+def test_saturating_the_local_replica_spills_with_predicted_wait(client: openai.OpenAI, spillover: SpilloverServe) -> None:
+    results: list[tuple[str, str]] = []
+    errors: list[BaseException] = []
+
+    def one() -> None:
+        try:
+            headers, _ = _create(client, model=MODEL, messages=ASK, max_tokens=64, temperature=0, extra_body={"ignore_eos": True})
+            results.append((headers["x-spillover-destination"], headers["x-spillover-reason"]))
+        except BaseException as exc:  # collected: the assertion below reports it
+            errors.append(exc)
+
+    threads = [threading.Thread(target=one) for _ in range(12)]
+    for i, t in enumerate(threads):
+        t.start()
+        if i < 4:
+            time.sleep(0.6)  # let a queue form so the engine state shows it
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    reasons = {r for _, r in results}
+    assert ("local", "local_ok") in results
+    assert "predicted_wait" in reasons, results
+    assert all(d in ("local", "hosted-openai", "hosted-anthropic") for d, _ in results)

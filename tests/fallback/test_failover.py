@@ -1,0 +1,103 @@
+"""Failover logic on scripted targets (the e2e tests run it against real servers and faults)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from fallback.breaker import CircuitBreaker
+from fallback.failover import Failover, Target
+from serving.errors import (
+    CapacityError,
+    InvalidRequestError,
+    RateLimitError,
+    UpstreamError,
+    UpstreamRateLimitError,
+    UpstreamUnavailableError,
+)
+
+
+def scripted(name: str, outcomes: list[Any], calls: list[str]) -> Target:
+    """Each open() pops the next outcome: an exception to raise before the first item, or items."""
+
+    def open_() -> AsyncIterator[Any]:
+        calls.append(name)
+        outcome = outcomes.pop(0)
+
+        async def gen() -> AsyncIterator[Any]:
+            if isinstance(outcome, Exception):
+                raise outcome
+            for item in outcome:
+                yield item
+
+        return gen()
+
+    return Target(name, open_)
+
+
+async def test_first_failure_fails_over_to_the_next_target() -> None:
+    calls: list[str] = []
+    breakers = {"a": CircuitBreaker(), "b": CircuitBreaker()}
+    failover = Failover(breakers, attempts_per_target=1)
+    started = await failover.start(
+        [scripted("a", [UpstreamUnavailableError("down")], calls), scripted("b", [[{"ok": 1}, {"more": 2}]], calls)], "r"
+    )
+    assert started.target == "b" and started.failures == 1 and calls == ["a", "b"]
+    assert [i async for i in started.items()] == [{"ok": 1}, {"more": 2}]
+
+
+async def test_retry_after_is_honoured_on_the_same_target() -> None:
+    calls: list[str] = []
+    failover = Failover({}, attempts_per_target=2, deadline_s=5)
+    started = await failover.start(
+        [scripted("a", [UpstreamRateLimitError("slow down", retry_after_s=0.01), [{"ok": 1}]], calls)], "r"
+    )
+    assert started.target == "a" and calls == ["a", "a"]
+
+
+async def test_a_retry_after_past_the_deadline_moves_on_at_once() -> None:
+    calls: list[str] = []
+    failover = Failover({}, attempts_per_target=3, deadline_s=1)
+    started = await failover.start(
+        [scripted("a", [UpstreamRateLimitError("later", retry_after_s=60)], calls), scripted("b", [[{"ok": 1}]], calls)], "r"
+    )
+    assert started.target == "b" and calls == ["a", "b"]
+
+
+async def test_client_errors_are_answers_not_failures() -> None:
+    calls: list[str] = []
+    breaker = CircuitBreaker(consecutive_failures=1)
+    failover = Failover({"a": breaker})
+    with pytest.raises(InvalidRequestError):
+        await failover.start([scripted("a", [InvalidRequestError("bad")], calls), scripted("b", [[{}]], calls)], "r")
+    assert calls == ["a"] and breaker.allow()
+    refused = await failover.start([scripted("a", [[{"status": 400, "error": {"message": "too long"}}]], calls)], "r")
+    assert refused.target == "a"
+
+
+async def test_an_engine_5xx_item_fails_over() -> None:
+    calls: list[str] = []
+    started = await Failover({}, attempts_per_target=1).start(
+        [scripted("local", [[{"status": 500, "error": {"message": "boom"}}]], calls), scripted("b", [[{"ok": 1}]], calls)], "r"
+    )
+    assert started.target == "b"
+
+
+async def test_exhaustion_is_429_after_rate_limits_and_503_otherwise() -> None:
+    calls: list[str] = []
+    with pytest.raises(RateLimitError) as limited:
+        await Failover({}, attempts_per_target=1).start([scripted("a", [UpstreamRateLimitError("x", retry_after_s=7)], calls)], "r")
+    assert limited.value.status_code == 429 and limited.value.headers() == {"Retry-After": "7"}
+    with pytest.raises(CapacityError) as down:
+        await Failover({}, attempts_per_target=1).start([scripted("a", [UpstreamError("auth")], calls)], "r")
+    assert down.value.status_code == 503 and "Retry-After" in down.value.headers()
+
+
+async def test_an_open_breaker_skips_its_target() -> None:
+    calls: list[str] = []
+    breaker = CircuitBreaker(consecutive_failures=1, cooldown_s=60)
+    breaker.record(False)
+    started = await Failover({"a": breaker}).start([scripted("a", [[{"never": 1}]], calls), scripted("b", [[{"ok": 1}]], calls)], "r")
+    assert started.target == "b" and calls == ["b"]
