@@ -22,6 +22,26 @@ RESULTS = REPO / "bench" / "results"
 BENCHMARKS_MD = REPO / "BENCHMARKS.md"
 
 
+#: Ray Serve LLM's own OpenAI app with the ``LLMConfig`` spillover builds for its default model:
+#: the peer every serving benchmark measures beside spillover. Run it with ``python -c``.
+RAY_SERVE_LLM_PEER = """
+import signal, sys, threading
+import ray
+from ray import serve
+from ray.serve.llm import build_openai_app
+from serving.config import load_config
+from serving.llm_deployment import llm_config_for
+config = load_config(None)
+ray.init(num_cpus=8, include_dashboard=False, log_to_driver=False)
+stop = threading.Event()
+signal.signal(signal.SIGTERM, lambda *_: stop.set())
+serve.start(http_options={"host": "127.0.0.1", "port": int(sys.argv[1])})
+serve.run(build_openai_app({"llm_configs": [llm_config_for(config.models[0], config.ingress)]}), blocking=False)
+stop.wait()
+serve.shutdown()
+"""
+
+
 def machine() -> str:
     cpu = "unknown CPU"
     try:

@@ -26,26 +26,10 @@ import httpx
 import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench._common import median, record, table  # noqa: E402
+from bench._common import RAY_SERVE_LLM_PEER, median, record, table  # noqa: E402
 
 PORT = 8000
 MODEL = "smollm2-135m-instruct"
-PEER = """
-import os, signal, threading
-import ray
-from ray import serve
-from ray.serve.llm import build_openai_app
-from serving.config import load_config
-from serving.llm_deployment import llm_config_for
-config = load_config(None)
-ray.init(num_cpus=8, include_dashboard=False, log_to_driver=False)
-stop = threading.Event()
-signal.signal(signal.SIGTERM, lambda *_: stop.set())
-serve.start(http_options={"host": "127.0.0.1", "port": %d})
-serve.run(build_openai_app({"llm_configs": [llm_config_for(config.models[0], config.ingress)]}), blocking=False)
-stop.wait()
-serve.shutdown()
-""" % PORT
 
 
 class PeakRss:
@@ -89,7 +73,7 @@ def _ready() -> bool:
 def run_once(setup: str, cache_dir: str) -> tuple[float, float]:
     env = {**os.environ, "SPILLOVER_CACHE_DIR": cache_dir, "HF_HUB_OFFLINE": "1", "RAY_USAGE_STATS_ENABLED": "0"}
     env.pop("RAY_ADDRESS", None)
-    args = [sys.executable, "-m", "serving.cli", "serve"] if setup == "spillover" else [sys.executable, "-c", PEER]
+    args = [sys.executable, "-m", "serving.cli", "serve"] if setup == "spillover" else [sys.executable, "-c", RAY_SERVE_LLM_PEER, str(PORT)]
     started = time.monotonic()
     process = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     memory = PeakRss(process.pid)

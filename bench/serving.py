@@ -29,29 +29,13 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench._common import median, record, table  # noqa: E402
+from bench._common import RAY_SERVE_LLM_PEER, median, record, table  # noqa: E402
 
 PORT = 8000
 MODEL = "smollm2-135m-instruct"
 PROMPTS = Path(__file__).resolve().parents[2] / "shared" / "data" / "prompts" / "arena_hard_questions.jsonl"
 LEVELS = (1, 4, 16)
 
-PEER_RAY = """
-import signal, threading
-import ray
-from ray import serve
-from ray.serve.llm import build_openai_app
-from serving.config import load_config
-from serving.llm_deployment import llm_config_for
-config = load_config(None)
-ray.init(num_cpus=8, include_dashboard=False, log_to_driver=False)
-stop = threading.Event()
-signal.signal(signal.SIGTERM, lambda *_: stop.set())
-serve.start(http_options={"host": "127.0.0.1", "port": %d})
-serve.run(build_openai_app({"llm_configs": [llm_config_for(config.models[0], config.ingress)]}), blocking=False)
-stop.wait()
-serve.shutdown()
-""" % PORT
 
 
 def load_prompts(n: int) -> list[str]:
@@ -81,7 +65,7 @@ def start(setup: str, workdir: Path) -> subprocess.Popen[bytes]:
         config.write_text(json.dumps({"models": [{"name": MODEL, "source": f"builtin:{MODEL}", "tool_call_parser": "hermes"}], "embeddings": []}))
         args = [sys.executable, "-m", "serving.cli", "serve", "--config", str(config)]
     elif setup == "ray_serve_llm":
-        args = [sys.executable, "-c", PEER_RAY]
+        args = [sys.executable, "-c", RAY_SERVE_LLM_PEER, str(PORT)]
     else:
         args = vllm_args()
         env |= {"VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_CPU_NUM_OF_RESERVED_CPU": "0"}

@@ -9,7 +9,8 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
@@ -102,3 +103,14 @@ class UvicornThread:
     def __exit__(self, *exc: object) -> None:
         self.server.should_exit = True
         self.thread.join(10)
+
+
+@contextmanager
+def spillover_serving(ray_cluster: dict[str, str], port: int, config: dict | None, workdir: Path) -> Iterator[SpilloverServe]:
+    """A ready ``spillover serve`` for the length of the block, stopped with SIGTERM after."""
+    process = SpilloverServe(ray_cluster["address"], port, config, workdir)
+    try:
+        process.wait_ready()
+        yield process
+    finally:
+        process.terminate()

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 
 from serving.config import DEFAULT_EMBEDDING_MODEL_NAME, DEFAULT_MODEL_NAME
-from tests.helpers import SpilloverServe, wait_for
+from tests.helpers import SpilloverServe, spillover_serving, wait_for
 from tests.serving.test_app_apis import requests
 
 pytestmark = pytest.mark.e2e
@@ -31,12 +31,8 @@ def spillover(ray_cluster: dict[str, str], serve_port: int, tmp_path_factory: py
         "models": [{"name": MODEL, "source": f"builtin:{MODEL}", "tool_call_parser": "hermes"}],
         "embeddings": [{"name": EMBED, "source": f"builtin:{EMBED}"}],
     }
-    process = SpilloverServe(ray_cluster["address"], serve_port, config, tmp_path_factory.mktemp("serve-surface"))
-    try:
-        process.wait_ready()
+    with spillover_serving(ray_cluster, serve_port, config, tmp_path_factory.mktemp("serve-surface")) as process:
         yield process
-    finally:
-        process.terminate()
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ import openai
 import pytest
 
 from serving.config import DEFAULT_EMBEDDING_MODEL_NAME, DEFAULT_MODEL_NAME
-from tests.helpers import SpilloverServe, wait_for
+from tests.helpers import SpilloverServe, spillover_serving, wait_for
 
 pytestmark = pytest.mark.e2e
 MODEL = DEFAULT_MODEL_NAME
@@ -28,12 +28,8 @@ PROMPT = [{"role": "user", "content": "Name three colours."}]
 
 @pytest.fixture(scope="module")
 def spillover(ray_cluster: dict[str, str], serve_port: int, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SpilloverServe]:
-    process = SpilloverServe(ray_cluster["address"], serve_port, None, tmp_path_factory.mktemp("serve-default"))
-    try:
-        process.wait_ready()
+    with spillover_serving(ray_cluster, serve_port, None, tmp_path_factory.mktemp("serve-default")) as process:
         yield process
-    finally:
-        process.terminate()
 
 
 @pytest.fixture

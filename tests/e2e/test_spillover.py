@@ -8,7 +8,6 @@ pointing at it.
 from __future__ import annotations
 
 import json
-import os
 import threading
 import time
 from collections.abc import Iterator
@@ -20,7 +19,7 @@ import pytest
 from serving.config import DEFAULT_MODEL_NAME
 from tests.e2e.conftest import HOSTED_KEY
 from tests.fault_proxy import FaultProxy
-from tests.helpers import SpilloverServe
+from tests.helpers import SpilloverServe, spillover_serving
 
 pytestmark = pytest.mark.e2e
 MODEL = DEFAULT_MODEL_NAME
@@ -36,15 +35,19 @@ def proxy(hosted_vllm: str) -> Iterator[FaultProxy]:
 
 @pytest.fixture(scope="module")
 def spillover(ray_cluster: dict[str, str], serve_port: int, proxy: FaultProxy, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SpilloverServe]:
+    # The key reaches the ingress replicas as a mounted secret file would in a cluster.
+    workdir = tmp_path_factory.mktemp("serve-spill")
+    key_file = workdir / "hosted.key"
+    key_file.write_text(HOSTED_KEY + "\n")
     config = {
         "models": [{"name": MODEL, "source": f"builtin:{MODEL}", "max_ongoing_requests": 64,
                     # A small batch makes a queue form quickly, so the saturation test can spill.
                     "engine_kwargs": {"max_num_seqs": 2}}],
         "embeddings": [],
         "providers": [
-            {"name": "hosted-openai", "kind": "openai", "base_url": proxy.base_url + "/v1", "api_key_env": "HOSTED_TEST_KEY",
+            {"name": "hosted-openai", "kind": "openai", "base_url": proxy.base_url + "/v1", "api_key_file": str(key_file),
              "models": {MODEL: "hosted-smollm2"}, "first_byte_timeout_s": 2.0},
-            {"name": "hosted-anthropic", "kind": "anthropic", "base_url": proxy.base_url + "/v1", "api_key_env": "HOSTED_TEST_KEY",
+            {"name": "hosted-anthropic", "kind": "anthropic", "base_url": proxy.base_url + "/v1", "api_key_file": str(key_file),
              "models": {MODEL: "hosted-smollm2", CLAUDE: "hosted-smollm2"}, "first_byte_timeout_s": 2.0},
         ],
         "routes": {
@@ -54,14 +57,8 @@ def spillover(ray_cluster: dict[str, str], serve_port: int, proxy: FaultProxy, t
         "failover": {"attempts_per_target": 2, "deadline_s": 20, "breaker_consecutive_failures": 3,
                      "breaker_failure_rate": 1.0, "breaker_cooldown_s": 3},
     }
-    os.environ["HOSTED_TEST_KEY"] = HOSTED_KEY
-    process = SpilloverServe(ray_cluster["address"], serve_port, config, tmp_path_factory.mktemp("serve-spill"))
-    try:
-        process.wait_ready()
+    with spillover_serving(ray_cluster, serve_port, config, workdir) as process:
         yield process
-    finally:
-        process.terminate()
-        os.environ.pop("HOSTED_TEST_KEY", None)
 
 
 @pytest.fixture
