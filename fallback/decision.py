@@ -92,14 +92,18 @@ class Decision:
 def predict_ttft_s(request: DispatchRequest, state: EngineState, route: Route) -> float:
     """Predicted time to first token on the local engines, in seconds.
 
-    Prefill is first come, first served: the request waits for the prompts queued ahead of it
-    (estimated at its own length each, spread over ready replicas) and then its own prefill.
-    A full KV cache means preemption, so the running batch must drain first.
+    Three waits add up. Prefill is first come, first served: the prompts queued ahead (each
+    estimated at this request's length) and then its own, at the measured prefill rate spread
+    over ready replicas. Requests already waiting mean the running batch is full: a slot frees
+    each time a running request finishes, about ``decode rate / request length`` times a second,
+    and this request needs the slots of everyone ahead plus its own. A full KV cache means
+    preemption, so the running batch must drain first.
     """
     replicas = max(state.replicas_ready, 1)
     rate = state.prefill_tokens_per_s or route.prior_prefill_tokens_per_s * replicas
-    queued_tokens = state.waiting * request.prompt_tokens
-    wait = (queued_tokens + request.prompt_tokens * replicas) / rate
+    wait = (state.waiting * request.prompt_tokens + request.prompt_tokens * replicas) / rate
+    if state.waiting > 0 and state.decode_tokens_per_s > 0:
+        wait += (state.waiting + 1) * request.max_tokens / state.decode_tokens_per_s
     if state.kv_cache_usage >= 0.95 and state.decode_tokens_per_s > 0:
         wait += state.running * request.max_tokens / state.decode_tokens_per_s / replicas
     return wait

@@ -1,4 +1,4 @@
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fallback.decision import LOCAL, DispatchRequest, HostedTarget, Route, RoutePin, SpillReason, decide, predict_ttft_s
@@ -14,6 +14,16 @@ def test_idle_local_engine_serves_locally() -> None:
     assert (decision.destination, decision.reason) == (LOCAL, SpillReason.LOCAL_OK)
     assert decision.predicted_ttft_s is not None and decision.predicted_ttft_s < 1
     assert decision.fallbacks == HOSTED
+
+
+def test_a_full_batch_makes_a_request_wait_for_a_slot() -> None:
+    free = EngineState(model="m", replicas_ready=1, running=2, waiting=0, prefill_tokens_per_s=1000, decode_tokens_per_s=40)
+    full = EngineState(model="m", replicas_ready=1, running=2, waiting=1, prefill_tokens_per_s=1000, decode_tokens_per_s=40)
+    request = DispatchRequest(prompt_tokens=10, max_tokens=64)
+    assert predict_ttft_s(request, free, ROUTE) < 0.1
+    # Two slot turnovers (the one ahead and its own) at 40 tokens/s for 64-token requests.
+    assert abs(predict_ttft_s(request, full, ROUTE) - (0.02 + 2 * 64 / 40)) < 1e-9
+    assert decide(request, full, ROUTE).reason is SpillReason.PREDICTED_WAIT
 
 
 def test_a_long_queue_spills_before_dispatch() -> None:
@@ -66,6 +76,7 @@ states = st.builds(
 )
 
 
+@settings(deadline=None)  # a noisy 2-core machine: timing is not what this tests
 @given(states, st.integers(1, 8000), st.integers(1, 4000), st.sampled_from(list(RoutePin)))
 def test_decision_properties(state: EngineState, prompt: int, max_tokens: int, pin: RoutePin) -> None:
     decision = decide(DispatchRequest(prompt, max_tokens, pin), state, ROUTE)
