@@ -30,7 +30,7 @@ LOCAL = "local"
 Destination = str
 
 
-class SpillReason(str, enum.Enum):
+class SpillReason(enum.StrEnum):
     LOCAL_OK = "local_ok"
     PREDICTED_WAIT = "predicted_wait"
     NO_READY_REPLICA = "no_ready_replica"
@@ -42,7 +42,7 @@ class SpillReason(str, enum.Enum):
     HOSTED_FORBIDDEN = "hosted_forbidden"
 
 
-class RoutePin(str, enum.Enum):
+class RoutePin(enum.StrEnum):
     """``X-Spillover-Route``: let the decision choose, or pin one side."""
 
     AUTO = "auto"

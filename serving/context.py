@@ -34,13 +34,13 @@ def new_request_id() -> str:
     return f"req-{uuid.uuid4().hex}"
 
 
-class Api(str, enum.Enum):
+class Api(enum.StrEnum):
     CHAT = "chat"
     COMPLETIONS = "completions"
     EMBEDDINGS = "embeddings"
 
 
-class Status(str, enum.Enum):
+class Status(enum.StrEnum):
     """How a request ended; every value becomes a ledger row."""
 
     PENDING = "pending"
@@ -52,7 +52,7 @@ class Status(str, enum.Enum):
     CUT = "cut"
 
 
-class CacheResult(str, enum.Enum):
+class CacheResult(enum.StrEnum):
     MISS = "miss"
     EXACT = "exact"
     SEMANTIC = "semantic"

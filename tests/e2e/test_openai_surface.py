@@ -41,7 +41,7 @@ def client(spillover: SpilloverServe) -> openai.OpenAI:
 
 
 def test_stream_concatenates_to_the_whole_answer(client: openai.OpenAI) -> None:
-    args = dict(model=MODEL, messages=ASK, max_tokens=40, temperature=0, seed=7)
+    args = dict(model=MODEL, messages=ASK, max_tokens=40, temperature=0, seed=7, user="u-1", metadata={"feature": "e2e"})
     whole = client.chat.completions.create(**args)
     chunks = list(client.chat.completions.create(**args, stream=True))
     assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == whole.choices[0].message.content
