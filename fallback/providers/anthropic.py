@@ -23,9 +23,7 @@ class AnthropicProvider(HttpProvider):
         deadline = time.monotonic() + self.config.total_timeout_s
         payload = to_messages_request(body, self.config.upstream_model(public_model))
         headers = {"anthropic-version": self.config.anthropic_version, "x-request-id": request_id}
-        key = self.config.api_key()
-        if key:
-            headers["x-api-key"] = key
+        headers |= self.config.auth_headers()
         response = await self._send("/messages", payload, headers)
         try:
             if not payload.get("stream"):

@@ -26,6 +26,11 @@ class ProviderConfig(BaseModel):
     first_byte_timeout_s: Annotated[float, Field(gt=0)] = 30.0
     total_timeout_s: Annotated[float, Field(gt=0)] = 600.0
     anthropic_version: str = "2023-06-01"
+    auth_header: Literal["default", "bearer", "x-api-key"] = Field(
+        "default",
+        description="How the key travels: `default` is `Authorization: Bearer` for `openai` and `x-api-key` "
+        "for `anthropic`; Anthropic-compatible servers such as vLLM's want `bearer`.",
+    )
 
     def api_key(self) -> str | None:
         """Read the key at call time (rotation without restart); never stored in config dumps."""
@@ -34,6 +39,15 @@ class ProviderConfig(BaseModel):
         if self.api_key_env:
             return os.environ.get(self.api_key_env)
         return None
+
+    def auth_headers(self) -> dict[str, str]:
+        key = self.api_key()
+        if not key:
+            return {}
+        scheme = self.auth_header
+        if scheme == "default":
+            scheme = "x-api-key" if self.kind == "anthropic" else "bearer"
+        return {"x-api-key": key} if scheme == "x-api-key" else {"authorization": f"Bearer {key}"}
 
     def upstream_model(self, public_model: str) -> str:
         return self.models.get(public_model, public_model)

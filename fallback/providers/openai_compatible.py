@@ -30,9 +30,7 @@ class OpenAICompatibleProvider(HttpProvider):
         if stream:
             payload["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}
         headers = {"x-request-id": request_id}
-        key = self.config.api_key()
-        if key:
-            headers["authorization"] = f"Bearer {key}"
+        headers |= self.config.auth_headers()
         response = await self._send(_PATHS[api], payload, headers)
         try:
             if not stream:

@@ -48,6 +48,7 @@ def spillover(ray_cluster: dict[str, str], serve_port: int, proxy: FaultProxy, t
             {"name": "hosted-openai", "kind": "openai", "base_url": proxy.base_url + "/v1", "api_key_file": str(key_file),
              "models": {MODEL: "hosted-smollm2"}, "first_byte_timeout_s": 2.0},
             {"name": "hosted-anthropic", "kind": "anthropic", "base_url": proxy.base_url + "/v1", "api_key_file": str(key_file),
+             "auth_header": "bearer",  # vLLM's Messages endpoint checks Authorization, not x-api-key
              "models": {MODEL: "hosted-smollm2", CLAUDE: "hosted-smollm2"}, "first_byte_timeout_s": 2.0},
         ],
         "routes": {
@@ -83,7 +84,7 @@ def test_anthropic_provider_live_system_multiturn_stop_stream_and_tools(client: 
                 {"role": "assistant", "content": "Hello!"}, {"role": "user", "content": "Count from one to ten in words."}]
     headers, whole = _create(client, model=CLAUDE, messages=messages, max_tokens=40, temperature=0)
     assert headers["x-spillover-destination"] == "hosted-anthropic"
-    assert proxy.headers_seen[-1]["x-api-key"] == HOSTED_KEY and "anthropic-version" in proxy.headers_seen[-1]
+    assert proxy.headers_seen[-1]["authorization"] == f"Bearer {HOSTED_KEY}" and "anthropic-version" in proxy.headers_seen[-1]
     text = whole.choices[0].message.content
     assert text and whole.usage.prompt_tokens > 0
 
