@@ -41,6 +41,7 @@ class FaultProxy:
         self.cut_after_chunks = cut_after_chunks
         self.requests = 0
         self.headers_seen: list[dict[str, str]] = []
+        self.bodies_seen: list[bytes] = []
         self._lock = threading.Lock()
         app = Starlette(routes=[Route("/{path:path}", self._handle, methods=["GET", "POST"])])
         self._server = UvicornThread(app)
@@ -74,6 +75,7 @@ class FaultProxy:
         if fault == "slow":
             await asyncio.sleep(self.slow_s)
         body = await request.body()
+        self.bodies_seen.append(body)
         headers = {k: v for k, v in request.headers.items() if k.lower() not in ("host", "content-length")}
         client = httpx.AsyncClient(timeout=300)
         upstream = await client.send(client.build_request(request.method, self.upstream + "/" + request.path_params["path"], content=body, headers=headers), stream=True)

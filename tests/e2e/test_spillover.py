@@ -29,7 +29,7 @@ ASK = [{"role": "user", "content": "Name a colour."}]
 
 @pytest.fixture(scope="module")
 def proxy(hosted_vllm: str) -> Iterator[FaultProxy]:
-    with FaultProxy(hosted_vllm, slow_s=4.0) as proxy:
+    with FaultProxy(hosted_vllm, slow_s=8.0) as proxy:
         yield proxy
 
 
@@ -46,10 +46,10 @@ def spillover(ray_cluster: dict[str, str], serve_port: int, proxy: FaultProxy, t
         "embeddings": [],
         "providers": [
             {"name": "hosted-openai", "kind": "openai", "base_url": proxy.base_url + "/v1", "api_key_file": str(key_file),
-             "models": {MODEL: "hosted-smollm2"}, "first_byte_timeout_s": 2.0},
+             "models": {MODEL: "hosted-smollm2"}, "first_byte_timeout_s": 5.0},
             {"name": "hosted-anthropic", "kind": "anthropic", "base_url": proxy.base_url + "/v1", "api_key_file": str(key_file),
              "auth_header": "bearer",  # vLLM's Messages endpoint checks Authorization, not x-api-key
-             "models": {MODEL: "hosted-smollm2", CLAUDE: "hosted-smollm2"}, "first_byte_timeout_s": 2.0},
+             "models": {MODEL: "hosted-smollm2", CLAUDE: "hosted-smollm2"}, "first_byte_timeout_s": 5.0},
         ],
         "routes": {
             MODEL: {"ttft_target_s": 1.0, "hosted": [{"provider": "hosted-openai"}, {"provider": "hosted-anthropic"}]},
@@ -97,11 +97,20 @@ def test_anthropic_provider_live_system_multiturn_stop_stream_and_tools(client: 
     assert chunks[-1].usage.completion_tokens == whole.usage.completion_tokens
 
     tools = [{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}]
-    forced = client.chat.completions.create(model=CLAUDE, messages=[{"role": "user", "content": "Weather in Paris?"}], tools=tools, max_tokens=60,
-                                            tool_choice={"type": "function", "function": {"name": "get_weather"}})
-    (call,) = forced.choices[0].message.tool_calls
-    assert call.function.name == "get_weather" and call.id
-    json.loads(call.function.arguments)
+    try:
+        forced = client.chat.completions.create(model=CLAUDE, messages=[{"role": "user", "content": "Weather in Paris?"}], tools=tools,
+                                                max_tokens=60, tool_choice={"type": "function", "function": {"name": "get_weather"}})
+    except openai.BadRequestError as exc:
+        # vLLM 0.32 does not hold a forced tool's arguments to the schema; for this 135M model its
+        # Messages endpoint then fails its own tool_use validation (a 400 passed through, never a 5xx).
+        assert "tool_use" in str(exc) or "input" in str(exc)
+    else:
+        (call,) = forced.choices[0].message.tool_calls
+        assert call.function.name == "get_weather" and call.id
+        json.loads(call.function.arguments)
+    sent = json.loads(proxy.bodies_seen[-1])
+    assert sent["tool_choice"] == {"type": "tool", "name": "get_weather"}
+    assert sent["tools"] == [{"name": "get_weather", "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}}}]
 
 
 @pytest.mark.parametrize(("faults", "destination", "reason"), [
@@ -154,12 +163,12 @@ def test_saturating_the_local_replica_spills_with_predicted_wait(client: openai.
 
     def one() -> None:
         try:
-            headers, _ = _create(client, model=MODEL, messages=ASK, max_tokens=64, temperature=0, extra_body={"ignore_eos": True})
+            headers, _ = _create(client, model=MODEL, messages=ASK, max_tokens=48, temperature=0, extra_body={"ignore_eos": True})
             results.append((headers["x-spillover-destination"], headers["x-spillover-reason"]))
         except BaseException as exc:  # collected: the assertion below reports it
             errors.append(exc)
 
-    threads = [threading.Thread(target=one) for _ in range(12)]
+    threads = [threading.Thread(target=one) for _ in range(10)]
     for i, t in enumerate(threads):
         t.start()
         if i < 4:
@@ -167,7 +176,9 @@ def test_saturating_the_local_replica_spills_with_predicted_wait(client: openai.
     for t in threads:
         t.join()
     assert not errors, errors
-    reasons = {r for _, r in results}
-    assert ("local", "local_ok") in results
-    assert "predicted_wait" in reasons, results
-    assert all(d in ("local", "hosted-openai", "hosted-anthropic") for d, _ in results)
+    assert len(results) == 10 and ("local", "local_ok") in results
+    spilled = [(d, r) for d, r in results if d != "local"]
+    # Spilled before dispatch because the predicted wait broke the 1 s target (a spill whose first
+    # hosted target then failed says failover_error instead).
+    assert ("hosted-openai", "predicted_wait") in spilled, results
+    assert all(r in ("predicted_wait", "failover_error") for _, r in spilled), results
