@@ -57,12 +57,13 @@ def load_prompts(n: int) -> list[str]:
     return prompts
 
 
-def start(setup: str, workdir: Path) -> subprocess.Popen[bytes]:
+def start(setup: str, workdir: Path, model_overrides: dict | None = None) -> subprocess.Popen[bytes]:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "RAY_USAGE_STATS_ENABLED": "0"}
     env.pop("RAY_ADDRESS", None)
     if setup == "spillover":
         config = workdir / "spillover.yaml"
-        config.write_text(json.dumps({"models": [{"name": MODEL, "source": f"builtin:{MODEL}", "tool_call_parser": "hermes"}], "embeddings": []}))
+        model = {"name": MODEL, "source": f"builtin:{MODEL}", "tool_call_parser": "hermes", **(model_overrides or {})}
+        config.write_text(json.dumps({"models": [model], "embeddings": []}))
         args = [sys.executable, "-m", "serving.cli", "serve", "--config", str(config)]
     elif setup == "ray_serve_llm":
         args = [sys.executable, "-c", RAY_SERVE_LLM_PEER, str(PORT)]

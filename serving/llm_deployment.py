@@ -133,6 +133,8 @@ def llm_config_for(model: ModelConfig, ingress: IngressConfig) -> LLMConfig:
         engine_kwargs |= {"enable_auto_tool_choice": True, "tool_call_parser": model.tool_call_parser}
     engine_kwargs |= model.engine_kwargs
     env |= model.engine_env
+    if model.stream_batching_interval_ms is not None:
+        extra["experimental_configs"] = {"stream_batching_interval_ms": model.stream_batching_interval_ms}
     return LLMConfig(
         model_loading_config={"model_id": model.name, "model_source": resolve_source(model.source)},
         engine_kwargs=engine_kwargs,
