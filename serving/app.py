@@ -37,7 +37,7 @@ __all__ = ["create_app", "default_stages", "routes_from_config", "REQUEST_ID_HEA
 logger = logging.getLogger(__name__)
 
 REQUEST_ID_HEADER = "x-request-id"
-#: TTFT target for routes that do not set one (the spill-over issue makes it per route).
+#: TTFT target of a local model that has no `routes` entry of its own.
 DEFAULT_TTFT_TARGET_S = 2.0
 #: ``max_tokens`` assumed for the decision when the request leaves it unset.
 DEFAULT_MAX_TOKENS = 256
