@@ -69,7 +69,8 @@ class Dispatch(Stage):
         if decision.destination is None:
             raise _nowhere(ctx.model, decision.reason)
         order = [decision.destination, *(t.provider for t in decision.fallbacks)]
-        targets = [self._target(name, route, ctx) for name in order]
+        body = _upstream_body(ctx)
+        targets = [self._target(name, route, ctx, body) for name in order]
         ctx.timings.dispatched = time.perf_counter()
         started = await self._failover.start(targets, ctx.request_id)
         ctx.destination = started.target
@@ -88,8 +89,7 @@ class Dispatch(Stage):
         )
         return dataclasses.replace(route, hosted=hosted)
 
-    def _target(self, name: str, route: Route, ctx: RequestContext) -> Target:
-        body = _upstream_body(ctx)
+    def _target(self, name: str, route: Route, ctx: RequestContext, body: dict[str, Any]) -> Target:
         if name == LOCAL:
             assert route.local_model is not None
             local_model = route.local_model

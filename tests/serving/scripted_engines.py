@@ -11,6 +11,7 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
+from serving.config import SpilloverConfig, load_config
 from serving.engine_state import EngineState
 
 
@@ -76,3 +77,12 @@ class ScriptedEngines:
                 yield item
         finally:
             self.closed.set()
+
+
+def scripted_config(env: dict[str, str] | None = None) -> SpilloverConfig:
+    """The embedded default (with ``env`` overrides), its models renamed to the scripted ``m`` and ``e``."""
+    config = load_config(None, env=env or {})
+    return config.model_copy(update={
+        "models": [config.models[0].model_copy(update={"name": "m"})],
+        "embeddings": [config.embeddings[0].model_copy(update={"name": "e"})],
+    })

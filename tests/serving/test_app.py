@@ -16,10 +16,9 @@ import openai
 import pytest
 
 from serving.app import create_app
-from serving.config import load_config
 from serving.engine_state import EngineState
 from tests.helpers import UvicornThread
-from tests.serving.scripted_engines import ScriptedEngines, chunk, completion, usage_chunk
+from tests.serving.scripted_engines import ScriptedEngines, chunk, completion, scripted_config, usage_chunk
 
 MESSAGES = [{"role": "user", "content": "hi"}]
 
@@ -30,10 +29,8 @@ def engines() -> ScriptedEngines:
 
 
 @pytest.fixture
-def server(engines: ScriptedEngines, monkeypatch: pytest.MonkeyPatch) -> Iterator[UvicornThread]:
-    monkeypatch.setenv("TEST_KEYS", "sk-good,sk-other")
-    config = load_config(None, env={"SPILLOVER__SERVER__MAX_BODY_BYTES": "2048"})
-    config = config.model_copy(update={"models": [config.models[0].model_copy(update={"name": "m"})]})
+def server(engines: ScriptedEngines) -> Iterator[UvicornThread]:
+    config = scripted_config({"SPILLOVER__SERVER__MAX_BODY_BYTES": "2048"})
     with UvicornThread(create_app(config, engines)) as server:
         yield server
 

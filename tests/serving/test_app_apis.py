@@ -11,9 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from serving.app import create_app
-from serving.config import load_config
 from tests.helpers import UvicornThread
-from tests.serving.scripted_engines import ScriptedEngines, completion
+from tests.serving.scripted_engines import ScriptedEngines, completion, scripted_config
 
 
 @pytest.fixture(scope="module")
@@ -23,12 +22,7 @@ def engines() -> ScriptedEngines:
 
 @pytest.fixture(scope="module")
 def server(engines: ScriptedEngines) -> Iterator[UvicornThread]:
-    config = load_config(None, env={})
-    config = config.model_copy(update={
-        "models": [config.models[0].model_copy(update={"name": "m"})],
-        "embeddings": [config.embeddings[0].model_copy(update={"name": "e"})],
-    })
-    with UvicornThread(create_app(config, engines)) as server:
+    with UvicornThread(create_app(scripted_config(), engines)) as server:
         yield server
 
 

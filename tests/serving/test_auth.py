@@ -5,16 +5,14 @@ import openai
 import pytest
 
 from serving.app import create_app
-from serving.config import load_config
 from tests.helpers import UvicornThread
-from tests.serving.scripted_engines import ScriptedEngines, completion
+from tests.serving.scripted_engines import ScriptedEngines, completion, scripted_config
 
 
 @pytest.fixture
 def base_url(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     monkeypatch.setenv("SPILLOVER_API_KEYS", "sk-good, sk-other")
-    config = load_config(None, env={"SPILLOVER__AUTH__ENABLED": "true"})
-    config = config.model_copy(update={"models": [config.models[0].model_copy(update={"name": "m"})]})
+    config = scripted_config({"SPILLOVER__AUTH__ENABLED": "true"})
     engines = ScriptedEngines()
     engines.script = [completion("ok")]
     with UvicornThread(create_app(config, engines)) as server:
