@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
 from pydantic import ValidationError
@@ -24,6 +24,7 @@ from serving.builtin_models import resolve_source
 from serving.config import IngressConfig, ModelConfig
 from serving.engine_state_board import PUBLISH_PERIOD_S, board_handle, replica_state_now
 from serving.hardware import cpu_dtype
+from serving.stream_batching import FirstChunkFirstBatcher
 
 __all__ = ["SpilloverLLMServer", "llm_config_for", "deployment_name", "ENGINE_ENV"]
 
@@ -40,7 +41,8 @@ def deployment_name(model: ModelConfig) -> str:
 
 
 class SpilloverLLMServer(LLMServer):
-    """``LLMServer`` that posts its engine state to the board while it serves."""
+    """``LLMServer`` that posts its engine state to the board while it serves, and sends each
+    stream's first chunk without waiting for the batching clock (serving.stream_batching)."""
 
     async def start(self) -> None:
         await super().start()
@@ -73,6 +75,9 @@ class SpilloverLLMServer(LLMServer):
                 if item is None:
                     continue
             yield _plain(item)
+
+    def _batch_output_stream(self, generator: AsyncGenerator[Any, None]) -> AsyncGenerator[list[Any], None]:
+        return FirstChunkFirstBatcher(generator, interval_ms=self._get_batch_interval_ms()).stream()
 
     async def _post_state_forever(self) -> None:
         from serving import engine_stats
