@@ -74,7 +74,7 @@ def start(setup: str, workdir: Path, model_overrides: dict | None = None) -> sub
     return subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT)
 
 
-def vllm_args() -> list[str]:
+def vllm_args(port: int = PORT, served_name: str = MODEL) -> list[str]:
     """vLLM's own server with exactly the engine arguments spillover gives Ray Serve LLM."""
     from serving.config import load_config
     from serving.llm_deployment import llm_config_for
@@ -83,7 +83,7 @@ def vllm_args() -> list[str]:
     llm = llm_config_for(config.models[0], config.ingress)
     kwargs = llm.engine_kwargs
     args = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", llm.model_loading_config.model_source,
-            "--served-model-name", MODEL, "--port", str(PORT), "--host", "127.0.0.1"]
+            "--served-model-name", served_name, "--port", str(port), "--host", "127.0.0.1"]
     for key, value in kwargs.items():
         flag = "--" + key.replace("_", "-")
         if value is True:
@@ -103,14 +103,14 @@ def stop(process: subprocess.Popen[bytes]) -> None:
     time.sleep(3)
 
 
-def wait_ready(process: subprocess.Popen[bytes]) -> None:
+def wait_ready(process: subprocess.Popen[bytes], port: int = PORT, model: str = MODEL) -> None:
     deadline = time.monotonic() + 600
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"server exited with {process.returncode}")
         try:
-            r = httpx.post(f"http://127.0.0.1:{PORT}/v1/chat/completions", timeout=30,
-                           json={"model": MODEL, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 2})
+            r = httpx.post(f"http://127.0.0.1:{port}/v1/chat/completions", timeout=30,
+                           json={"model": model, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 2})
             if r.status_code == 200:
                 return
         except httpx.HTTPError:

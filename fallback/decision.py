@@ -35,6 +35,8 @@ class SpillReason(enum.StrEnum):
     PREDICTED_WAIT = "predicted_wait"
     NO_READY_REPLICA = "no_ready_replica"
     COLD_START = "cold_start"
+    #: The local replicas are finishing their work before a scale to zero.
+    DRAINING = "draining"
     UNHEALTHY = "unhealthy"
     PINNED = "pinned"
     FAILOVER_ERROR = "failover_error"
@@ -125,6 +127,8 @@ def decide(request: DispatchRequest, state: EngineState | None, route: Route) ->
     if not ready:
         if state is not None and state.replicas_starting > 0:
             reason = SpillReason.COLD_START
+        elif state is not None and state.replicas_draining > 0:
+            reason = SpillReason.DRAINING
         elif state is not None and state.replicas_unhealthy > 0:
             reason = SpillReason.UNHEALTHY
         else:

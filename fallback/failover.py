@@ -22,7 +22,14 @@ from typing import Any
 
 from fallback.breaker import CircuitBreaker
 from fallback.retry import backoff_s
-from serving.errors import CapacityError, RateLimitError, SpilloverError, UpstreamError, UpstreamRateLimitError
+from serving.errors import (
+    CapacityError,
+    LocalStartTimeoutError,
+    RateLimitError,
+    SpilloverError,
+    UpstreamError,
+    UpstreamRateLimitError,
+)
 
 __all__ = ["Failover", "Started", "Target"]
 
@@ -31,10 +38,12 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Target:
-    """One place to try: its destination name and how to open a call to it."""
+    """One place to try: its destination name, how to open a call to it, and how long to wait
+    for its first item (``None``: the target enforces its own timeouts, as providers do)."""
 
     name: str
     open: Callable[[], AsyncIterator[Any]]
+    start_timeout_s: float | None = None
 
 
 @dataclass
@@ -69,7 +78,7 @@ class Failover:
                     break
                 stream = target.open()
                 try:
-                    first = await anext(stream)
+                    first = await _first_item(target, stream)
                 except StopAsyncIteration:
                     first, error = None, UpstreamError(f"{target.name} closed without answering.")
                 except UpstreamError as exc:
@@ -101,6 +110,15 @@ class Failover:
             if time.monotonic() >= deadline:
                 break
         raise _exhausted(last)
+
+
+async def _first_item(target: Target, stream: AsyncIterator[Any]) -> Any:
+    if target.start_timeout_s is None:
+        return await anext(stream)
+    try:
+        return await asyncio.wait_for(anext(stream), target.start_timeout_s)
+    except TimeoutError:
+        raise LocalStartTimeoutError(f"{target.name} sent nothing within {target.start_timeout_s:g}s.") from None
 
 
 def _record(breaker: CircuitBreaker | None, success: bool) -> None:

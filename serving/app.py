@@ -89,6 +89,7 @@ def default_stages(
             failover=Failover(breakers, attempts_per_target=config.failover.attempts_per_target, deadline_s=config.failover.deadline_s),
             embedding_models=[e.name for e in config.embeddings],
             default_max_tokens=DEFAULT_MAX_TOKENS,
+            local_start_timeout_s=config.failover.local_start_timeout_s,
         ),
         Respond(),
     ]
@@ -232,6 +233,9 @@ def _spill_headers(ctx: RequestContext) -> dict[str, str]:
         headers["x-spillover-destination"] = ctx.destination
     if ctx.spill_reason:
         headers["x-spillover-reason"] = ctx.spill_reason.value
+    if ctx.predicted_ttft_s is not None:
+        # The local wait the decision was judged on: lets a client (and the benchmark) check it.
+        headers["x-spillover-predicted-ttft-ms"] = f"{ctx.predicted_ttft_s * 1000:.0f}"
     return headers
 
 

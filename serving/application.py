@@ -17,10 +17,10 @@ from serving.app import create_app
 from serving.config import parse_config
 from serving.engine_state_board import EngineStateReader
 from serving.embeddings import EmbeddingServer, embedding_deployment_name
-from serving.llm_deployment import ENGINE_ENV, SpilloverLLMServer, deployment_name, llm_config_for
+from serving.llm_deployment import ENGINE_ENV, SpilloverLLMServer, llm_config_for
 from serving.local_engines import ServeEngines
 from serving.logs import configure_logging
-from serving.serve_config import APP_NAME, IMPORT_PATH
+from serving.serve_config import APP_NAME, IMPORT_PATH, llm_deployment_name
 
 __all__ = ["APP_NAME", "IMPORT_PATH", "INGRESS_NAME", "build_app"]
 
@@ -41,7 +41,7 @@ class Ingress:
         configure_logging()
         parsed = parse_config(config)
         app_name = serve.get_replica_context().app_name
-        self._reader = EngineStateReader(app_name, {m.name: deployment_name(m) for m in parsed.models})
+        self._reader = EngineStateReader(app_name, {m.name: llm_deployment_name(m.name) for m in parsed.models})
         self._reader.start()
         self._app = create_app(parsed, ServeEngines(engines, embedders, self._reader), echo_request_id=False)
 
@@ -59,7 +59,7 @@ def build_app(args: dict[str, Any]) -> serve.Application:
         model.name: build_llm_deployment(
             llm_config_for(model, config.ingress),
             deployment_cls=SpilloverLLMServer,
-            override_serve_options={"name": deployment_name(model)},
+            override_serve_options={"name": llm_deployment_name(model.name)},
         )
         for model in config.models
     }

@@ -1,4 +1,5 @@
-"""``spillover``: the command line. ``serve`` runs the platform in the foreground.
+"""``spillover``: the command line. ``serve`` runs the platform in the foreground; ``scale``
+sets a local model's replica count on a running one (draining before zero).
 
 ``spillover serve`` starts Ray locally (or joins ``RAY_ADDRESS``), deploys the Serve
 application built from the YAML config, prints the endpoint, and on SIGTERM or Ctrl-C deletes
@@ -33,11 +34,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve_cmd = commands.add_parser("serve", help="run the platform in the foreground")
     serve_cmd.add_argument("--config", help="YAML config (default: $SPILLOVER_CONFIG or the embedded default)")
     serve_cmd.add_argument("--print-serve-config", action="store_true", help="print the Ray Serve config and exit")
+    scale_cmd = commands.add_parser("scale", help="set a local model's replicas on a running spillover (joins RAY_ADDRESS)")
+    scale_cmd.add_argument("model", help="public model name, as in the config's models")
+    scale_cmd.add_argument("replicas", type=int, help="target replicas; 0 drains first, so no request fails")
     args = parser.parse_args(argv)
 
     from serving.logs import configure_logging
 
     configure_logging()
+    if args.command == "scale":
+        return scale(args.model, args.replicas)
     try:
         config = load_config(args.config or os.environ.get("SPILLOVER_CONFIG"))
     except ConfigError as exc:
@@ -84,7 +90,13 @@ def serve_forever(config: SpilloverConfig) -> int:
         }
     )
     print(f"spillover: deploying {', '.join(m.name for m in config.models)} ...", flush=True)
-    serve.run(build_app(config.model_dump(mode="json")), name=APP_NAME, route_prefix="/", blocking=False)
+    serve.run(
+        build_app(config.model_dump(mode="json")),
+        name=APP_NAME,
+        route_prefix="/",
+        blocking=False,
+        external_scaler_enabled=True,  # replica counts come from autoscaler.actuator
+    )
     endpoint = f"http://{config.server.host}:{config.server.port}/v1"
     print(f"spillover: ready in {time.monotonic() - started:.1f}s at {endpoint}", flush=True)
 
@@ -96,6 +108,25 @@ def serve_forever(config: SpilloverConfig) -> int:
         serve.shutdown()
         ray.shutdown()
     print("spillover: stopped", flush=True)
+    return 0
+
+
+def scale(model: str, replicas: int) -> int:
+    import asyncio
+
+    import ray
+
+    from autoscaler.actuator import ServeActuator
+
+    ray.init(address=os.environ.get("RAY_ADDRESS", "auto"), log_to_driver=False)
+    actuator = ServeActuator()
+    try:
+        asyncio.run(actuator.set_replicas(model, replicas))
+        counts = asyncio.run(actuator.counts(model))
+    except (LookupError, ValueError) as exc:
+        print(f"spillover: {exc}", file=sys.stderr)
+        return 2
+    print(f"spillover: {model} target {replicas}; now running {counts.running}, starting {counts.starting}, stopping {counts.stopping}", flush=True)
     return 0
 
 

@@ -170,6 +170,11 @@ class RouteConfig(_Strict):
 class FailoverConfig(_Strict):
     attempts_per_target: Annotated[int, Field(ge=1, le=10)] = 2
     deadline_s: Annotated[float, Field(gt=0)] = Field(30.0, description="All tries before the first token, together.")
+    local_start_timeout_s: Annotated[float, Field(gt=0)] = Field(
+        30.0,
+        description="A local request with a hosted target behind it fails over if no first item "
+        "came in this long (e.g. its replica vanished and Serve holds it for the next one).",
+    )
     breaker_consecutive_failures: Annotated[int, Field(ge=1)] = 5
     breaker_failure_rate: Annotated[float, Field(gt=0, le=1)] = 0.5
     breaker_window: Annotated[int, Field(ge=1)] = 20

@@ -52,6 +52,8 @@ class EngineState:
     replicas_starting: int = 0
     #: Replicas that post state but whose engine has stalled with work waiting.
     replicas_unhealthy: int = 0
+    #: Replicas finishing their in-flight work before a scale to zero: they take nothing new.
+    replicas_draining: int = 0
     running: int = 0
     waiting: int = 0
     #: Mean KV-cache use over ready replicas, 0..1.
@@ -70,20 +72,27 @@ def sum_replicas(
     replicas: Iterable[ReplicaState],
     *,
     replicas_starting: int = 0,
+    draining: bool = False,
     max_age_s: float = 2.0,
     stall_s: float = 30.0,
     now: float | None = None,
 ) -> EngineState:
     """Fold fresh replica snapshots into one :class:`EngineState`.
 
-    Stale snapshots count as gone; replicas whose engine stalled count as unhealthy, not ready.
+    Stale snapshots count as gone; replicas whose engine stalled count as unhealthy, not ready;
+    while the model is ``draining`` (scaling to zero) its replicas count as draining, not ready.
     """
     now = time.time() if now is None else now
     alive = [r for r in replicas if r.model == model and r.age_s(now) <= max_age_s]
     fresh = [r for r in alive if not r.stalled(stall_s)]
     unhealthy = len(alive) - len(fresh)
-    if not fresh:
-        return EngineState(model=model, replicas_starting=replicas_starting, replicas_unhealthy=unhealthy)
+    if draining or not fresh:
+        return EngineState(
+            model=model,
+            replicas_starting=replicas_starting,
+            replicas_unhealthy=unhealthy,
+            replicas_draining=len(fresh) if draining else 0,
+        )
     return EngineState(
         model=model,
         replicas_ready=len(fresh),

@@ -13,13 +13,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from dataclasses import dataclass, field
 from typing import Any
 
 import ray
 
 from serving.engine_state import EngineState, ReplicaState, sum_replicas
 
-__all__ = ["EngineStateBoard", "EngineStateReader", "board_handle", "PUBLISH_PERIOD_S"]
+__all__ = ["BoardView", "EngineStateBoard", "EngineStateReader", "board_handle", "PUBLISH_PERIOD_S"]
 
 logger = logging.getLogger(__name__)
 
@@ -27,12 +28,25 @@ PUBLISH_PERIOD_S = 0.5
 _NAMESPACE = "spillover"
 
 
+@dataclass(frozen=True)
+class BoardView:
+    replicas: list[ReplicaState] = field(default_factory=list)
+    #: Models being scaled to zero: the ingress sends them nothing new (autoscaler.actuator).
+    draining: frozenset[str] = frozenset()
+
+
 @ray.remote(num_cpus=0, max_restarts=-1)
 class EngineStateBoard:
-    """Latest snapshot per replica; tiny and in memory, rebuilt by the next posts on restart."""
+    """Latest snapshot per replica and the models draining; tiny and in memory.
+
+    After a restart the next posts rebuild the snapshots, but a drain mark is lost: draining
+    replicas then look ready until they stop posting, and a request sent to them in that window
+    waits for a replica until the dispatch stage's local start timeout fails it over.
+    """
 
     def __init__(self) -> None:
         self._replicas: dict[str, ReplicaState] = {}
+        self._draining: set[str] = set()
 
     def post(self, state: ReplicaState) -> None:
         self._replicas[state.replica_id] = state
@@ -40,8 +54,14 @@ class EngineStateBoard:
     def retire(self, replica_id: str) -> None:
         self._replicas.pop(replica_id, None)
 
-    def snapshot(self) -> list[ReplicaState]:
-        return list(self._replicas.values())
+    def set_draining(self, model: str, draining: bool) -> None:
+        if draining:
+            self._draining.add(model)
+        else:
+            self._draining.discard(model)
+
+    def snapshot(self) -> BoardView:
+        return BoardView(list(self._replicas.values()), frozenset(self._draining))
 
 
 def board_handle(app_name: str) -> Any:
@@ -74,7 +94,7 @@ class EngineStateReader:
         self._period_s = period_s
         self._status_period_s = status_period_s
         self._max_age_s = max_age_s
-        self._replicas: list[ReplicaState] = []
+        self._view = BoardView()
         self._starting: dict[str, int] = {}
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -94,8 +114,9 @@ class EngineStateReader:
     def state(self, model: str) -> EngineState:
         return sum_replicas(
             model,
-            self._replicas,
+            self._view.replicas,
             replicas_starting=self._starting.get(model, 0),
+            draining=model in self._view.draining,
             max_age_s=self._max_age_s,
         )
 
@@ -106,7 +127,7 @@ class EngineStateReader:
         board = board_handle(self._app_name)
         while True:
             try:
-                self._replicas = await board.snapshot.remote()
+                self._view = await board.snapshot.remote()
             except Exception:  # a restarting board: keep the last view, retry next tick
                 logger.warning("engine-state board unreachable; keeping last view", exc_info=True)
             await asyncio.sleep(self._period_s)

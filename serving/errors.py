@@ -39,6 +39,8 @@ __all__ = [
     "RateLimitError",
     "SpilloverError",
     "UpstreamError",
+    "LocalEngineFailedError",
+    "LocalStartTimeoutError",
     "UpstreamRateLimitError",
     "UpstreamTimeoutError",
     "UpstreamUnavailableError",
@@ -154,3 +156,22 @@ class UpstreamUnavailableError(UpstreamError):
     type = "service_unavailable"
     default_code = "upstream_unavailable"
     retryable = True
+
+
+class LocalEngineFailedError(UpstreamUnavailableError):
+    """A local replica died or was torn down under the request.
+
+    Not retried on the local target: Serve sends the next call to another replica only once it
+    has noticed, and with one replica there is none; the next target answers sooner.
+    """
+
+    retryable = False
+
+
+class LocalStartTimeoutError(UpstreamTimeoutError):
+    """No local first item within the start timeout (e.g. no replica left to queue on).
+
+    Not retried locally: waiting again would double a wait already too long.
+    """
+
+    retryable = False

@@ -26,7 +26,7 @@ from serving.engine_state_board import PUBLISH_PERIOD_S, board_handle, replica_s
 from serving.hardware import cpu_dtype
 from serving.stream_batching import FirstChunkFirstBatcher
 
-__all__ = ["SpilloverLLMServer", "llm_config_for", "deployment_name", "ENGINE_ENV"]
+__all__ = ["SpilloverLLMServer", "llm_config_for", "ENGINE_ENV"]
 
 logger = logging.getLogger(__name__)
 
@@ -34,10 +34,6 @@ logger = logging.getLogger(__name__)
 ENGINE_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
 #: CPU engines: KV cache in GiB, no reserved cores (a 2-core laptop has none to spare).
 CPU_ENGINE_ENV = {"VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_CPU_NUM_OF_RESERVED_CPU": "0"}
-
-
-def deployment_name(model: ModelConfig) -> str:
-    return f"llm-{model.name}"
 
 
 class SpilloverLLMServer(LLMServer):

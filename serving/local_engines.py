@@ -21,7 +21,7 @@ from ray.exceptions import RayError
 
 from serving.engine_state import EngineState
 from serving.engine_state_board import EngineStateReader
-from serving.errors import UpstreamUnavailableError
+from serving.errors import LocalEngineFailedError
 
 __all__ = ["LocalEngines", "ServeEngines", "GENERATE_METHOD"]
 
@@ -70,7 +70,7 @@ class ServeEngines:
         except RayError as exc:
             # A replica died or was torn down under the request: before the first token the
             # dispatch stage fails over; after it, respond ends the stream with an error event.
-            raise UpstreamUnavailableError(f"The local engine failed ({type(exc).__name__}).") from None
+            raise LocalEngineFailedError(f"The local engine failed ({type(exc).__name__}).") from None
         finally:
             # Closing early (client gone, stream cut) cancels the engine's work too.
             with contextlib.suppress(Exception):

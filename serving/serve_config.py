@@ -10,10 +10,15 @@ from typing import Any
 
 from serving.config import SpilloverConfig
 
-__all__ = ["APP_NAME", "IMPORT_PATH", "serve_config"]
+__all__ = ["APP_NAME", "IMPORT_PATH", "llm_deployment_name", "serve_config"]
 
 APP_NAME = "spillover"
 IMPORT_PATH = "serving.application:build_app"
+
+
+def llm_deployment_name(model: str) -> str:
+    """The Serve deployment of a local model's engines (what the autoscaler scales)."""
+    return f"llm-{model}"
 
 
 def serve_config(config: SpilloverConfig) -> dict[str, Any]:
@@ -31,6 +36,8 @@ def serve_config(config: SpilloverConfig) -> dict[str, Any]:
                 "route_prefix": "/",
                 "import_path": IMPORT_PATH,
                 "args": config.model_dump(mode="json"),
+                # Replica counts come from spillover's own scaler (autoscaler.actuator).
+                "external_scaler_enabled": True,
                 "runtime_env": {"env_vars": {"HF_HUB_OFFLINE": "1"}},
             }
         ],

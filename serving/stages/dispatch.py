@@ -42,6 +42,7 @@ class Dispatch(Stage):
         failover: Failover | None = None,
         embedding_models: Collection[str] = (),
         default_max_tokens: int,
+        local_start_timeout_s: float | None = None,
     ) -> None:
         self._engines = engines
         self._routes = routes
@@ -50,6 +51,7 @@ class Dispatch(Stage):
         self._failover = failover or Failover(self._breakers)
         self._embedding_models = frozenset(embedding_models)
         self._default_max_tokens = default_max_tokens
+        self._local_start_timeout_s = local_start_timeout_s
 
     async def process(self, ctx: RequestContext) -> None:
         if ctx.api is Api.EMBEDDINGS:
@@ -70,7 +72,9 @@ class Dispatch(Stage):
             raise _nowhere(ctx.model, decision.reason)
         order = [decision.destination, *(t.provider for t in decision.fallbacks)]
         body = _upstream_body(ctx)
-        targets = [self._target(name, route, ctx, body) for name in order]
+        # A local request waits for its first item only as long as there is somewhere else to go.
+        local_timeout = self._local_start_timeout_s if len(order) > 1 else None
+        targets = [self._target(name, route, ctx, body, local_timeout) for name in order]
         ctx.timings.dispatched = time.perf_counter()
         started = await self._failover.start(targets, ctx.request_id)
         ctx.destination = started.target
@@ -89,11 +93,11 @@ class Dispatch(Stage):
         )
         return dataclasses.replace(route, hosted=hosted)
 
-    def _target(self, name: str, route: Route, ctx: RequestContext, body: dict[str, Any]) -> Target:
+    def _target(self, name: str, route: Route, ctx: RequestContext, body: dict[str, Any], local_timeout_s: float | None) -> Target:
         if name == LOCAL:
             assert route.local_model is not None
             local_model = route.local_model
-            return Target(LOCAL, lambda: self._engines.generate(ctx.api.value, local_model, body, ctx.request_id))
+            return Target(LOCAL, lambda: self._engines.generate(ctx.api.value, local_model, body, ctx.request_id), local_timeout_s)
         provider = self._providers[name]
         model = self._hosted_model(route, name)
         return Target(name, lambda: provider.generate(ctx.api.value, body, model, ctx.request_id))
@@ -125,7 +129,7 @@ def _unknown_model(model: str) -> NotFoundError:
 
 
 def _nowhere(model: str, reason: SpillReason) -> CapacityError:
-    if reason in (SpillReason.NO_READY_REPLICA, SpillReason.COLD_START):
+    if reason in (SpillReason.NO_READY_REPLICA, SpillReason.COLD_START, SpillReason.DRAINING):
         return NoReplicaError(f"No replica of '{model}' is ready ({reason.value}) and no healthy hosted target can take it.", retry_after_s=5)
     if reason is SpillReason.HOSTED_FORBIDDEN:
         return NoReplicaError(f"'{model}' may not be sent to hosted targets.", code="hosted_forbidden", retry_after_s=5)

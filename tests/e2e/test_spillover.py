@@ -159,12 +159,15 @@ def test_the_breaker_opens_and_heals(client: openai.OpenAI, proxy: FaultProxy, s
 
 def test_saturating_the_local_replica_spills_with_predicted_wait(client: openai.OpenAI, spillover: SpilloverServe) -> None:
     results: list[tuple[str, str]] = []
+    predicted_ms: dict[str, list[float]] = {"local_ok": [], "predicted_wait": []}
     errors: list[BaseException] = []
 
     def one() -> None:
         try:
             headers, _ = _create(client, model=MODEL, messages=ASK, max_tokens=48, temperature=0, extra_body={"ignore_eos": True})
             results.append((headers["x-spillover-destination"], headers["x-spillover-reason"]))
+            if headers["x-spillover-reason"] in predicted_ms:
+                predicted_ms[headers["x-spillover-reason"]].append(float(headers["x-spillover-predicted-ttft-ms"]))
         except BaseException as exc:  # collected: the assertion below reports it
             errors.append(exc)
 
@@ -182,3 +185,5 @@ def test_saturating_the_local_replica_spills_with_predicted_wait(client: openai.
     # hosted target then failed says failover_error instead).
     assert ("hosted-openai", "predicted_wait") in spilled, results
     assert all(r in ("predicted_wait", "failover_error") for _, r in spilled), results
+    # The decision's own record: every spill was judged over the 1 s target, every keep under it.
+    assert all(ms > 1000 for ms in predicted_ms["predicted_wait"]) and all(ms <= 1000 for ms in predicted_ms["local_ok"]), predicted_ms

@@ -39,6 +39,9 @@ def test_no_replica_cold_start_and_unhealthy_targets() -> None:
     assert decide(DispatchRequest(10, 10), starting, ROUTE).reason is SpillReason.COLD_START
     assert decide(DispatchRequest(10, 10), EngineState(model="m"), ROUTE).reason is SpillReason.NO_READY_REPLICA
     assert decide(DispatchRequest(10, 10), EngineState(model="m", replicas_unhealthy=1), ROUTE).reason is SpillReason.UNHEALTHY
+    assert decide(DispatchRequest(10, 10), EngineState(model="m", replicas_draining=1), ROUTE).reason is SpillReason.DRAINING
+    back_up = EngineState(model="m", replicas_draining=1, replicas_starting=1)
+    assert decide(DispatchRequest(10, 10), back_up, ROUTE).reason is SpillReason.COLD_START
     unhealthy = Route("m", "m", 2.0, hosted=(HostedTarget("openai", "x", healthy=False), HostedTarget("together", "y")))
     assert decide(DispatchRequest(10, 10), None, unhealthy).destination == "together"
     assert decide(DispatchRequest(10, 10), None, Route("m", "m", 2.0)).destination is None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -12,6 +13,7 @@ from fallback.failover import Failover, Target
 from serving.errors import (
     CapacityError,
     InvalidRequestError,
+    LocalEngineFailedError,
     RateLimitError,
     UpstreamError,
     UpstreamRateLimitError,
@@ -101,3 +103,29 @@ async def test_an_open_breaker_skips_its_target() -> None:
     breaker.record(False)
     started = await Failover({"a": breaker}).start([scripted("a", [[{"never": 1}]], calls), scripted("b", [[{"ok": 1}]], calls)], "r")
     assert started.target == "b" and calls == ["b"]
+
+
+async def test_a_silent_local_target_times_out_once_and_fails_over() -> None:
+    """A request Serve holds for a replica that is not coming is moved on, and the hold released."""
+    released: list[str] = []
+
+    async def never_starts() -> AsyncIterator[Any]:
+        try:
+            await asyncio.sleep(60)
+            yield {"late": 1}
+        finally:
+            released.append("local")
+
+    calls: list[str] = []
+    silent = Target("local", lambda: (calls.append("local"), never_starts())[1], start_timeout_s=0.05)
+    started = await Failover({}, attempts_per_target=2).start([silent, scripted("b", [[{"ok": 1}]], calls)], "r")
+    assert started.target == "b" and calls == ["local", "b"], "a start timeout is not retried on the same target"
+    assert released == ["local"]
+
+
+async def test_a_dead_local_replica_moves_on_without_retrying_locally() -> None:
+    calls: list[str] = []
+    started = await Failover({}, attempts_per_target=2).start(
+        [scripted("local", [LocalEngineFailedError("replica died")], calls), scripted("b", [[{"ok": 1}]], calls)], "r"
+    )
+    assert started.target == "b" and calls == ["local", "b"]

@@ -75,3 +75,10 @@ def test_a_stalled_engine_is_unhealthy_not_ready() -> None:
     state = sum_replicas("m", [hung, idle], now=now)
     assert (state.replicas_ready, state.replicas_unhealthy) == (1, 1)
     assert sum_replicas("m", [hung], now=now).replicas_ready == 0
+
+
+def test_a_draining_model_has_no_ready_replica() -> None:
+    now = time.time()
+    serving = [ReplicaState("a", "m", running=2, observed_at=now), ReplicaState("b", "m", observed_at=now)]
+    state = sum_replicas("m", serving, draining=True, now=now)
+    assert (state.replicas_ready, state.replicas_draining, state.running) == (0, 2, 0)

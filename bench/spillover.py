@@ -1,0 +1,293 @@
+"""Spill-over on a real trace: spillover vs queue-only vs falling back after a timeout.
+
+Window: minutes 0-10 of the Azure LLM inference 2023 code trace (2023-11-16 18:17:03 to
+18:27:03, 1,482 requests), token counts scaled by 1/16 (at least 16), arrivals compressed so
+the offered load is 1.5x the local replica's capacity (a closed-loop probe measures it first).
+The local platform (``spillover serve``: Ray, proxy, ingress, engine) is pinned to core 0, the
+hosted stand-in (vLLM's own server with the same model) to core 1. TTFT target: 2x the unloaded
+local TTFT p50 for the window's median scaled prompt. All three setups replay the same arrivals:
+
+* ``queue_only``: no hosted target: everything waits for the local replica.
+* ``spillover``: the decision before dispatch (predicted local wait vs the target).
+* ``error_fallback``: local first, then hosted when no first token came within the target (what
+  LiteLLM's timeout fallback does), run as spillover's failover with ``local_start_timeout_s``.
+
+``oracle_spilled_share`` is the fewest spills, in hindsight on the same arrivals, that keep every
+kept request in target, on a first-come-first-served work model of the local engine calibrated
+by the probe (see :func:`hindsight_spilled_share`).
+
+    python bench/spillover.py [--load 1.5] [--window-start-s 0] [--window-s 600]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from autoscaler.trace import Arrival, compress_time, read_trace, scale_tokens, window  # noqa: E402
+from bench._common import REPO, record, table  # noqa: E402
+from bench.serving import MODEL, PROMPTS, stop, vllm_args, wait_ready  # noqa: E402
+
+TRACE = REPO.parent / "shared" / "data" / "traces" / "azure_llm_2023_code.csv"
+SERVE_PORT, HOSTED_PORT = 8000, 8100
+HOSTED, HOSTED_MODEL = "hosted", "hosted-smollm2"
+SETUPS = ("queue_only", "spillover", "error_fallback")
+PROBE_CONCURRENCY = 32
+
+
+@dataclass(frozen=True)
+class Outcome:
+    ttft_s: float | None
+    ok: bool
+    destination: str = ""
+    reason: str = ""
+    predicted_s: float | None = None
+
+
+def prompt_texts(arrivals: list[Arrival]) -> list[str]:
+    """Text of each request's scaled length, cut from Arena-Hard at staggered offsets so no two
+    share a prefix (prefix caching would otherwise make prefill free)."""
+    from transformers import AutoTokenizer
+
+    from serving.builtin_models import resolve_source
+
+    tokenizer = AutoTokenizer.from_pretrained(resolve_source(f"builtin:{MODEL}"))
+    corpus = " ".join(json.loads(line)["turns"][0]["content"] for line in PROMPTS.read_text().splitlines())
+    ids = tokenizer(corpus, add_special_tokens=False)["input_ids"]
+    return [tokenizer.decode(ids[(i * 7919) % (len(ids) - a.prompt_tokens):][: a.prompt_tokens]) for i, a in enumerate(arrivals)]
+
+
+def serve_config(setup: str, target_s: float) -> dict:
+    model = {"name": MODEL, "source": f"builtin:{MODEL}", "engine_env": {"VLLM_CPU_OMP_THREADS_BIND": "0"}}
+    provider = {"name": HOSTED, "kind": "openai", "base_url": f"http://127.0.0.1:{HOSTED_PORT}/v1", "models": {MODEL: HOSTED_MODEL}}
+    hosted = [] if setup == "queue_only" else [{"provider": HOSTED}]
+    # error_fallback never spills by prediction; it only times out local work after the target.
+    route_target = 1e6 if setup == "error_fallback" else target_s
+    return {
+        "server": {"port": SERVE_PORT},
+        "models": [model],
+        "embeddings": [],
+        "providers": [provider],
+        "routes": {MODEL: {"ttft_target_s": route_target, "hosted": hosted}},
+        "failover": {"local_start_timeout_s": target_s if setup == "error_fallback" else 30.0},
+    }
+
+
+def start_pinned(core: int, args: list[str], log: Path) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "RAY_USAGE_STATS_ENABLED": "0", "VLLM_CPU_OMP_THREADS_BIND": str(core),
+           "VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_CPU_NUM_OF_RESERVED_CPU": "0"}
+    env.pop("RAY_ADDRESS", None)
+    return subprocess.Popen(["taskset", "-c", str(core), *args], env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
+
+
+async def send(client: httpx.AsyncClient, arrival: Arrival, prompt: str) -> Outcome:
+    body = {"model": MODEL, "messages": [{"role": "user", "content": prompt}], "max_tokens": arrival.output_tokens,
+            "ignore_eos": True, "temperature": 0, "stream": True}
+    started = time.perf_counter()
+    ttft, done, errored = None, False, False
+    try:
+        async with client.stream("POST", f"http://127.0.0.1:{SERVE_PORT}/v1/chat/completions", json=body) as response:
+            headers = response.headers
+            route = (headers.get("x-spillover-destination", ""), headers.get("x-spillover-reason", ""))
+            predicted = headers.get("x-spillover-predicted-ttft-ms")
+            if response.status_code != 200:
+                await response.aread()
+                return Outcome(None, False, *route)
+            async for line in response.aiter_lines():
+                if line == "data: [DONE]":
+                    done = True
+                elif line.startswith("data: {"):
+                    chunk = json.loads(line[6:])
+                    errored |= "error" in chunk
+                    if ttft is None and chunk.get("choices") and chunk["choices"][0]["delta"].get("content"):
+                        ttft = time.perf_counter() - started
+    except httpx.HTTPError:
+        return Outcome(None, False)
+    return Outcome(ttft, done and not errored and ttft is not None, *route, float(predicted) / 1000 if predicted else None)
+
+
+async def replay(arrivals: list[Arrival], prompts: list[str]) -> list[Outcome]:
+    limits = httpx.Limits(max_connections=2000, max_keepalive_connections=200)
+    async with httpx.AsyncClient(timeout=httpx.Timeout(900, connect=30), limits=limits) as client:
+        zero = time.perf_counter() + 0.5
+
+        async def at(arrival: Arrival, prompt: str) -> Outcome:
+            await asyncio.sleep(max(0.0, zero + arrival.at_s - time.perf_counter()))
+            return await send(client, arrival, prompt)
+
+        return list(await asyncio.gather(*(at(a, p) for a, p in zip(arrivals, prompts))))
+
+
+async def closed_loop(arrivals: list[Arrival], prompts: list[str], concurrency: int, duration_s: float) -> float:
+    """Completed requests per second with ``concurrency`` always in flight: the local capacity."""
+    done, next_index = 0, 0
+    deadline = time.perf_counter() + duration_s
+    async with httpx.AsyncClient(timeout=600) as client:
+
+        async def worker() -> None:
+            nonlocal done, next_index
+            while time.perf_counter() < deadline:
+                i, next_index = next_index % len(arrivals), next_index + 1
+                outcome = await send(client, arrivals[i], prompts[i])
+                done += outcome.ok
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        return done / (time.perf_counter() - started)
+
+
+def hindsight_spilled_share(arrivals: list[Arrival], target_s: float, prefill_tps: float, decode_tps: float, overhead_s: float) -> float:
+    """Fewest spills that keep every kept request within target, greedily in hindsight.
+
+    The local engine is modelled as one first-come-first-served server of work: a request's
+    prefill takes ``prompt / prefill_tps``, its decoding ``output / decode_tps`` (the batched
+    decode throughput), its first token comes ``overhead_s`` after its prefill. A later request
+    never delays an earlier one, so keeping each request whose first token still fits, in
+    arrival order, gives the fewest spills on this model. It is a model, not the engine: the
+    figure is a yardstick, not a bound.
+    """
+    free_at, spilled = 0.0, 0
+    for a in arrivals:
+        start = max(free_at, a.at_s)
+        prefill = a.prompt_tokens / prefill_tps
+        if start - a.at_s + prefill + overhead_s > target_s:
+            spilled += 1
+            continue
+        free_at = start + prefill + a.output_tokens / decode_tps
+    return spilled / len(arrivals)
+
+
+def summarise(outcomes: list[Outcome], target_s: float) -> dict[str, float]:
+    ok = sorted(o.ttft_s for o in outcomes if o.ok and o.ttft_s is not None)
+    local = [o for o in outcomes if o.destination == "local"]
+    return {
+        "slo_attainment": round(sum(1 for o in outcomes if o.ok and o.ttft_s <= target_s) / len(outcomes), 4),
+        "ttft_p50_s": round(statistics.median(ok), 3) if ok else float("nan"),
+        "ttft_p99_s": round(ok[min(len(ok) - 1, int(0.99 * len(ok)))], 3) if ok else float("nan"),
+        "spilled_share": round(sum(1 for o in outcomes if o.destination not in ("local", "")) / len(outcomes), 4),
+        "failed": sum(1 for o in outcomes if not o.ok),
+        "local_missed_share": round(sum(1 for o in local if not o.ok or o.ttft_s > target_s) / max(1, len(local)), 4),
+    }
+
+
+def predictor_error(outcomes: list[Outcome]) -> dict[str, float]:
+    """How the predicted local TTFT compared with the measured one, for requests kept local."""
+    pairs = [(o.predicted_s, o.ttft_s) for o in outcomes if o.destination == "local" and o.predicted_s is not None and o.ttft_s]
+    if not pairs:
+        return {}
+    errors = sorted(actual - predicted for predicted, actual in pairs)
+    return {"median_error_s": round(statistics.median(errors), 3), "p90_abs_error_s": round(sorted(abs(e) for e in errors)[int(0.9 * len(errors))], 3)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--load", type=float, default=1.5, help="offered load as a multiple of the local capacity")
+    parser.add_argument("--window-start-s", type=float, default=0.0)
+    parser.add_argument("--window-s", type=float, default=600.0)
+    args = parser.parse_args()
+    trace_start, everything = read_trace(TRACE)
+    raw = scale_tokens(window(everything, args.window_start_s, args.window_s), 1 / 16, 16)
+    prompts = prompt_texts(raw)
+    median_index = sorted(range(len(raw)), key=lambda i: raw[i].prompt_tokens)[len(raw) // 2]
+    print(f"window: {trace_start} + {args.window_start_s:.0f}s for {args.window_s:.0f}s: {len(raw)} requests", flush=True)
+
+    results: dict[str, dict] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        hosted = start_pinned(1, vllm_args(HOSTED_PORT, HOSTED_MODEL), Path(tmp) / "hosted.log")
+        try:
+            wait_ready(hosted, HOSTED_PORT, HOSTED_MODEL)
+            target_s, arrivals = 0.0, raw
+            for setup in SETUPS:
+                config = Path(tmp) / f"{setup}.yaml"
+                config.write_text(json.dumps(serve_config(setup, target_s or 1.0)))
+                process = start_pinned(0, [sys.executable, "-m", "serving.cli", "serve", "--config", str(config)], Path(tmp) / f"{setup}.log")
+                try:
+                    wait_ready(process, SERVE_PORT)
+                    if setup == "queue_only":  # its behaviour does not depend on the target: probe here
+                        probe = asyncio.run(calibrate(raw, prompts, median_index))
+                        target_s = probe["target_s"]
+                        arrivals = compress_time(raw, args.load * probe["capacity_rps"] * args.window_s / len(raw))
+                        print(f"probe: {probe}; replaying at {len(arrivals) / arrivals[-1].at_s:.2f} requests/s", flush=True)
+                    outcomes = asyncio.run(replay(arrivals, prompts))
+                    results[setup] = summarise(outcomes, target_s)
+                    if setup == "spillover":
+                        results[setup]["predictor"] = predictor_error(outcomes)
+                    print(f"{setup}: {results[setup]}", flush=True)
+                finally:
+                    stop(process)
+        finally:
+            stop(hosted)
+    report(args, trace_start, raw, arrivals, probe, results)
+
+
+async def calibrate(raw: list[Arrival], prompts: list[str], median_index: int) -> dict[str, float]:
+    """Unloaded TTFT for the median prompt (→ the target), then the local capacity and rates."""
+    median = raw[median_index]
+    ttfts = [(await send_once(median, prompts[median_index])).ttft_s for _ in range(10)]
+    unloaded = statistics.median(t for t in ttfts if t)
+    capacity = await closed_loop(raw, prompts, PROBE_CONCURRENCY, 45.0)
+    state = httpx.get(f"http://127.0.0.1:{SERVE_PORT}/v1/engine/state").json()["data"][MODEL]
+    prefill_tps = state["prefill_tokens_per_s"]
+    # Decode throughput chosen so the work model's capacity equals the measured one.
+    mean_prompt = statistics.fmean(a.prompt_tokens for a in raw)
+    mean_output = statistics.fmean(a.output_tokens for a in raw)
+    decode_time = 1 / capacity - mean_prompt / prefill_tps
+    decode_tps = mean_output / decode_time if decode_time > 0 else state["decode_tokens_per_s"]
+    return {
+        "unloaded_ttft_p50_s": round(unloaded, 3),
+        "target_s": round(2 * unloaded, 3),
+        "capacity_rps": round(capacity, 3),
+        "prefill_tokens_per_s": round(prefill_tps, 1),
+        "decode_tokens_per_s": round(decode_tps, 1),
+        "overhead_s": round(max(0.0, unloaded - median.prompt_tokens / prefill_tps), 3),
+    }
+
+
+async def send_once(arrival: Arrival, prompt: str) -> Outcome:
+    async with httpx.AsyncClient(timeout=120) as client:
+        return await send(client, arrival, prompt)
+
+
+def report(args: argparse.Namespace, trace_start: object, raw: list[Arrival], arrivals: list[Arrival], probe: dict, results: dict) -> None:
+    oracle = hindsight_spilled_share(arrivals, probe["target_s"], probe["prefill_tokens_per_s"], probe["decode_tokens_per_s"], probe["overhead_s"])
+    spill = results["spillover"]
+    figures = {
+        "window": f"{TRACE.name}: {trace_start} + {args.window_start_s:.0f}s, {args.window_s:.0f}s, {len(raw)} requests",
+        "token_scale": "1/16, at least 16",
+        "offered_load_x_capacity": args.load,
+        "probe": probe,
+        "oracle_spilled_share": round(oracle, 4),
+        "false_keep_rate": spill["local_missed_share"],
+        "spilled_vs_oracle": round(spill["spilled_share"] / oracle, 3) if oracle else None,
+        "setups": results,
+    }
+    rows = [(s, r["slo_attainment"], r["ttft_p50_s"], r["ttft_p99_s"], r["spilled_share"], r["failed"], r["local_missed_share"]) for s, r in results.items()]
+    text = table(["setup", "slo_attainment", "ttft_p50_s", "ttft_p99_s", "spilled_share", "failed", "local_missed_share"], rows)
+    print(text)
+    print(json.dumps(figures, indent=2))
+    note = (
+        f"Window: {figures['window']}; tokens scaled 1/16 (at least 16); arrivals compressed to {args.load}x the local "
+        f"capacity of {probe['capacity_rps']} requests/s (closed loop, {PROBE_CONCURRENCY} in flight). Local platform on "
+        f"core 0, hosted stand-in (vLLM's own server, same model) on core 1. TTFT target {probe['target_s']} s = 2x the "
+        f"unloaded p50 {probe['unloaded_ttft_p50_s']} s for the median scaled prompt. Oracle (fewest spills in hindsight, "
+        f"FCFS work model, prefill {probe['prefill_tokens_per_s']} and decode {probe['decode_tokens_per_s']} tokens/s): "
+        f"{figures['oracle_spilled_share']}; spillover spilled {spill['spilled_share']} ({figures['spilled_vs_oracle']}x the "
+        f"oracle); false-keep rate {figures['false_keep_rate']}; predictor (measured minus predicted TTFT, kept requests): "
+        f"{spill.get('predictor')}."
+    )
+    record("spillover", "Spill-over on the Azure code trace: spillover vs queue-only vs timeout fallback", figures, text + "\n\n" + note)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,103 @@
+"""The scaling policy's promises, as properties over generated signals."""
+
+from __future__ import annotations
+
+import math
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from autoscaler.policy import FleetState, PolicyConfig, ScaleReason, ScalingPolicy, Signals
+
+TICK_S = 10.0
+signals = st.builds(
+    Signals,
+    running=st.floats(0, 500),
+    waiting=st.floats(0, 500),
+    kv_cache_usage=st.floats(0, 1),
+    ttft_p99_s=st.none() | st.floats(0, 60),
+    arrival_rps=st.floats(0, 100),
+    arrival_trend=st.floats(-5, 5),
+    spilled_rps=st.floats(0, 50),
+    mean_service_s=st.floats(0, 60),
+)
+configs = st.builds(
+    lambda lo, span, t, up, down: PolicyConfig(min_replicas=lo, max_replicas=lo + span, target_ongoing_per_replica=t,
+                                               ttft_p99_target_s=2.0, up_window_s=up, down_window_s=down, idle_to_zero_s=60),
+    st.integers(0, 4), st.integers(0, 8), st.floats(1, 64), st.sampled_from([0.0, 30.0]), st.sampled_from([60.0, 300.0]),
+)
+
+
+def run(policy: ScalingPolicy, ticks: list[Signals | None], start: int, cold_start_s: float = 0.0) -> list[int]:
+    """Feed the ticks; the fleet becomes whatever the policy asked for (ready at once)."""
+    fleet, targets = start, []
+    for i, tick in enumerate(ticks):
+        fleet = policy.decide(i * TICK_S, tick, FleetState(ready=fleet, cold_start_s=cold_start_s)).target
+        targets.append(fleet)
+    return targets
+
+
+@settings(max_examples=300, deadline=None)
+@given(configs, st.lists(signals | st.none(), min_size=1, max_size=60), st.integers(0, 12))
+def test_never_below_min_or_above_max(config: PolicyConfig, ticks: list[Signals | None], start: int) -> None:
+    assert all(config.min_replicas <= t <= config.max_replicas for t in run(ScalingPolicy(config), ticks, start))
+
+
+@settings(max_examples=300, deadline=None)
+@given(configs, st.lists(signals, min_size=1, max_size=30), st.integers(1, 12))
+def test_a_failed_read_never_scales_down(config: PolicyConfig, history: list[Signals], fleet: int) -> None:
+    policy = ScalingPolicy(config)
+    run(policy, history, fleet)
+    decision = policy.decide(len(history) * TICK_S, None, FleetState(ready=fleet))
+    assert decision.reason is ScaleReason.HOLD_READ_FAILED
+    assert decision.target >= min(fleet, config.max_replicas)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.floats(0.5, 200),  # the steady demand, in ongoing requests
+    st.lists(st.floats(-0.3, 0.3), min_size=60, max_size=200),  # its noise, any sequence within ±30%
+    st.floats(1, 32),
+    st.sampled_from([0.0, 30.0]),
+    st.sampled_from([60.0, 300.0]),
+)
+def test_noise_of_30_percent_changes_the_target_at_most_once_per_window(
+    load: float, noise: list[float], per_replica: float, up_s: float, down_s: float
+) -> None:
+    config = PolicyConfig(min_replicas=1, max_replicas=1000, target_ongoing_per_replica=per_replica, up_window_s=up_s, down_window_s=down_s)
+    start = max(1, math.ceil(load / per_replica))  # the fleet the steady load asks for
+    targets = run(ScalingPolicy(config), [Signals(running=load * (1 + n), waiting=0) for n in noise], start)
+    changes = [i * TICK_S for i, (a, b) in enumerate(zip([start, *targets], targets)) if a != b]
+    assert all(later - earlier >= down_s for earlier, later in zip(changes, changes[1:])), (start, targets)
+
+
+def test_queue_leads_and_a_burst_scales_up_in_one_tick() -> None:
+    policy = ScalingPolicy(PolicyConfig(max_replicas=10, target_ongoing_per_replica=8))
+    decision = policy.decide(0, Signals(running=8, waiting=30), FleetState(ready=1))
+    assert (decision.target, decision.reason) == (7, ScaleReason.QUEUE)  # 38 ongoing, +30% headroom
+
+
+def test_spilled_traffic_counts_as_demand_and_the_trend_looks_one_cold_start_ahead() -> None:
+    config = PolicyConfig(max_replicas=20, target_ongoing_per_replica=4)
+    spilled = ScalingPolicy(config).decide(0, Signals(running=4, waiting=0, spilled_rps=2, mean_service_s=4), FleetState(ready=1))
+    assert spilled.target == 4  # 4 held + 2/s x 4 s spilled = 12 ongoing, +30%
+    rising = Signals(running=4, waiting=0, arrival_rps=1, arrival_trend=0.01)
+    assert ScalingPolicy(config).decide(0, rising, FleetState(ready=1, cold_start_s=300)).target == 6  # 1/s becomes 4/s: 16 ongoing, +30%
+
+
+def test_kv_cache_and_ttft_guard_when_the_queue_looks_fine() -> None:
+    config = PolicyConfig(max_replicas=4, target_ongoing_per_replica=8, ttft_p99_target_s=2.0)
+    full = ScalingPolicy(config).decide(0, Signals(running=6, waiting=0, kv_cache_usage=0.97), FleetState(ready=1))
+    slow = ScalingPolicy(config).decide(0, Signals(running=6, waiting=0, ttft_p99_s=5.0), FleetState(ready=1))
+    assert (full.target, full.reason) == (2, ScaleReason.KV_CACHE) and (slow.target, slow.reason) == (2, ScaleReason.TTFT)
+
+
+def test_scales_down_only_after_the_down_window_and_to_zero_only_when_idle() -> None:
+    policy = ScalingPolicy(PolicyConfig(min_replicas=0, max_replicas=4, target_ongoing_per_replica=8, down_window_s=60, idle_to_zero_s=120))
+    fleet = FleetState(ready=4)
+    assert policy.decide(0, Signals(running=30, waiting=0), fleet).target == 4
+    assert policy.decide(30, Signals(running=0, waiting=0), fleet).target == 4, "the busy tick 30 s ago still holds"
+    assert policy.decide(70, Signals(running=0, waiting=0), fleet).target == 1
+    assert policy.decide(200, Signals(running=0, waiting=0), FleetState(ready=1)).target == 0
+    back = policy.decide(210, Signals(running=0, waiting=0, spilled_rps=1, mean_service_s=2), FleetState(ready=0))
+    assert back.target == 1, "traffic spilled while at zero brings a replica back"
