@@ -30,14 +30,19 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import httpx
+import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from autoscaler.baselines import SpilloverFleet, StaticFleet  # noqa: E402
+from autoscaler.policy import PolicyConfig  # noqa: E402
+from autoscaler.presets import PRESETS_DIR, ReplicaPreset  # noqa: E402
+from autoscaler.simulator import HostedModel, simulate  # noqa: E402
 from autoscaler.trace import Arrival, compress_time, read_trace, scale_tokens, window  # noqa: E402
-from bench._common import REPO, record, table  # noqa: E402
+from bench._common import REPO, machine, record, table  # noqa: E402
 from bench.serving import MODEL, PROMPTS, stop, vllm_args, wait_ready  # noqa: E402
 
 TRACE = REPO.parent / "shared" / "data" / "traces" / "azure_llm_2023_code.csv"
@@ -45,6 +50,7 @@ SERVE_PORT, HOSTED_PORT = 8000, 8100
 HOSTED, HOSTED_MODEL = "hosted", "hosted-smollm2"
 SETUPS = ("queue_only", "spillover", "error_fallback")
 PROBE_CONCURRENCY = 32
+PRESET_FILE = PRESETS_DIR / "smollm2-135m-cpu-1core.yaml"
 
 
 @dataclass(frozen=True)
@@ -54,6 +60,7 @@ class Outcome:
     destination: str = ""
     reason: str = ""
     predicted_s: float | None = None
+    total_s: float | None = None
 
 
 def prompt_texts(arrivals: list[Arrival]) -> list[str]:
@@ -115,7 +122,8 @@ async def send(client: httpx.AsyncClient, arrival: Arrival, prompt: str) -> Outc
                         ttft = time.perf_counter() - started
     except httpx.HTTPError:
         return Outcome(None, False)
-    return Outcome(ttft, done and not errored and ttft is not None, *route, float(predicted) / 1000 if predicted else None)
+    ok = done and not errored and ttft is not None
+    return Outcome(ttft, ok, *route, float(predicted) / 1000 if predicted else None, time.perf_counter() - started)
 
 
 async def replay(arrivals: list[Arrival], prompts: list[str]) -> list[Outcome]:
@@ -223,6 +231,8 @@ def main() -> None:
                     results[setup] = summarise(outcomes, target_s)
                     if setup == "spillover":
                         results[setup]["predictor"] = predictor_error(outcomes)
+                        hosted = [o.ttft_s for o in outcomes if o.ok and o.destination == HOSTED]
+                        probe["hosted_ttft_p50_s"] = round(statistics.median(hosted), 3) if hosted else probe["target_s"] / 2
                     print(f"{setup}: {results[setup]}", flush=True)
                 finally:
                     stop(process)
@@ -234,8 +244,9 @@ def main() -> None:
 async def calibrate(raw: list[Arrival], prompts: list[str], median_index: int) -> dict[str, float]:
     """Unloaded TTFT for the median prompt (→ the target), then the local capacity and rates."""
     median = raw[median_index]
-    ttfts = [(await send_once(median, prompts[median_index])).ttft_s for _ in range(10)]
-    unloaded = statistics.median(t for t in ttfts if t)
+    alone = [await send_once(median, prompts[median_index]) for _ in range(10)]
+    unloaded = statistics.median(o.ttft_s for o in alone if o.ok)
+    itl = statistics.median((o.total_s - o.ttft_s) / (median.output_tokens - 1) for o in alone if o.ok)
     capacity = await closed_loop(raw, prompts, PROBE_CONCURRENCY, 45.0)
     state = httpx.get(f"http://127.0.0.1:{SERVE_PORT}/v1/engine/state").json()["data"][MODEL]
     prefill_tps = state["prefill_tokens_per_s"]
@@ -251,6 +262,7 @@ async def calibrate(raw: list[Arrival], prompts: list[str], median_index: int) -
         "prefill_tokens_per_s": round(prefill_tps, 1),
         "decode_tokens_per_s": round(decode_tps, 1),
         "overhead_s": round(max(0.0, unloaded - median.prompt_tokens / prefill_tps), 3),
+        "inter_token_s": round(itl, 4),
     }
 
 
@@ -259,7 +271,34 @@ async def send_once(arrival: Arrival, prompt: str) -> Outcome:
         return await send(client, arrival, prompt)
 
 
+def cpu_preset(probe: dict) -> ReplicaPreset:
+    """This machine's replica (one core) in the simulator's terms, from the probe's numbers."""
+    prefill = probe["prefill_tokens_per_s"]
+    return ReplicaPreset(
+        name="smollm2-135m-cpu-1core", gpus_per_replica=0, step_overhead_s=max(0.001, probe["inter_token_s"] - 1 / prefill),
+        prefill_tokens_per_s=prefill, max_num_seqs=256, max_batched_tokens=2048,
+        # VLLM_CPU_KVCACHE_SPACE=1 GiB; SmolLM2-135M keeps 30 layers x 3 KV heads x 64 dims x 2 x 2 bytes per token.
+        kv_capacity_tokens=2**30 // (30 * 3 * 64 * 2 * 2), cold_start_s=50.0,
+        sources=(f"Calibrated by bench/spillover.py on {machine()}, {time.strftime('%Y-%m-%d')}: unloaded inter-token "
+                 f"time {probe['inter_token_s']} s and prefill {prefill} tokens/s.",),
+    )
+
+
+def simulated(arrivals: list[Arrival], probe: dict) -> dict[str, dict[str, float]]:
+    """The queue_only and spillover setups replayed in the simulator with this machine's preset."""
+    preset = cpu_preset(probe)
+    PRESET_FILE.write_text(yaml.safe_dump({**asdict(preset), "sources": list(preset.sources)}, sort_keys=False))
+    hosted = HostedModel(0.0, 0.0, ttft_s=probe["hosted_ttft_p50_s"])
+    one = PolicyConfig(min_replicas=1, max_replicas=1)
+    out = {}
+    for setup, policy in (("queue_only", StaticFleet(1)), ("spillover", SpilloverFleet(one))):
+        r = simulate(arrivals, preset, policy, hosted=hosted, ttft_target_s=probe["target_s"], gpu_usd_per_hour=0.0)
+        out[setup] = {"slo_attainment": round(r.slo_attainment, 4), "ttft_p50_s": round(r.ttft_p50_s, 3), "spilled_share": round(r.spilled_share, 4)}
+    return out
+
+
 def report(args: argparse.Namespace, trace_start: object, raw: list[Arrival], arrivals: list[Arrival], probe: dict, results: dict) -> None:
+    sim = simulated(arrivals, probe)
     oracle = hindsight_spilled_share(arrivals, probe["target_s"], probe["prefill_tokens_per_s"], probe["decode_tokens_per_s"], probe["overhead_s"])
     spill = results["spillover"]
     figures = {
@@ -271,6 +310,8 @@ def report(args: argparse.Namespace, trace_start: object, raw: list[Arrival], ar
         "false_keep_rate": spill["local_missed_share"],
         "spilled_vs_oracle": round(spill["spilled_share"] / oracle, 3) if oracle else None,
         "setups": results,
+        "simulator_check": {s: {"live": {k: results[s][k] for k in ("slo_attainment", "ttft_p50_s", "spilled_share")}, "simulated": v}
+                            for s, v in sim.items()},
     }
     rows = [(s, r["slo_attainment"], r["ttft_p50_s"], r["ttft_p99_s"], r["spilled_share"], r["failed"], r["local_missed_share"]) for s, r in results.items()]
     text = table(["setup", "slo_attainment", "ttft_p50_s", "ttft_p99_s", "spilled_share", "failed", "local_missed_share"], rows)
@@ -284,7 +325,8 @@ def report(args: argparse.Namespace, trace_start: object, raw: list[Arrival], ar
         f"FCFS work model, prefill {probe['prefill_tokens_per_s']} and decode {probe['decode_tokens_per_s']} tokens/s): "
         f"{figures['oracle_spilled_share']}; spillover spilled {spill['spilled_share']} ({figures['spilled_vs_oracle']}x the "
         f"oracle); false-keep rate {figures['false_keep_rate']}; predictor (measured minus predicted TTFT, kept requests): "
-        f"{spill.get('predictor')}."
+        f"{spill.get('predictor')}. Simulator with this machine's preset (autoscaler/presets/{PRESET_FILE.name}) on the "
+        f"same arrivals: {json.dumps(figures['simulator_check'])}."
     )
     record("spillover", "Spill-over on the Azure code trace: spillover vs queue-only vs timeout fallback", figures, text + "\n\n" + note)
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Start the services the tests talk to, where they are missing: Redis on 127.0.0.1:6379,
-# PostgreSQL on 127.0.0.1:5432 (trust auth, database `test`), and Prometheus's promtool.
+# PostgreSQL on 127.0.0.1:5432 (trust auth, database `test`), and Debian's prometheus (the server and promtool).
 set -euo pipefail
 
 apt_install() {
@@ -25,5 +25,5 @@ if ! pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null; then
     || su postgres -c "createdb test"
 fi
 
-command -v promtool >/dev/null || apt_install prometheus
+{ command -v promtool && command -v prometheus; } >/dev/null || apt_install prometheus
 echo "services: redis $(redis-cli -h 127.0.0.1 ping), postgres $(pg_isready -h 127.0.0.1 -q && echo up), $(promtool --version 2>&1 | head -1)"

@@ -1,5 +1,6 @@
 """``spillover``: the command line. ``serve`` runs the platform in the foreground; ``scale``
-sets a local model's replica count on a running one (draining before zero).
+sets a local model's replica count on a running one (draining before zero); ``simulate``
+replays a trace through the fleet policies.
 
 ``spillover serve`` starts Ray locally (or joins ``RAY_ADDRESS``), deploys the Serve
 application built from the YAML config, prints the endpoint, and on SIGTERM or Ctrl-C deletes
@@ -37,6 +38,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     scale_cmd = commands.add_parser("scale", help="set a local model's replicas on a running spillover (joins RAY_ADDRESS)")
     scale_cmd.add_argument("model", help="public model name, as in the config's models")
     scale_cmd.add_argument("replicas", type=int, help="target replicas; 0 drains first, so no request fails")
+    autoscale_cmd = commands.add_parser("autoscale", help="run the autoscaler loop against a running spillover (joins RAY_ADDRESS)")
+    autoscale_cmd.add_argument("--config", help="the same YAML `spillover serve` runs")
+    autoscale_cmd.add_argument("--dry-run", action="store_true", help="decide and log, never scale")
+    simulate_cmd = commands.add_parser("simulate", help="replay a trace through the fleet policies (autoscaler/simulate.py)")
+    from autoscaler.simulate import add_arguments
+
+    add_arguments(simulate_cmd)
     args = parser.parse_args(argv)
 
     from serving.logs import configure_logging
@@ -44,11 +52,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging()
     if args.command == "scale":
         return scale(args.model, args.replicas)
+    if args.command == "simulate":
+        from autoscaler.simulate import run
+
+        run(args)
+        return 0
     try:
         config = load_config(args.config or os.environ.get("SPILLOVER_CONFIG"))
     except ConfigError as exc:
         print(f"spillover: config error: {exc}", file=sys.stderr)
         return 2
+    if args.command == "autoscale":
+        return autoscale(config, args.dry_run)
     if args.print_serve_config:
         from serving.serve_config import serve_config
 
@@ -108,6 +123,37 @@ def serve_forever(config: SpilloverConfig) -> int:
         serve.shutdown()
         ray.shutdown()
     print("spillover: stopped", flush=True)
+    return 0
+
+
+def autoscale(config: SpilloverConfig, dry_run: bool) -> int:
+    """Run the control loop in the foreground until interrupted."""
+    import asyncio
+
+    import ray
+    from prometheus_client import start_http_server
+
+    from autoscaler.actuator import ServeActuator
+    from autoscaler.loop import ControlLoop, policy_for
+    from autoscaler.prometheus import PrometheusSignals
+
+    ray.init(address=os.environ.get("RAY_ADDRESS", "auto"), log_to_driver=False)
+    settings = config.autoscaler
+    loop = ControlLoop(
+        {m.name: policy_for(m) for m in config.models},
+        PrometheusSignals(settings.prometheus_url, timeout_s=settings.query_timeout_s, window=settings.rate_window),
+        ServeActuator(),
+        cold_start_s={m.name: m.autoscaling.cold_start_s for m in config.models},
+        dry_run=dry_run or settings.dry_run,
+    )
+    if settings.metrics_port:
+        start_http_server(settings.metrics_port, registry=loop.metrics.registry)
+    print(f"spillover: autoscaling {', '.join(m.name for m in config.models)} every {settings.tick_s:g}s"
+          f"{' (dry run)' if dry_run or settings.dry_run else ''}", flush=True)
+    try:
+        asyncio.run(loop.run_forever(settings.tick_s))
+    except KeyboardInterrupt:
+        pass
     return 0
 
 

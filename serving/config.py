@@ -90,6 +90,21 @@ class ReplicaConfig(_Strict):
         return self.initial if self.initial is not None else max(self.min, 1)
 
 
+class AutoscalingConfig(_Strict):
+    """The scaling policy's knobs for one model (autoscaler.policy.PolicyConfig); bounds come
+    from ``replicas``."""
+
+    target_ongoing_per_replica: Annotated[float, Field(gt=0)] = Field(8.0, description="Requests one replica holds at its best.")
+    max_kv_cache_usage: Annotated[float, Field(gt=0, le=1)] = 0.9
+    ttft_p99_target_s: Annotated[float, Field(gt=0)] | None = None
+    up_window_s: Annotated[float, Field(ge=0)] = 0.0
+    down_window_s: Annotated[float, Field(ge=0)] = 300.0
+    idle_to_zero_s: Annotated[float, Field(ge=0)] = 600.0
+    scale_up_headroom: Annotated[float, Field(ge=0)] = 0.3
+    scale_down_below: Annotated[float, Field(gt=0, le=1)] = 0.5
+    cold_start_s: Annotated[float, Field(ge=0)] = Field(60.0, description="Look-ahead for the arrival trend.")
+
+
 class ModelConfig(_Strict):
     name: str = Field(description="Public model name clients send in `model`.")
     source: str = Field(
@@ -109,6 +124,7 @@ class ModelConfig(_Strict):
         default_factory=dict, description="Passed to vLLM's engine as they are."
     )
     replicas: ReplicaConfig = ReplicaConfig()
+    autoscaling: AutoscalingConfig = AutoscalingConfig()
     max_ongoing_requests: Annotated[int, Field(ge=1)] = Field(
         64, description="Requests Serve sends one engine replica at once."
     )
@@ -197,6 +213,17 @@ class StoresConfig(_Strict):
     postgres_dsn: str | None = None
 
 
+class AutoscalerConfig(_Strict):
+    """``spillover autoscale``: the one controller of the local models' replica counts."""
+
+    prometheus_url: str = Field("http://127.0.0.1:9090", description="Prometheus that scrapes the ingress.")
+    tick_s: Annotated[float, Field(gt=0)] = 15.0
+    query_timeout_s: Annotated[float, Field(gt=0)] = 5.0
+    rate_window: str = Field("1m", description="PromQL range for rates; at least 4 scrape intervals.")
+    dry_run: bool = Field(False, description="Decide and log, never scale.")
+    metrics_port: Annotated[int, Field(ge=0, le=65535)] = Field(9105, description="Its own /metrics; 0 turns it off.")
+
+
 class SpilloverConfig(_Strict):
     server: ServerConfig = ServerConfig()
     ingress: IngressConfig = IngressConfig()
@@ -207,6 +234,7 @@ class SpilloverConfig(_Strict):
     providers: list[ProviderConfig] = Field(default_factory=list)
     routes: dict[str, RouteConfig] = Field(default_factory=dict)
     failover: FailoverConfig = FailoverConfig()
+    autoscaler: AutoscalerConfig = AutoscalerConfig()
 
     @model_validator(mode="after")
     def _unique_names(self) -> SpilloverConfig:

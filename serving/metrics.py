@@ -43,6 +43,7 @@ ENGINE_GAUGES: dict[str, tuple[str, str]] = {
     "replicas_ready": ("spillover_engine_replicas_ready", "Engine replicas ready."),
     "replicas_starting": ("spillover_engine_replicas_starting", "Engine replicas starting."),
     "replicas_unhealthy": ("spillover_engine_replicas_unhealthy", "Engine replicas stalled with work waiting."),
+    "replicas_draining": ("spillover_engine_replicas_draining", "Engine replicas finishing their work before a scale to zero."),
     "running": ("spillover_engine_requests_running", "Requests in the engines' running batch."),
     "waiting": ("spillover_engine_requests_waiting", "Requests queued in the engines."),
     "kv_cache_usage": ("spillover_engine_kv_cache_usage_ratio", "Mean KV-cache use, 0..1."),

@@ -98,9 +98,17 @@ def wait_local(spillover: SpilloverServe, timeout_s: float) -> None:
 
 
 def replica_process() -> psutil.Process:
-    title = f"ServeReplica:{APP_NAME}:{llm_deployment_name(MODEL)}"
-    (process,) = [p for p in psutil.process_iter(["cmdline"]) if any(title in part for part in p.info["cmdline"] or [])]
+    """The engine replica's Ray worker (its title is ``ray::ServeReplica:APP:DEPLOYMENT``)."""
+    title = f"ray::ServeReplica:{APP_NAME}:{llm_deployment_name(MODEL)}"
+    (process,) = [p for p in psutil.process_iter(["cmdline"]) if (p.info["cmdline"] or [""])[0].startswith(title)]
     return process
+
+
+def kill_replica() -> None:
+    """SIGKILL the replica and its engine processes at once, as a lost node would."""
+    process = replica_process()
+    for victim in [*process.children(recursive=True), process]:
+        victim.send_signal(signal.SIGKILL)
 
 
 def requests_total(spillover: SpilloverServe, status: str) -> float:
@@ -123,7 +131,7 @@ def test_a_killed_replica_loses_only_the_streams_under_way(spillover: SpilloverS
     cut_before = requests_total(spillover, "cut")
     streams, queued = load(spillover)
 
-    replica_process().send_signal(signal.SIGKILL)
+    kill_replica()
     for call in streams + queued:
         call.join(240)
 
