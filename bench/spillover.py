@@ -71,7 +71,8 @@ def prompt_texts(arrivals: list[Arrival]) -> list[str]:
     from serving.builtin_models import resolve_source
 
     tokenizer = AutoTokenizer.from_pretrained(resolve_source(f"builtin:{MODEL}"))
-    corpus = " ".join(json.loads(line)["turns"][0]["content"] for line in PROMPTS.read_text().splitlines())
+    rows = [json.loads(line) for line in PROMPTS.read_text().splitlines()]
+    corpus = " ".join(r.get("prompt") or r["turns"][0]["content"] for r in rows)
     ids = tokenizer(corpus, add_special_tokens=False)["input_ids"]
     return [tokenizer.decode(ids[(i * 7919) % (len(ids) - a.prompt_tokens):][: a.prompt_tokens]) for i, a in enumerate(arrivals)]
 

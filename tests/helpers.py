@@ -106,6 +106,23 @@ class UvicornThread:
 
 
 @contextmanager
+def server_process(args: list[str], log_path: Path, health_url: str, *, what: str, timeout_s: float = 300,
+                   env: dict[str, str] | None = None) -> Iterator[subprocess.Popen[bytes]]:
+    """A server as a child process, its output in ``log_path``: yielded once ``health_url``
+    answers 200, terminated after the block."""
+    import httpx
+
+    with log_path.open("w") as log:
+        process = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            wait_for(lambda: httpx.get(health_url, timeout=2).status_code == 200, timeout_s=timeout_s, what=what)
+            yield process
+        finally:
+            process.terminate()
+            process.wait(60)
+
+
+@contextmanager
 def spillover_serving(ray_cluster: dict[str, str], port: int, config: dict | None, workdir: Path) -> Iterator[SpilloverServe]:
     """A ready ``spillover serve`` for the length of the block, stopped with SIGTERM after."""
     process = SpilloverServe(ray_cluster["address"], port, config, workdir)

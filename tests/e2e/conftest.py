@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from serving.builtin_models import resolve_source
 from serving.config import DEFAULT_MODEL_NAME
-from tests.helpers import free_port, wait_for
+from tests.helpers import free_port, server_process
 
 HOSTED_KEY = "sk-hosted-stand-in-key"
 
@@ -22,22 +20,14 @@ HOSTED_KEY = "sk-hosted-stand-in-key"
 def hosted_vllm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """vLLM's own server (``--api-key`` on, so key forwarding is exercised); yields its base URL."""
     port = free_port()
-    log = (tmp_path_factory.mktemp("hosted") / "vllm.log").open("w")
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_CPU_NUM_OF_RESERVED_CPU": "0"}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", resolve_source(f"builtin:{DEFAULT_MODEL_NAME}"),
-         "--served-model-name", "hosted-smollm2", "--port", str(port), "--host", "127.0.0.1", "--api-key", HOSTED_KEY,
-         "--enforce-eager", "--max-model-len", "2048", "--enable-auto-tool-choice", "--tool-call-parser", "hermes"],
-        env=env, stdout=log, stderr=subprocess.STDOUT,
-    )
+    args = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", resolve_source(f"builtin:{DEFAULT_MODEL_NAME}"),
+            "--served-model-name", "hosted-smollm2", "--port", str(port), "--host", "127.0.0.1", "--api-key", HOSTED_KEY,
+            "--enforce-eager", "--max-model-len", "2048", "--enable-auto-tool-choice", "--tool-call-parser", "hermes"]
     base = f"http://127.0.0.1:{port}"
-    try:
-        wait_for(lambda: httpx.get(base + "/health", timeout=2).status_code == 200, timeout_s=300, what="hosted vLLM server")
+    log = tmp_path_factory.mktemp("hosted") / "vllm.log"
+    with server_process(args, log, base + "/health", what="hosted vLLM server", env=env):
         yield base
-    finally:
-        process.terminate()
-        process.wait(60)
-        log.close()
 
 
 def read_log(path: Path) -> str:

@@ -20,7 +20,7 @@ import openai
 import pytest
 
 from serving.config import DEFAULT_MODEL_NAME
-from tests.helpers import BIN, SpilloverServe, free_port, spillover_serving, wait_for
+from tests.helpers import BIN, SpilloverServe, free_port, server_process, spillover_serving, wait_for
 
 pytestmark = pytest.mark.e2e
 MODEL = DEFAULT_MODEL_NAME
@@ -35,17 +35,10 @@ def prometheus(serve_port: int, tmp_path_factory: pytest.TempPathFactory) -> Ite
         "global": {"scrape_interval": "2s", "evaluation_interval": "2s"},
         "scrape_configs": [{"job_name": "spillover", "static_configs": [{"targets": [f"127.0.0.1:{serve_port}"]}]}],
     }))
-    log = (workdir / "prometheus.log").open("w")
-    process = subprocess.Popen(["prometheus", f"--config.file={config}", f"--storage.tsdb.path={workdir / 'data'}",
-                                f"--web.listen-address=127.0.0.1:{port}"], stdout=log, stderr=subprocess.STDOUT)
+    args = ["prometheus", f"--config.file={config}", f"--storage.tsdb.path={workdir / 'data'}", f"--web.listen-address=127.0.0.1:{port}"]
     url = f"http://127.0.0.1:{port}"
-    try:
-        wait_for(lambda: httpx.get(url + "/-/ready", timeout=2).status_code == 200, timeout_s=30, what="prometheus")
+    with server_process(args, workdir / "prometheus.log", url + "/-/ready", what="prometheus", timeout_s=30):
         yield url
-    finally:
-        process.terminate()
-        process.wait(30)
-        log.close()
 
 
 @pytest.fixture(scope="module")
