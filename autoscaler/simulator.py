@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from autoscaler.policy import FleetState, Signals
 from autoscaler.presets import ReplicaPreset
 from autoscaler.trace import Arrival
+from fallback.start_meter import StartMeter
 from fallback.decision import LOCAL, DispatchRequest, HostedTarget, Route, decide
 from serving.engine_state import EngineState
 
@@ -94,8 +95,9 @@ class _Replica:
         """vLLM's "waiting": not yet given a single step."""
         return len(self.waiting) - len(self.admitted)
 
-    def step(self, now: float, finished: Callable[[_Request], None]) -> float:
-        """Run one engine step starting at ``now``; returns when it ends."""
+    def step(self, now: float, finished: Callable[[_Request], None]) -> tuple[float, int]:
+        """Run one engine step starting at ``now``; returns when it ends and how many requests
+        sent their first token in it."""
         p = self.preset
         budget = p.max_batched_tokens - len(self.running)
         prefilled: list[_Request] = []
@@ -127,7 +129,7 @@ class _Replica:
             request.done_s = end
             self.kv_used -= request.arrival.prompt_tokens + request.arrival.output_tokens
             finished(request)
-        return end
+        return end, len(prefilled)
 
 
 @dataclass
@@ -170,6 +172,9 @@ class Simulation:
         self._recent: deque[tuple[float, bool]] = deque()  # (arrival time, spilled) over the last minute
         self._service: deque[float] = deque(maxlen=200)
         self._recent_ttft: deque[tuple[float, float]] = deque()
+        # The ingress's view of the queue in front of the engines, on simulated time.
+        self._now = 0.0
+        self._meter = StartMeter(clock=lambda: self._now)
 
     def run(self, progress: Callable[[float], None] | None = None) -> SimResult:
         for _ in range(self.policy.initial()):
@@ -180,12 +185,16 @@ class Simulation:
         self._push(0.0, "tick", None)
         while self._events:
             now, _, kind, payload = heapq.heappop(self._events)
+            self._now = now
             if kind == "arrival":
                 self._arrive(now, self.arrivals[payload])  # type: ignore[index]
             elif kind == "step":
                 self._step(now, payload)  # type: ignore[arg-type]
             elif kind == "ready":
                 self._drain_pending(now)
+            elif kind == "started":
+                for _ in range(payload):  # type: ignore[arg-type]
+                    self._meter.leave(started=True)
             elif kind == "tick" and now <= end_s:
                 self._tick(now)
                 self._push(now + self.tick_s, "tick", None)
@@ -217,6 +226,7 @@ class Simulation:
             request.done_s = request.first_token_s
             self.api_usd += self.hosted.cost(arrival.prompt_tokens, arrival.output_tokens)
             return
+        self._meter.enter()
         ready = self._ready(now)
         if not ready:
             self.pending.append(request)
@@ -235,7 +245,10 @@ class Simulation:
             if replica.draining and replica.stopped_at is None:
                 replica.stopped_at = now
             return
-        self._push(replica.step(now, self._finished), "step", replica)
+        end, started = replica.step(now, self._finished)
+        self._push(end, "step", replica)
+        if started:
+            self._push(end, "started", started)
 
     def _finished(self, request: _Request) -> None:
         assert request.done_s is not None and request.first_token_s is not None
@@ -288,6 +301,8 @@ class Simulation:
             kv_cache_usage=statistics.fmean(r.kv_used / p.kv_capacity_tokens for r in ready),
             prefill_tokens_per_s=p.prefill_tokens_per_s * len(ready),
             decode_tokens_per_s=sum(p.decode_tokens_per_s(len(r.running)) for r in ready),
+            local_unstarted=self._meter.unstarted,
+            local_starts_per_s=self._meter.starts_per_busy_s(),
         )
 
     def _signals(self, now: float) -> Signals:

@@ -100,6 +100,12 @@ def predict_ttft_s(request: DispatchRequest, state: EngineState, route: Route) -
     each time a running request finishes, about ``decode rate / request length`` times a second,
     and this request needs the slots of everyone ahead plus its own. A full KV cache means
     preemption, so the running batch must drain first.
+
+    The engines cannot see requests still queued in front of them (Serve's router holds them
+    once a replica has ``max_ongoing_requests``). The sender can: with ``local_unstarted``
+    requests not yet started and local requests starting at ``local_starts_per_s`` while any
+    wait, the queue alone takes ``unstarted / rate`` before this prompt's own prefill. The larger
+    of the two predictions stands.
     """
     replicas = max(state.replicas_ready, 1)
     rate = state.prefill_tokens_per_s or route.prior_prefill_tokens_per_s * replicas
@@ -108,6 +114,9 @@ def predict_ttft_s(request: DispatchRequest, state: EngineState, route: Route) -
         wait += (state.waiting + 1) * request.max_tokens / state.decode_tokens_per_s
     if state.kv_cache_usage >= 0.95 and state.decode_tokens_per_s > 0:
         wait += state.running * request.max_tokens / state.decode_tokens_per_s / replicas
+    if state.local_unstarted and state.local_starts_per_s > 0:
+        own_prefill = request.prompt_tokens * replicas / rate
+        wait = max(wait, state.local_unstarted / state.local_starts_per_s + own_prefill)
     return wait
 
 

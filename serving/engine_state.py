@@ -62,6 +62,11 @@ class EngineState:
     decode_tokens_per_s: float = 0.0
     #: Age of the oldest replica snapshot included, in seconds.
     age_s: float = 0.0
+    #: Requests the sender has sent locally that have not started answering (fallback.start_meter):
+    #: the queue in front of the engines as well as in them.
+    local_unstarted: int = 0
+    #: How fast local requests start while any wait, per second.
+    local_starts_per_s: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -18,7 +18,9 @@ from fallback.breaker import CircuitBreaker
 from fallback.decision import LOCAL, DispatchRequest, Route, RoutePin, SpillReason, decide
 from fallback.failover import Failover, Target
 from fallback.providers import Provider
+from fallback.start_meter import StartMeter, metered
 from serving.context import Api, RequestContext
+from serving.engine_state import EngineState
 from serving.errors import CapacityError, InvalidRequestError, NoReplicaError, NotFoundError
 from serving.local_engines import LocalEngines
 from serving.pipeline import Stage
@@ -52,6 +54,7 @@ class Dispatch(Stage):
         self._embedding_models = frozenset(embedding_models)
         self._default_max_tokens = default_max_tokens
         self._local_start_timeout_s = local_start_timeout_s
+        self._meters: dict[str, StartMeter] = {}
 
     async def process(self, ctx: RequestContext) -> None:
         if ctx.api is Api.EMBEDDINGS:
@@ -65,7 +68,7 @@ class Dispatch(Stage):
             max_tokens=ctx.parsed.output_limit(self._default_max_tokens),
             pin=_pin(ctx.headers.get(ROUTE_HEADER)),
         )
-        state = self._engines.state(route.local_model) if route.local_model else None
+        state = self._local_state(route.local_model) if route.local_model else None
         decision = decide(request, state, self._with_health(route))
         ctx.spill_reason, ctx.predicted_ttft_s = decision.reason, decision.predicted_ttft_s
         if decision.destination is None:
@@ -83,6 +86,15 @@ class Dispatch(Stage):
         ctx.model_served = route.local_model if started.target == LOCAL else self._hosted_model(route, started.target)
         ctx.upstream = started.items()
 
+    def _meter(self, model: str) -> StartMeter:
+        return self._meters.setdefault(model, StartMeter())
+
+    def _local_state(self, model: str) -> EngineState:
+        """The engines' state plus the queue in front of them that only this sender sees."""
+        meter = self._meter(model)
+        state = self._engines.state(model)
+        return dataclasses.replace(state, local_unstarted=meter.unstarted, local_starts_per_s=meter.starts_per_busy_s())
+
     def _with_health(self, route: Route) -> Route:
         """The route with each hosted target's health as its provider's breaker sees it now."""
         if not route.hosted:
@@ -97,7 +109,8 @@ class Dispatch(Stage):
         if name == LOCAL:
             assert route.local_model is not None
             local_model = route.local_model
-            return Target(LOCAL, lambda: self._engines.generate(ctx.api.value, local_model, body, ctx.request_id), local_timeout_s)
+            meter = self._meter(local_model)
+            return Target(LOCAL, lambda: metered(meter, self._engines.generate(ctx.api.value, local_model, body, ctx.request_id)), local_timeout_s)
         provider = self._providers[name]
         model = self._hosted_model(route, name)
         return Target(name, lambda: provider.generate(ctx.api.value, body, model, ctx.request_id))

@@ -1,0 +1,70 @@
+"""The queue in front of a local engine, as the sender sees it.
+
+Engine state counts what vLLM holds. Requests can also wait before they reach it: in Serve's
+router once the replica has ``max_ongoing_requests``, in the replica's own loop. A prediction
+that ignores them keeps sending local traffic while that queue grows out of sight. The sender
+knows them all: every request it sent locally that has not yet started answering.
+:class:`StartMeter` counts those, and how fast requests start while any wait (starts per busy
+second, decayed over ``horizon_s`` of busy time), so a wait can be predicted as queue ÷ rate.
+The ingress keeps one per local model; the simulator keeps one the same way.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import TypeVar
+
+__all__ = ["StartMeter", "metered"]
+
+T = TypeVar("T")
+
+
+class StartMeter:
+    def __init__(self, *, horizon_s: float = 30.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.unstarted = 0
+        self._horizon_s = horizon_s
+        self._clock = clock
+        self._last = clock()
+        self._starts = 0.0
+        self._busy_s = 0.0
+
+    def enter(self) -> None:
+        self._advance()
+        self.unstarted += 1
+
+    def leave(self, *, started: bool) -> None:
+        self._advance()
+        self.unstarted -= 1
+        if started:
+            self._starts += 1
+
+    def starts_per_busy_s(self) -> float:
+        """Requests started per second of time with any waiting; 0 until one has started."""
+        self._advance()
+        return self._starts / self._busy_s if self._starts and self._busy_s > 0 else 0.0
+
+    def _advance(self) -> None:
+        now = self._clock()
+        if self.unstarted > 0:
+            busy = now - self._last
+            decay = math.exp(-busy / self._horizon_s)
+            self._starts *= decay
+            self._busy_s = self._busy_s * decay + busy
+        self._last = now
+
+
+async def metered(meter: StartMeter, items: AsyncIterator[T]) -> AsyncIterator[T]:
+    """``items``, counted as unstarted from the first read until the first item (or the end)."""
+    meter.enter()
+    waiting = True
+    try:
+        async for item in items:
+            if waiting:
+                meter.leave(started=True)
+                waiting = False
+            yield item
+    finally:
+        if waiting:
+            meter.leave(started=False)

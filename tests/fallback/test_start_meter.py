@@ -1,0 +1,65 @@
+"""The sender's view of the queue in front of a local engine, and what the decision does with it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from fallback.decision import DispatchRequest, HostedTarget, Route, SpillReason, decide, predict_ttft_s
+from fallback.start_meter import StartMeter, metered
+from serving.engine_state import EngineState
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_starts_per_busy_second_ignores_idle_time() -> None:
+    clock = Clock()
+    meter = StartMeter(clock=clock)
+    for _ in range(4):  # four requests, each waiting 0.25 s to start, 10 s apart
+        meter.enter()
+        clock.now += 0.25
+        meter.leave(started=True)
+        clock.now += 10
+    assert meter.unstarted == 0 and meter.starts_per_busy_s() == pytest.approx(4.0, rel=0.05)
+
+
+def test_a_stuck_queue_drives_the_rate_down() -> None:
+    clock = Clock()
+    meter = StartMeter(clock=clock, horizon_s=10)
+    meter.enter()
+    clock.now += 0.5
+    meter.leave(started=True)
+    before = meter.starts_per_busy_s()
+    meter.enter()
+    clock.now += 20  # nothing starts
+    assert meter.starts_per_busy_s() < before / 10
+
+
+async def test_metered_counts_until_the_first_item_or_the_end() -> None:
+    meter = StartMeter()
+
+    async def answers(n: int) -> AsyncIterator[int]:
+        for i in range(n):
+            assert meter.unstarted == (1 if i == 0 else 0)
+            yield i
+
+    assert [i async for i in metered(meter, answers(3))] == [0, 1, 2]
+    assert [i async for i in metered(meter, answers(0))] == []
+    assert meter.unstarted == 0 and meter.starts_per_busy_s() > 0
+
+
+def test_a_queue_the_engine_cannot_see_spills() -> None:
+    route = Route("m", "m", ttft_target_s=1.0, hosted=(HostedTarget("api", "x"),))
+    engine_sees_little = EngineState(model="m", replicas_ready=1, running=64, waiting=0, prefill_tokens_per_s=1000)
+    request = DispatchRequest(prompt_tokens=100, max_tokens=16)
+    assert decide(request, engine_sees_little, route).reason is SpillReason.LOCAL_OK
+    queued = EngineState(**{**engine_sees_little.to_dict(), "local_unstarted": 30, "local_starts_per_s": 3.0})
+    assert predict_ttft_s(request, queued, route) == pytest.approx(30 / 3 + 0.1)
+    assert decide(request, queued, route).reason is SpillReason.PREDICTED_WAIT
