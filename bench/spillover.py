@@ -3,7 +3,8 @@
 Window: minutes 0-10 of the Azure LLM inference 2023 code trace (2023-11-16 18:17:03 to
 18:27:03, 1,482 requests), token counts scaled by 1/16 (at least 16), arrivals compressed so
 the offered load is 1.5x the local replica's capacity (a closed-loop probe measures it first).
-The local platform (``spillover serve``: Ray, proxy, ingress, engine) is pinned to core 0, the
+The local engine's compute threads are pinned to core 0 (Ray's proxy and the ingress float: pinned
+beside a spinning CPU engine they starve, and every request, spilled or not, passes them), the
 hosted stand-in (vLLM's own server with the same model) to core 1. TTFT target: 2x the unloaded
 local TTFT p50 for the window's median scaled prompt. All three setups replay the same arrivals:
 
@@ -93,10 +94,13 @@ def serve_config(setup: str, target_s: float) -> dict:
     }
 
 
-def start_pinned(core: int, args: list[str], log: Path) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "RAY_USAGE_STATS_ENABLED": "0", "VLLM_CPU_OMP_THREADS_BIND": str(core),
-           "VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_CPU_NUM_OF_RESERVED_CPU": "0"}
+def start_pinned(core: int | None, args: list[str], log: Path) -> subprocess.Popen[bytes]:
+    """``args`` as a process; with ``core``, it and its vLLM compute threads stay on that core."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "RAY_USAGE_STATS_ENABLED": "0", "VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_CPU_NUM_OF_RESERVED_CPU": "0"}
     env.pop("RAY_ADDRESS", None)
+    if core is None:
+        return subprocess.Popen(args, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
+    env["VLLM_CPU_OMP_THREADS_BIND"] = str(core)
     return subprocess.Popen(["taskset", "-c", str(core), *args], env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
 
 
@@ -220,7 +224,9 @@ def main() -> None:
             for setup in SETUPS:
                 config = Path(tmp) / f"{setup}.yaml"
                 config.write_text(json.dumps(serve_config(setup, target_s or 1.0)))
-                process = start_pinned(0, [sys.executable, "-m", "serving.cli", "serve", "--config", str(config)], Path(tmp) / f"{setup}.log")
+                # Only the engine is pinned (its compute threads, by VLLM_CPU_OMP_THREADS_BIND in the
+                # model's engine_env): Ray's proxy and the ingress must not queue behind it.
+                process = start_pinned(None, [sys.executable, "-m", "serving.cli", "serve", "--config", str(config)], Path(tmp) / f"{setup}.log")
                 try:
                     wait_ready(process, SERVE_PORT)
                     if setup == "queue_only":  # its behaviour does not depend on the target: probe here
@@ -320,8 +326,8 @@ def report(args: argparse.Namespace, trace_start: object, raw: list[Arrival], ar
     print(json.dumps(figures, indent=2))
     note = (
         f"Window: {figures['window']}; tokens scaled 1/16 (at least 16); arrivals compressed to {args.load}x the local "
-        f"capacity of {probe['capacity_rps']} requests/s (closed loop, {PROBE_CONCURRENCY} in flight). Local platform on "
-        f"core 0, hosted stand-in (vLLM's own server, same model) on core 1. TTFT target {probe['target_s']} s = 2x the "
+        f"capacity of {probe['capacity_rps']} requests/s (closed loop, {PROBE_CONCURRENCY} in flight). Local engine "
+        f"threads on core 0 (Ray and the ingress unpinned), hosted stand-in (vLLM's own server, same model) on core 1. TTFT target {probe['target_s']} s = 2x the "
         f"unloaded p50 {probe['unloaded_ttft_p50_s']} s for the median scaled prompt. Oracle (fewest spills in hindsight, "
         f"FCFS work model, prefill {probe['prefill_tokens_per_s']} and decode {probe['decode_tokens_per_s']} tokens/s): "
         f"{figures['oracle_spilled_share']}; spillover spilled {spill['spilled_share']} ({figures['spilled_vs_oracle']}x the "
