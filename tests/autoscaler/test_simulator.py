@@ -18,7 +18,7 @@ PRESET = ReplicaPreset(name="toy", gpus_per_replica=2, step_overhead_s=0.02, pre
                        max_num_seqs=8, max_batched_tokens=512, kv_capacity_tokens=100_000, cold_start_s=60.0)
 HOSTED = HostedModel(input_usd_per_mtok=1.0, output_usd_per_mtok=2.0, ttft_s=0.5)
 COMMON = {"hosted": HOSTED, "ttft_target_s": 1.0, "gpu_usd_per_hour": 3.0}
-TRACE = Path(__file__).resolve().parents[3] / "shared" / "data" / "traces" / "azure_llm_2023_code.csv"
+TRACE = Path(__file__).resolve().parents[1] / "fixtures" / "azure_llm_2023_code_head200.csv"
 
 
 def test_one_request_costs_its_prefill_steps_and_one_replica_for_its_duration() -> None:
@@ -65,9 +65,10 @@ def test_presets_load_with_their_sources() -> None:
 
 def test_the_azure_trace_reads_and_scales() -> None:
     start, arrivals = read_trace(TRACE)
-    assert str(start).startswith("2023-11-16 18:17:03") and len(arrivals) == 8819
-    first = window(arrivals, 0, 600)
-    assert len(first) == 1482 and first[0].at_s == 0.0
+    assert str(start).startswith("2023-11-16 18:17:03") and len(arrivals) == 200
+    assert arrivals[1].at_s == pytest.approx(0.052) and (arrivals[0].prompt_tokens, arrivals[0].output_tokens) == (4808, 10)
+    first = window(arrivals, 10, 20)
+    assert first and first[0].at_s >= 0 and all(a.at_s < 20 for a in first)
     small = scale_tokens(first, 1 / 16, 16)
     assert min(a.prompt_tokens for a in small) >= 16 and min(a.output_tokens for a in small) >= 16
     assert compress_time(small, 2.0)[-1].at_s == pytest.approx(small[-1].at_s / 2)
