@@ -83,6 +83,7 @@ def serve_forever(config: SpilloverConfig) -> int:
     from ray import serve
 
     from serving.application import build_app
+    from serving.engine_state_board import reset_board
     from serving.serve_config import APP_NAME
 
     started = time.monotonic()
@@ -105,6 +106,7 @@ def serve_forever(config: SpilloverConfig) -> int:
         }
     )
     print(f"spillover: deploying {', '.join(m.name for m in config.models)} ...", flush=True)
+    reset_board(APP_NAME)  # a drain mark or replica left by an earlier deployment must not count
     serve.run(
         build_app(config.model_dump(mode="json")),
         name=APP_NAME,
@@ -119,6 +121,7 @@ def serve_forever(config: SpilloverConfig) -> int:
         pass
     print("spillover: draining in-flight requests ...", flush=True)
     serve.delete(APP_NAME)
+    reset_board(APP_NAME)
     if not joined:
         serve.shutdown()
         ray.shutdown()

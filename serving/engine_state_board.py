@@ -20,7 +20,7 @@ import ray
 
 from serving.engine_state import EngineState, ReplicaState, sum_replicas
 
-__all__ = ["BoardView", "EngineStateBoard", "EngineStateReader", "board_handle", "PUBLISH_PERIOD_S"]
+__all__ = ["BoardView", "EngineStateBoard", "EngineStateReader", "board_handle", "reset_board", "PUBLISH_PERIOD_S"]
 
 logger = logging.getLogger(__name__)
 
@@ -64,10 +64,23 @@ class EngineStateBoard:
         return BoardView(list(self._replicas.values()), frozenset(self._draining))
 
 
+def _board_name(app_name: str) -> str:
+    return f"engine-state-board:{app_name}"
+
+
+def reset_board(app_name: str) -> None:
+    """Remove ``app_name``'s board, so a new deployment starts with no replicas and nothing
+    draining (the board is detached: it outlives the application that made it)."""
+    try:
+        ray.kill(ray.get_actor(_board_name(app_name), namespace=_NAMESPACE))
+    except ValueError:  # no board yet
+        pass
+
+
 def board_handle(app_name: str) -> Any:
     """The board of ``app_name``, created by whichever side asks first."""
     return EngineStateBoard.options(  # type: ignore[attr-defined]  # ray.remote class
-        name=f"engine-state-board:{app_name}",
+        name=_board_name(app_name),
         namespace=_NAMESPACE,
         get_if_exists=True,
         lifetime="detached",

@@ -45,7 +45,8 @@ def spillover(ray_cluster: dict[str, str], serve_port: int, hosted_vllm: str, tm
                        "models": {MODEL: "hosted-smollm2"}}],
         # A lax target: everything goes local while a replica is ready, so the losses are the test.
         "routes": {MODEL: {"ttft_target_s": 300, "hosted": [{"provider": HOSTED}]}},
-        "failover": {"local_start_timeout_s": 20},
+        # Queued requests wait behind two long streams; only a dead replica should move them.
+        "failover": {"local_start_timeout_s": 150, "deadline_s": 200},
     }
     with spillover_serving(ray_cluster, serve_port, config, workdir) as process:
         yield process
@@ -143,7 +144,9 @@ def test_a_killed_replica_loses_only_the_streams_under_way(spillover: SpilloverS
         assert "[DONE]" not in call.events and "error" in json.loads(call.events[-1]), call.events[-3:]
     assert requests_total(spillover, "cut") - cut_before == 2
 
-    # While Serve brings a replica back, requests spill (never fail); then they come home.
+    # Once the ingress has noticed (stale state is dropped within ~2 s), requests spill while
+    # Serve brings a replica back (never fail); then they come home.
+    wait_for(lambda: engine_state(spillover)["replicas_ready"] == 0, timeout_s=30, what="the lost replica noticed", period_s=0.2)
     destination, reason = ask(spillover)
     assert destination == HOSTED and reason in ("cold_start", "no_ready_replica", "unhealthy", "failover_error"), reason
     wait_local(spillover, timeout_s=240)
