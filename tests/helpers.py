@@ -19,6 +19,16 @@ import yaml
 BIN = Path(sys.executable).parent
 
 
+class Clock:
+    """A clock the test moves by hand (``clock.now += 5``)."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

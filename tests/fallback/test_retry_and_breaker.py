@@ -3,6 +3,7 @@ import random
 
 from fallback.breaker import BreakerState, CircuitBreaker
 from fallback.retry import backoff_s, retry_after_s
+from tests.helpers import Clock
 
 
 def test_retry_after_forms() -> None:
@@ -20,14 +21,6 @@ def test_backoff_honours_the_hint_and_the_deadline() -> None:
     rng = random.Random(1)
     waits = [backoff_s(a, rng=rng, base_s=0.1, cap_s=1.0) for a in range(10)]
     assert all(0 <= w <= 1.0 for w in waits) and max(waits) > 0.2
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def test_breaker_opens_on_a_streak_then_half_opens_and_heals() -> None:

@@ -9,14 +9,7 @@ import pytest
 from fallback.decision import DispatchRequest, HostedTarget, Route, SpillReason, decide, predict_ttft_s
 from fallback.start_meter import StartMeter, metered
 from serving.engine_state import EngineState
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.helpers import Clock
 
 
 def test_starts_per_busy_second_ignores_idle_time() -> None:
