@@ -127,7 +127,11 @@ class ScalingPolicy:
         if target != recommended:
             reason = ScaleReason.STABILISING
         clamped = self._clamp(target)
-        return ScaleDecision(clamped, ScaleReason.BOUNDS if clamped != target else reason, recommended)
+        # A move the signals asked for and the bounds only shortened keeps the signal's reason;
+        # "bounds" is for a fleet held, or moved, by the bounds alone.
+        if clamped != target and current in (clamped, target):
+            reason = ScaleReason.BOUNDS
+        return ScaleDecision(clamped, reason, recommended)
 
     def _recommend(self, now: float, s: Signals, fleet: FleetState) -> tuple[int, ScaleReason]:
         c = self.config

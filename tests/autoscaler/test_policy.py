@@ -77,6 +77,14 @@ def test_queue_leads_and_a_burst_scales_up_in_one_tick() -> None:
     assert (decision.target, decision.reason) == (7, ScaleReason.QUEUE)  # 38 ongoing, +30% headroom
 
 
+def test_a_move_the_bounds_shorten_keeps_its_reason_and_a_held_fleet_says_bounds() -> None:
+    config = PolicyConfig(min_replicas=1, max_replicas=2, target_ongoing_per_replica=2)
+    capped = ScalingPolicy(config).decide(0, Signals(running=8, waiting=4), FleetState(ready=1))
+    held = ScalingPolicy(config).decide(0, Signals(running=8, waiting=4), FleetState(ready=2))
+    assert (capped.target, capped.reason, capped.recommended) == (2, ScaleReason.QUEUE, 8)
+    assert (held.target, held.reason) == (2, ScaleReason.BOUNDS)
+
+
 def test_spilled_traffic_counts_as_demand_and_the_trend_looks_one_cold_start_ahead() -> None:
     config = PolicyConfig(max_replicas=20, target_ongoing_per_replica=4)
     spilled = ScalingPolicy(config).decide(0, Signals(running=4, waiting=0, spilled_rps=2, mean_service_s=4), FleetState(ready=1))
