@@ -76,6 +76,11 @@ class PolicyConfig:
     scale_up_headroom: float = 0.3
     #: A replica goes only when the fleet one smaller would run below this share of its target.
     scale_down_below: float = 0.5
+    #: With spill-over, a replica past the first is worth paying for only when the demand it
+    #: would take fills at least this share of its target; below that, the hosted API serves that
+    #: slice for less. Break-even = replica $/hour ÷ hosted $ for the work of a full replica-hour
+    #: (``spillover simulate`` derives it from the prices). 0 rounds every fraction up.
+    min_marginal_utilisation: float = 0.0
     max_kv_cache_usage: float = 0.9
     ttft_p99_target_s: float | None = None
     up_window_s: float = 0.0
@@ -90,6 +95,8 @@ class PolicyConfig:
             raise ValueError("target_ongoing_per_replica must be > 0")
         if not 0 < self.scale_down_below <= 1:
             raise ValueError("scale_down_below must be in (0, 1]")
+        if not 0 <= self.min_marginal_utilisation < 1:
+            raise ValueError("min_marginal_utilisation must be in [0, 1)")
 
 
 @dataclass(frozen=True)
@@ -141,10 +148,10 @@ class ScalingPolicy:
         if demand > 0 or self._last_demand_at is None:
             self._last_demand_at = now
         per_replica = c.target_ongoing_per_replica
-        needed = math.ceil(demand / per_replica - 1e-9)
+        needed = self._replicas_for(demand)
         wanted = fleet.provisioned
         if needed > fleet.provisioned:
-            wanted = math.ceil(demand * (1 + c.scale_up_headroom) / per_replica - 1e-9)
+            wanted = self._replicas_for(demand * (1 + c.scale_up_headroom))
         elif needed < fleet.provisioned:  # the largest smaller fleet still inside the band
             wanted = min(fleet.provisioned, max(needed, math.floor(demand / (per_replica * c.scale_down_below)) + 1))
         reason = ScaleReason.QUEUE
@@ -155,6 +162,15 @@ class ScalingPolicy:
         if demand == 0 and c.min_replicas == 0 and now - self._last_demand_at >= c.idle_to_zero_s:
             return 0, ScaleReason.IDLE
         return wanted, reason
+
+    def _replicas_for(self, demand: float) -> int:
+        """Replicas for ``demand`` ongoing requests: whole replicas' worth, plus one for the rest
+        when it is worth a replica (any rest for the first replica: it is what takes traffic local)."""
+        share = demand / self.config.target_ongoing_per_replica
+        whole = math.floor(share + 1e-9)
+        rest = share - whole
+        worth = rest > 1e-9 and (whole == 0 or rest >= self.config.min_marginal_utilisation)
+        return whole + int(worth)
 
     def _clamp(self, target: int) -> int:
         return max(self.config.min_replicas, min(self.config.max_replicas, target))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from autoscaler.presets import ReplicaPreset, load_preset
 from autoscaler.simulator import FleetPolicy, HostedModel, SimResult, simulate
 from autoscaler.trace import Arrival, read_trace
 
-__all__ = ["add_arguments", "run", "run_policies", "static_peak"]
+__all__ = ["add_arguments", "break_even_utilisation", "run", "run_policies", "static_peak"]
 
 #: GPT-4o's list price per million tokens (../shared/data/prices, LiteLLM's table).
 GPT4O = HostedModel(input_usd_per_mtok=2.5, output_usd_per_mtok=10.0, ttft_s=1.0)
@@ -64,7 +65,7 @@ def run_policies(arrivals: Sequence[Arrival], preset: ReplicaPreset, names: Sequ
         if name == "static_peak":
             results[name] = static_peak(arrivals, preset, args.max_replicas, common, lambda f, n=name: progress(n, f))
             continue
-        policy = _policy(name, args)
+        policy = _policy(name, args, arrivals, preset)
         results[name] = simulate(arrivals, preset, policy, progress=lambda f, n=name: progress(n, f), **common)
         progress(name, 1.0)
     return results
@@ -84,15 +85,31 @@ def static_peak(arrivals: Sequence[Arrival], preset: ReplicaPreset, max_replicas
             lo = mid + 1
         progress(1 - (hi - lo) / max_replicas)
     progress(1.0)
-    best.policy = f"static_peak ({hi} replicas)"
+    meets = best.slo_attainment >= 0.99
+    best.policy = f"static_peak ({hi} replicas)" if meets else f"static_peak ({hi} replicas, the cap: none meets the target)"
     return best
 
 
-def _policy(name: str, args: argparse.Namespace) -> FleetPolicy:
+def break_even_utilisation(arrivals: Sequence[Arrival], preset: ReplicaPreset, gpu_usd_per_hour: float, hosted: HostedModel) -> float:
+    """The share of a replica's prefill capacity that must be busy for it to cost less than
+    sending the same mean request to the hosted API (clipped below 1)."""
+    if not arrivals:
+        return 0.0
+    prompt = statistics.fmean(a.prompt_tokens for a in arrivals)
+    output = statistics.fmean(a.output_tokens for a in arrivals)
+    full_replica_hour = preset.prefill_tokens_per_s / prompt * 3600 * hosted.cost(round(prompt), round(output))
+    return min(preset.gpus_per_replica * gpu_usd_per_hour / full_replica_hour, 0.95)
+
+
+def _policy(name: str, args: argparse.Namespace, arrivals: Sequence[Arrival], preset: ReplicaPreset) -> FleetPolicy:
     if name == "spillover":
-        return SpilloverFleet(PolicyConfig(min_replicas=args.min_replicas, max_replicas=args.max_replicas,
-                                           target_ongoing_per_replica=args.target_ongoing, ttft_p99_target_s=args.ttft_target_s,
-                                           up_window_s=0.0, down_window_s=300.0))
+        # Hosted capacity covers what a replica ordered now could not: a burst shorter than a cold
+        # start is over before the replica serves, so only demand held for a cold start adds one,
+        # and only a slice worth more than the replica costs (the prices' break-even).
+        return SpilloverFleet(PolicyConfig(
+            min_replicas=args.min_replicas, max_replicas=args.max_replicas, target_ongoing_per_replica=args.target_ongoing,
+            ttft_p99_target_s=args.ttft_target_s, up_window_s=preset.cold_start_s, down_window_s=300.0,
+            min_marginal_utilisation=break_even_utilisation(arrivals, preset, args.gpu_usd_per_hour, GPT4O)))
     if name == "ray_default":
         return RayDefault(args.max_replicas)
     if name == "keda_queue":

@@ -2,7 +2,8 @@
 
 A trace's requests arrive at their times. Each goes where :func:`fallback.decision.decide` (the
 function the ingress runs, imported, never copied) sends it, on an :class:`EngineState` built
-from the simulated replicas; local requests join the least-loaded ready replica. Every
+from the simulated replicas; local requests join the ready replica with the fewest prompt tokens
+in flight, as the live request router (serving.token_router) sends them. Every
 ``tick_s`` a fleet policy (``autoscaler.baselines``) reads the signals the live loop reads and
 sets the target; new replicas serve after the preset's cold start, removed ones drain first.
 Replicas are paid for from the moment they are asked for until they have drained.
@@ -78,6 +79,8 @@ class _Replica:
         self.running: list[tuple[int, int, _Request]] = []  # (finish step, tiebreak, request)
         self.admitted: set[int] = set()
         self.kv_used = 0
+        #: Prompt tokens of the requests sent here and not finished: what the router ranks by.
+        self.in_flight_tokens = 0
         self.steps = 0
         self.stepping = False
 
@@ -95,9 +98,9 @@ class _Replica:
         """vLLM's "waiting": not yet given a single step."""
         return len(self.waiting) - len(self.admitted)
 
-    def step(self, now: float, finished: Callable[[_Request], None]) -> tuple[float, int]:
-        """Run one engine step starting at ``now``; returns when it ends and how many requests
-        sent their first token in it."""
+    def step(self, now: float, finished: Callable[[_Request], None]) -> tuple[float, list[int]]:
+        """Run one engine step starting at ``now``; returns when it ends and the prompt lengths of
+        the requests that sent their first token in it."""
         p = self.preset
         budget = p.max_batched_tokens - len(self.running)
         prefilled: list[_Request] = []
@@ -128,8 +131,9 @@ class _Replica:
             _, _, request = heapq.heappop(self.running)
             request.done_s = end
             self.kv_used -= request.arrival.prompt_tokens + request.arrival.output_tokens
+            self.in_flight_tokens -= request.arrival.prompt_tokens
             finished(request)
-        return end, len(prefilled)
+        return end, [r.arrival.prompt_tokens for r in prefilled]
 
 
 @dataclass
@@ -193,8 +197,8 @@ class Simulation:
             elif kind == "ready":
                 self._drain_pending(now)
             elif kind == "started":
-                for _ in range(payload):  # type: ignore[arg-type]
-                    self._meter.leave(started=True)
+                for prompt_tokens in payload:  # type: ignore[attr-defined]
+                    self._meter.leave(started=True, prompt_tokens=prompt_tokens)
             elif kind == "tick" and now <= end_s:
                 self._tick(now)
                 self._push(now + self.tick_s, "tick", None)
@@ -226,15 +230,16 @@ class Simulation:
             request.done_s = request.first_token_s
             self.api_usd += self.hosted.cost(arrival.prompt_tokens, arrival.output_tokens)
             return
-        self._meter.enter()
+        self._meter.enter(arrival.prompt_tokens)
         ready = self._ready(now)
         if not ready:
             self.pending.append(request)
             return
-        self._enqueue(now, min(ready, key=lambda r: r.load), request)
+        self._enqueue(now, min(ready, key=lambda r: r.in_flight_tokens), request)
 
     def _enqueue(self, now: float, replica: _Replica, request: _Request) -> None:
         replica.waiting.append(request)
+        replica.in_flight_tokens += request.arrival.prompt_tokens
         if not replica.stepping:
             replica.stepping = True
             self._push(now, "step", replica)
@@ -258,7 +263,7 @@ class Simulation:
     def _drain_pending(self, now: float) -> None:
         ready = self._ready(now)
         while ready and self.pending:
-            self._enqueue(now, min(ready, key=lambda r: r.load), self.pending.popleft())
+            self._enqueue(now, min(ready, key=lambda r: r.in_flight_tokens), self.pending.popleft())
 
     def _tick(self, now: float) -> None:
         while self._recent and self._recent[0][0] < now - 60:
@@ -302,6 +307,7 @@ class Simulation:
             prefill_tokens_per_s=p.prefill_tokens_per_s * len(ready),
             decode_tokens_per_s=sum(p.decode_tokens_per_s(len(r.running)) for r in ready),
             local_unstarted=self._meter.unstarted,
+            local_unstarted_tokens=self._meter.unstarted_tokens,
             local_starts_per_s=self._meter.starts_per_busy_s(),
         )
 

@@ -94,9 +94,10 @@ class Decision:
 def predict_ttft_s(request: DispatchRequest, state: EngineState, route: Route) -> float:
     """Predicted time to first token on the local engines, in seconds.
 
-    Three waits add up. Prefill is first come, first served: the prompts queued ahead (each
-    estimated at this request's length) and then its own, at the measured prefill rate spread
-    over ready replicas. Requests already waiting mean the running batch is full: a slot frees
+    Three waits add up. Prefill is first come, first served: the prompts queued ahead and then
+    its own, at the measured prefill rate spread over ready replicas. The engines report only how
+    many wait, so each counts at this request's length; the sender knows their real lengths
+    (``local_unstarted_tokens``), and the larger of the two stands. Requests already waiting mean the running batch is full: a slot frees
     each time a running request finishes, about ``decode rate / request length`` times a second,
     and this request needs the slots of everyone ahead plus its own. A full KV cache means
     preemption, so the running batch must drain first.
@@ -109,13 +110,13 @@ def predict_ttft_s(request: DispatchRequest, state: EngineState, route: Route) -
     """
     replicas = max(state.replicas_ready, 1)
     rate = state.prefill_tokens_per_s or route.prior_prefill_tokens_per_s * replicas
-    wait = (state.waiting * request.prompt_tokens + request.prompt_tokens * replicas) / rate
+    own_prefill = request.prompt_tokens * replicas / rate
+    wait = max(state.waiting * request.prompt_tokens, state.local_unstarted_tokens) / rate + own_prefill
     if state.waiting > 0 and state.decode_tokens_per_s > 0:
         wait += (state.waiting + 1) * request.max_tokens / state.decode_tokens_per_s
     if state.kv_cache_usage >= 0.95 and state.decode_tokens_per_s > 0:
         wait += state.running * request.max_tokens / state.decode_tokens_per_s / replicas
     if state.local_unstarted and state.local_starts_per_s > 0:
-        own_prefill = request.prompt_tokens * replicas / rate
         wait = max(wait, state.local_unstarted / state.local_starts_per_s + own_prefill)
     return wait
 

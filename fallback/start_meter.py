@@ -4,8 +4,10 @@ Engine state counts what vLLM holds. Requests can also wait before they reach it
 router once the replica has ``max_ongoing_requests``, in the replica's own loop. A prediction
 that ignores them keeps sending local traffic while that queue grows out of sight. The sender
 knows them all: every request it sent locally that has not yet started answering.
-:class:`StartMeter` counts those, and how fast requests start while any wait (starts per busy
-second, decayed over ``horizon_s`` of busy time), so a wait can be predicted as queue ÷ rate.
+:class:`StartMeter` counts those and their prompt tokens (prompt lengths are heavy-tailed: one
+long prompt ahead delays a short one more than ten short ones do), and how fast requests start
+while any wait (starts per busy second, decayed over ``horizon_s`` of busy time), so a wait can
+be predicted as queue ÷ rate, or as queued tokens ÷ prefill rate.
 The ingress keeps one per local model; the simulator keeps one the same way.
 """
 
@@ -24,19 +26,22 @@ T = TypeVar("T")
 class StartMeter:
     def __init__(self, *, horizon_s: float = 30.0, clock: Callable[[], float] = time.monotonic) -> None:
         self.unstarted = 0
+        self.unstarted_tokens = 0
         self._horizon_s = horizon_s
         self._clock = clock
         self._last = clock()
         self._starts = 0.0
         self._busy_s = 0.0
 
-    def enter(self) -> None:
+    def enter(self, prompt_tokens: int = 0) -> None:
         self._advance()
         self.unstarted += 1
+        self.unstarted_tokens += prompt_tokens
 
-    def leave(self, *, started: bool) -> None:
+    def leave(self, *, started: bool, prompt_tokens: int = 0) -> None:
         self._advance()
         self.unstarted -= 1
+        self.unstarted_tokens -= prompt_tokens
         if started:
             self._starts += 1
 
@@ -55,16 +60,16 @@ class StartMeter:
         self._last = now
 
 
-async def metered(meter: StartMeter, items: AsyncIterator[T]) -> AsyncIterator[T]:
+async def metered(meter: StartMeter, items: AsyncIterator[T], prompt_tokens: int = 0) -> AsyncIterator[T]:
     """``items``, counted as unstarted from the first read until the first item (or the end)."""
-    meter.enter()
+    meter.enter(prompt_tokens)
     waiting = True
     try:
         async for item in items:
             if waiting:
-                meter.leave(started=True)
+                meter.leave(started=True, prompt_tokens=prompt_tokens)
                 waiting = False
             yield item
     finally:
         if waiting:
-            meter.leave(started=False)
+            meter.leave(started=False, prompt_tokens=prompt_tokens)

@@ -25,6 +25,7 @@ from serving.config import IngressConfig, ModelConfig
 from serving.engine_state_board import PUBLISH_PERIOD_S, board_handle, replica_state_now
 from serving.hardware import cpu_dtype
 from serving.stream_batching import FirstChunkFirstBatcher
+from serving.token_router import ROUTER_PATH
 
 __all__ = ["SpilloverLLMServer", "llm_config_for", "ENGINE_ENV"]
 
@@ -48,11 +49,13 @@ class SpilloverLLMServer(LLMServer):
         self._model_name = self._llm_config.model_id
         self._poster = asyncio.create_task(self._post_state_forever(), name="engine-state-post")
 
-    async def spillover_generate(self, api: str, body: dict[str, Any], request_id: str) -> AsyncIterator[Any]:
+    async def spillover_generate(self, api: str, body: dict[str, Any], request_id: str, prompt_tokens: int = 0) -> AsyncIterator[Any]:
         """Run a chat or text completion given as a plain mapping; yield plain items.
 
         The ingress sends dicts, not vLLM's request models: cheaper to pickle, and the ingress
-        never imports the engine's types. Item shapes: serving.local_engines.
+        never imports the engine's types. Item shapes: serving.local_engines. ``prompt_tokens``
+        is the ingress's estimate, read by the request router (serving.token_router) before the
+        call reaches a replica; the engine counts the real tokens itself.
         """
         model, method = _REQUEST_MODELS[api]
         try:
@@ -147,6 +150,7 @@ def llm_config_for(model: ModelConfig, ingress: IngressConfig) -> LLMConfig:
             "num_replicas": model.replicas.at_deploy,
             "max_ongoing_requests": model.max_ongoing_requests,
             "graceful_shutdown_timeout_s": ingress.graceful_shutdown_timeout_s,
+            "request_router_config": {"request_router_class": ROUTER_PATH},
         },
         **extra,
     )

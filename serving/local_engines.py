@@ -22,6 +22,7 @@ from ray.exceptions import RayError
 from serving.engine_state import EngineState
 from serving.engine_state_board import EngineStateReader
 from serving.errors import LocalEngineFailedError
+from serving.token_router import PROMPT_TOKENS_KWARG
 
 __all__ = ["LocalEngines", "ServeEngines", "GENERATE_METHOD"]
 
@@ -38,7 +39,7 @@ class LocalEngines(Protocol):
 
     def all_states(self) -> dict[str, EngineState]: ...
 
-    def generate(self, api: str, model: str, body: dict[str, Any], request_id: str) -> AsyncIterator[Any]: ...
+    def generate(self, api: str, model: str, body: dict[str, Any], request_id: str, prompt_tokens: int = 0) -> AsyncIterator[Any]: ...
 
     def embed(self, model: str, body: dict[str, Any]) -> AsyncIterator[Any]: ...
 
@@ -62,8 +63,9 @@ class ServeEngines:
     def all_states(self) -> dict[str, EngineState]:
         return self._reader.all_states()
 
-    async def generate(self, api: str, model: str, body: dict[str, Any], request_id: str) -> AsyncIterator[Any]:
-        responses = getattr(self._handles[model], GENERATE_METHOD).remote(api, body, request_id)
+    async def generate(self, api: str, model: str, body: dict[str, Any], request_id: str, prompt_tokens: int = 0) -> AsyncIterator[Any]:
+        call = getattr(self._handles[model], GENERATE_METHOD)
+        responses = call.remote(api, body, request_id, **{PROMPT_TOKENS_KWARG: prompt_tokens})
         try:
             async for item in responses:
                 yield item

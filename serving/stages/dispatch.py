@@ -77,7 +77,7 @@ class Dispatch(Stage):
         body = _upstream_body(ctx)
         # A local request waits for its first item only as long as there is somewhere else to go.
         local_timeout = self._local_start_timeout_s if len(order) > 1 else None
-        targets = [self._target(name, route, ctx, body, local_timeout) for name in order]
+        targets = [self._target(name, route, ctx, body, local_timeout, request.prompt_tokens) for name in order]
         ctx.timings.dispatched = time.perf_counter()
         started = await self._failover.start(targets, ctx.request_id)
         ctx.destination = started.target
@@ -93,7 +93,8 @@ class Dispatch(Stage):
         """The engines' state plus the queue in front of them that only this sender sees."""
         meter = self._meter(model)
         state = self._engines.state(model)
-        return dataclasses.replace(state, local_unstarted=meter.unstarted, local_starts_per_s=meter.starts_per_busy_s())
+        return dataclasses.replace(state, local_unstarted=meter.unstarted, local_unstarted_tokens=meter.unstarted_tokens,
+                                   local_starts_per_s=meter.starts_per_busy_s())
 
     def _with_health(self, route: Route) -> Route:
         """The route with each hosted target's health as its provider's breaker sees it now."""
@@ -105,12 +106,14 @@ class Dispatch(Stage):
         )
         return dataclasses.replace(route, hosted=hosted)
 
-    def _target(self, name: str, route: Route, ctx: RequestContext, body: dict[str, Any], local_timeout_s: float | None) -> Target:
+    def _target(self, name: str, route: Route, ctx: RequestContext, body: dict[str, Any], local_timeout_s: float | None,
+                prompt_tokens: int) -> Target:
         if name == LOCAL:
             assert route.local_model is not None
             local_model = route.local_model
             meter = self._meter(local_model)
-            return Target(LOCAL, lambda: metered(meter, self._engines.generate(ctx.api.value, local_model, body, ctx.request_id)), local_timeout_s)
+            generate = self._engines.generate
+            return Target(LOCAL, lambda: metered(meter, generate(ctx.api.value, local_model, body, ctx.request_id, prompt_tokens), prompt_tokens), local_timeout_s)
         provider = self._providers[name]
         model = self._hosted_model(route, name)
         return Target(name, lambda: provider.generate(ctx.api.value, body, model, ctx.request_id))

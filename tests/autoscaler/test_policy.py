@@ -85,6 +85,14 @@ def test_a_move_the_bounds_shorten_keeps_its_reason_and_a_held_fleet_says_bounds
     assert (held.target, held.reason) == (2, ScaleReason.BOUNDS)
 
 
+def test_a_slice_below_break_even_is_left_to_the_hosted_api() -> None:
+    config = PolicyConfig(max_replicas=10, target_ongoing_per_replica=10, scale_up_headroom=0.0, min_marginal_utilisation=0.4)
+    fleet = FleetState(ready=1)
+    assert ScalingPolicy(config).decide(0, Signals(running=10, waiting=13), fleet).target == 2  # 2.3 replicas' worth: 0.3 < 0.4
+    assert ScalingPolicy(config).decide(0, Signals(running=10, waiting=15), fleet).target == 3  # 0.5 of a third is worth it
+    assert ScalingPolicy(config).decide(0, Signals(running=1, waiting=0), FleetState(ready=0)).target == 1, "the first replica always"
+
+
 def test_spilled_traffic_counts_as_demand_and_the_trend_looks_one_cold_start_ahead() -> None:
     config = PolicyConfig(max_replicas=20, target_ongoing_per_replica=4)
     spilled = ScalingPolicy(config).decide(0, Signals(running=4, waiting=0, spilled_rps=2, mean_service_s=4), FleetState(ready=1))

@@ -56,3 +56,12 @@ def test_a_queue_the_engine_cannot_see_spills() -> None:
     queued = EngineState(**{**engine_sees_little.to_dict(), "local_unstarted": 30, "local_starts_per_s": 3.0})
     assert predict_ttft_s(request, queued, route) == pytest.approx(30 / 3 + 0.1)
     assert decide(request, queued, route).reason is SpillReason.PREDICTED_WAIT
+
+
+def test_queued_prompt_tokens_outweigh_a_short_request_s_own_length() -> None:
+    route = Route("m", "m", ttft_target_s=2.0, hosted=(HostedTarget("api", "x"),))
+    short = DispatchRequest(prompt_tokens=200, max_tokens=16)
+    one_long_ahead = EngineState(model="m", replicas_ready=1, running=0, waiting=1, prefill_tokens_per_s=2000, local_unstarted=1,
+                                 local_unstarted_tokens=6000)
+    assert predict_ttft_s(short, one_long_ahead, route) == pytest.approx((6000 + 200) / 2000)
+    assert decide(short, one_long_ahead, route).reason is SpillReason.PREDICTED_WAIT

@@ -66,7 +66,7 @@ class ScriptedEngines:
         for item in self.script:
             yield item
 
-    async def generate(self, api: str, model: str, body: dict[str, Any], request_id: str) -> AsyncIterator[Any]:
+    async def generate(self, api: str, model: str, body: dict[str, Any], request_id: str, prompt_tokens: int = 0) -> AsyncIterator[Any]:
         self.bodies.append(body)
         self.apis.append(api)
         try:
