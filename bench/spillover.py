@@ -264,8 +264,8 @@ def main() -> None:
                     results[setup] = summarise(outcomes, target_s)
                     if setup == "spillover":
                         results[setup]["predictor"] = predictor_error(outcomes)
-                        hosted = [o.ttft_s for o in outcomes if o.ok and o.destination == HOSTED]
-                        probe["hosted_ttft_p50_s"] = round(statistics.median(hosted), 3) if hosted else probe["target_s"] / 2
+                        hosted_ttfts = [o.ttft_s for o in outcomes if o.ok and o.destination == HOSTED]
+                        probe["hosted_ttft_p50_s"] = round(statistics.median(hosted_ttfts), 3) if hosted_ttfts else probe["target_s"] / 2
                     print(f"{setup}: {results[setup]}", flush=True)
                 finally:
                     stop(process)
