@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
 
 from fastapi import FastAPI, Request
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -31,6 +32,9 @@ from serving.metrics import Metrics
 from serving.pipeline import Pipeline, Stage
 from serving.stages import Authenticate, Dispatch, Respond, static_keys_from_env
 from serving.wire import ChatCompletionBody, CompletionBody, EmbeddingBody, parse_body, read_json_body
+
+if TYPE_CHECKING:
+    from costbook.runtime import Costbook
 
 __all__ = ["create_app", "default_stages", "routes_from_config", "REQUEST_ID_HEADER"]
 
@@ -78,9 +82,16 @@ def default_stages(
     engines: LocalEngines,
     providers: Mapping[str, Provider],
     breakers: Mapping[str, CircuitBreaker],
+    costbook: Costbook | None = None,
 ) -> list[Stage]:
+    if costbook is None:
+        authenticate = Authenticate(static_keys_from_env(config.auth.keys_env), enabled=config.auth.enabled)
+    else:
+        authenticate = Authenticate(costbook.principals(), enabled=config.auth.enabled, digest_of=costbook.digest)
+    admit = [] if costbook is None else [costbook.admit_stage(config, DEFAULT_MAX_TOKENS)]
     return [
-        Authenticate(static_keys_from_env(config.auth.keys_env), enabled=config.auth.enabled),
+        authenticate,
+        *admit,
         Dispatch(
             engines,
             routes_from_config(config),
@@ -101,6 +112,7 @@ def create_app(
     *,
     stages: Sequence[Stage] | None = None,
     providers: Mapping[str, Provider] | None = None,
+    costbook: Costbook | None = None,
     echo_request_id: bool = True,
 ) -> FastAPI:
     """Build the ingress app over ``engines``.
@@ -114,21 +126,31 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if costbook is not None:
+            costbook.start()
         yield
         for provider in providers.values():
             await provider.aclose()
+        if costbook is not None:
+            await costbook.aclose()
 
     app = FastAPI(title="spillover", version="0.1.0", docs_url=None, redoc_url=None, lifespan=lifespan)
     metrics = Metrics(engine_states=engines.all_states)
     pipeline = Pipeline(
-        default_stages(config, engines, providers, breakers) if stages is None else stages,
-        sinks=[_metrics_sink(metrics), access_log],
+        default_stages(config, engines, providers, breakers, costbook) if stages is None else stages,
+        sinks=[*([costbook.ledger] if costbook is not None and costbook.ledger is not None else []), _metrics_sink(metrics), access_log],
     )
     app.state.config = config
     app.state.engines = engines
     app.state.pipeline = pipeline
     app.state.metrics = metrics
     _install_error_handlers(app, echo_request_id)
+    if costbook is not None:
+        from costbook.admin import admin_router, budget_router
+
+        app.include_router(admin_router(costbook.keys.store, costbook.admin_key))
+        authenticate = Authenticate(costbook.principals(), enabled=config.auth.enabled, digest_of=costbook.digest)
+        app.include_router(budget_router(authenticate, costbook.admit_stage(config, DEFAULT_MAX_TOKENS), costbook.counters))
 
     @app.get("/health")
     async def health() -> dict[str, str]:

@@ -13,6 +13,7 @@ from ray import serve
 from ray.serve.handle import DeploymentHandle
 from ray.serve.llm import build_llm_deployment
 
+from costbook.runtime import Costbook
 from serving.app import create_app
 from serving.config import parse_config
 from serving.engine_state_board import EngineStateReader
@@ -43,7 +44,8 @@ class Ingress:
         app_name = serve.get_replica_context().app_name
         self._reader = EngineStateReader(app_name, {m.name: llm_deployment_name(m.name) for m in parsed.models})
         self._reader.start()
-        self._app = create_app(parsed, ServeEngines(engines, embedders, self._reader), echo_request_id=False)
+        self._app = create_app(parsed, ServeEngines(engines, embedders, self._reader), costbook=Costbook.from_config(parsed),
+                               echo_request_id=False)
 
     async def __serve_build_asgi_app__(self) -> Any:
         return self._app

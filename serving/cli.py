@@ -1,6 +1,7 @@
 """``spillover``: the command line. ``serve`` runs the platform in the foreground; ``scale``
 sets a local model's replica count on a running one (draining before zero); ``simulate``
-replays a trace through the fleet policies.
+replays a trace through the fleet policies; ``costs report`` reads the ledger; ``keys``
+creates, lists and revokes API keys.
 
 ``spillover serve`` starts Ray locally (or joins ``RAY_ADDRESS``), deploys the Serve
 application built from the YAML config, prints the endpoint, and on SIGTERM or Ctrl-C deletes
@@ -45,6 +46,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     from autoscaler.simulate import add_arguments
 
     add_arguments(simulate_cmd)
+    costs_cmd = commands.add_parser("costs", help="what requests cost, from the ledger").add_subparsers(dest="costs_command", required=True)
+    from costbook.report import add_arguments as add_report_arguments
+
+    add_report_arguments(costs_cmd.add_parser("report", help="cost, tokens, spill and waste by user, team, feature, model or destination"))
+    keys_cmd = commands.add_parser("keys", help="create, list and revoke API keys (in the configured store)")
+    keys_cmd.add_argument("--config", help="the YAML `spillover serve` runs (for its stores and key secret)")
+    keys_sub = keys_cmd.add_subparsers(dest="keys_command", required=True)
+    create_cmd = keys_sub.add_parser("create", help="make a key; it is printed once")
+    create_cmd.add_argument("--user", required=True)
+    create_cmd.add_argument("--team", default="default")
+    create_cmd.add_argument("--budget", type=float, help="US dollars")
+    create_cmd.add_argument("--rpm", type=int, help="requests per minute")
+    create_cmd.add_argument("--tpm", type=int, help="tokens per minute (prompt + max_tokens)")
+    keys_sub.add_parser("list", help="every key, without secrets")
+    keys_sub.add_parser("revoke", help="revoke a key (every ingress replica within auth.refresh_s)").add_argument("key_id")
     args = parser.parse_args(argv)
 
     from serving.logs import configure_logging
@@ -64,12 +80,57 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if args.command == "autoscale":
         return autoscale(config, args.dry_run)
+    if args.command == "costs":
+        return costs_report(config, args.by, args.since, args.format)
+    if args.command == "keys":
+        return keys(config, args)
     if args.print_serve_config:
         from serving.serve_config import serve_config
 
         yaml.safe_dump(serve_config(config), sys.stdout, sort_keys=False)
         return 0
     return serve_forever(config)
+
+
+def costs_report(config: SpilloverConfig, by: str, since: str, fmt: str) -> int:
+    from costbook.report import parse_since, render, report_rows
+    from costbook.store import LedgerStore, database_url
+
+    store = LedgerStore(database_url(config.stores.postgres_dsn, config.stores.sqlite_path))
+    try:
+        store.migrate()
+        with store.engine.connect() as connection:
+            rows = report_rows(connection, by, parse_since(since))
+    finally:
+        store.dispose()
+    print(render(rows, by, fmt), end="")
+    return 0
+
+
+def keys(config: SpilloverConfig, args: argparse.Namespace) -> int:
+    import json
+
+    from costbook.admin import key_json
+    from costbook.keys import KeyStore, load_key_secret
+    from costbook.store import LedgerStore, database_url
+
+    store = LedgerStore(database_url(config.stores.postgres_dsn, config.stores.sqlite_path))
+    try:
+        store.migrate()
+        key_store = KeyStore(store.engine, load_key_secret(config.auth.secret_env, config.auth.secret_file))
+        if args.keys_command == "create":
+            budget = None if args.budget is None else round(args.budget * 1_000_000)
+            key, record = key_store.create(args.user, args.team, budget_micro_usd=budget, rpm=args.rpm, tpm=args.tpm)
+            print(json.dumps({**key_json(record), "key": key}, indent=2))
+            print("spillover: store the key now; it is not shown again.", file=sys.stderr)
+        elif args.keys_command == "list":
+            print(json.dumps([key_json(r) for r in key_store.records()], indent=2))
+        elif not key_store.revoke(args.key_id):
+            print(f"spillover: no active key {args.key_id!r}", file=sys.stderr)
+            return 1
+    finally:
+        store.dispose()
+    return 0
 
 
 def serve_forever(config: SpilloverConfig) -> int:

@@ -211,8 +211,15 @@ class AuthConfig(_Strict):
     enabled: bool = Field(False, description="Require `Authorization: Bearer <key>`.")
     keys_env: str = Field(
         "SPILLOVER_API_KEYS",
-        description="Environment variable holding comma-separated static keys "
-        "(the key store of the keys issue replaces this).",
+        description="Environment variable holding comma-separated static keys, beside those `spillover keys create` makes.",
+    )
+    secret_env: str = Field("SPILLOVER_KEY_SECRET", description="Environment variable holding the keys' HMAC secret.")
+    secret_file: str = Field(
+        "~/.cache/spillover/key-secret", description="The HMAC secret when the variable is unset; made once (mode 0600)."
+    )
+    admin_key_env: str = Field("SPILLOVER_ADMIN_KEY", description="Environment variable holding the admin API's key.")
+    refresh_s: Annotated[float, Field(gt=0, le=5)] = Field(
+        1.0, description="How often each ingress replica reloads the keys: a revocation's longest delay."
     )
 
 
@@ -220,6 +227,29 @@ class StoresConfig(_Strict):
     sqlite_path: str = Field("~/.cache/spillover/spillover.db", description="Default store.")
     redis_url: str | None = None
     postgres_dsn: str | None = None
+    spool_dir: str = Field(
+        "~/.cache/spillover/ledger-spool",
+        description="Where finished requests' ledger rows are fsync'd before they move to the database; "
+        "ingress replicas on one machine share it, and each adopts the rows of a dead one.",
+    )
+
+
+class BudgetConfig(_Strict):
+    scope: Literal["user", "team"]
+    name: str
+    daily_usd: Annotated[float, Field(ge=0)] | None = None
+    monthly_usd: Annotated[float, Field(ge=0)] | None = None
+
+
+class CostsConfig(_Strict):
+    ledger: bool = Field(True, description="Record one ledger row per request.")
+    price_table: str | None = Field(None, description="A price-table YAML; default: the built-in one (costbook/prices.yaml).")
+    budgets: list[BudgetConfig] = Field(
+        default_factory=list, description="Per user or team, per UTC day and month; a key's own budget comes with the key."
+    )
+    local_usd_per_mtok_ceiling: Annotated[float, Field(ge=0)] = Field(
+        1.0, description="What a budget reserves for a million tokens of local work before it is priced."
+    )
 
 
 class AutoscalerConfig(_Strict):
@@ -240,6 +270,7 @@ class SpilloverConfig(_Strict):
     models: list[ModelConfig] = Field(min_length=1)
     embeddings: list[EmbeddingModelConfig] = Field(default_factory=list)
     stores: StoresConfig = StoresConfig()
+    costs: CostsConfig = CostsConfig()
     providers: list[ProviderConfig] = Field(default_factory=list)
     routes: dict[str, RouteConfig] = Field(default_factory=dict)
     failover: FailoverConfig = FailoverConfig()

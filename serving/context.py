@@ -23,11 +23,16 @@ __all__ = [
     "Outcome",
     "Principal",
     "RequestContext",
+    "SSE_DONE",
     "Status",
     "Timings",
     "Usage",
     "new_request_id",
 ]
+
+
+#: The packet that ends an OpenAI-style stream.
+SSE_DONE = "data: [DONE]\n\n"
 
 
 def new_request_id() -> str:

@@ -7,8 +7,8 @@ request (a budget reservation, a cache slot) also implements ``settle(ctx)``.
 
 Settle runs exactly once per request, in reverse stage order, however the request ends:
 success, error, client disconnect, or a stream cut mid-way; for streams it runs when the
-stream ends, not when the handler returns. Sinks (metrics, logs, later the ledger) then see
-the finished context.
+stream ends, before its last packet is released, not when the handler returns. Sinks
+(metrics, logs, the ledger) then see the finished context.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import ClassVar
 
-from serving.context import Outcome, RequestContext, Status
+from serving.context import SSE_DONE, Outcome, RequestContext, Status
 from serving.errors import SpilloverError, UpstreamError
 
 __all__ = ["Stage", "Pipeline", "Sink"]
@@ -76,18 +76,26 @@ class Pipeline:
     async def _settle_after(
         self, ctx: RequestContext, entered: list[Stage], stream: AsyncIterator[str]
     ) -> AsyncIterator[str]:
+        """``stream`` as it comes, except its ``[DONE]`` terminator, which leaves after settle:
+        a client that has the whole response has its ledger row on disk."""
+        done = False
         try:
             async for packet in stream:
-                yield packet
-                ctx.chunks_sent += 1
+                if packet.endswith(SSE_DONE):
+                    packet, done = packet[: -len(SSE_DONE)], True
+                if packet:
+                    yield packet
+                    ctx.chunks_sent += 1
             if ctx.status is Status.PENDING:
                 ctx.status = Status.OK
         except BaseException as exc:
             _record_failure(ctx, exc)
-            raise
-        finally:
             # Shielded: a client disconnect cancels this generator, and settle must still run.
             await asyncio.shield(self._settle(ctx, entered))
+            raise
+        await asyncio.shield(self._settle(ctx, entered))
+        if done:
+            yield SSE_DONE
 
     async def _settle(self, ctx: RequestContext, entered: list[Stage]) -> None:
         ctx.timings.finished = time.perf_counter()

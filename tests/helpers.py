@@ -60,7 +60,10 @@ class SpilloverServe:
             path = workdir / "spillover.yaml"
             path.write_text(yaml.safe_dump(config))
             args += ["--config", str(path)]
-        env = {**os.environ, "RAY_ADDRESS": ray_address, "SPILLOVER__SERVER__PORT": str(port), "HF_HUB_OFFLINE": "1", "RAY_AUTH_MODE": "disabled"}
+        env = {**os.environ, "RAY_ADDRESS": ray_address, "SPILLOVER__SERVER__PORT": str(port), "HF_HUB_OFFLINE": "1", "RAY_AUTH_MODE": "disabled",
+               # The ledger, its spool and the key secret stay in the test's directory.
+               "SPILLOVER__STORES__SQLITE_PATH": str(workdir / "spillover.db"), "SPILLOVER__STORES__SPOOL_DIR": str(workdir / "spool"),
+               "SPILLOVER__AUTH__SECRET_FILE": str(workdir / "key-secret")}
         self._log: IO[str] = self.log_path.open("w")
         self.process = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=self._log, text=True)
         self.stdout_lines: list[str] = []

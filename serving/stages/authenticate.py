@@ -1,8 +1,9 @@
 """Who is calling: ``Authorization: Bearer <key>`` to a principal, or anonymous when auth is off.
 
 Keys are compared as HMAC-SHA-256 digests (fast, and the raw key never sits in a lookup
-table). This stage takes any mapping of digests to principals; the static keys from the
-environment are the embedded default, and the keys issue brings a store behind the same map.
+table). This stage takes any mapping of digests to principals and the digest function that
+made them: the key store's (costbook.keys, keys created by an admin) chained with static keys
+from the environment.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from serving.context import ANONYMOUS, Principal, RequestContext
 from serving.errors import AuthenticationError
@@ -26,13 +27,14 @@ def key_digest(key: str, pepper: bytes = _STATIC_PEPPER) -> str:
     return hmac.new(pepper, key.encode(), hashlib.sha256).hexdigest()
 
 
-def static_keys_from_env(variable: str, env: Mapping[str, str] | None = None) -> dict[str, Principal]:
+def static_keys_from_env(variable: str, env: Mapping[str, str] | None = None,
+                         digest_of: Callable[[str], str] = key_digest) -> dict[str, Principal]:
     """Comma-separated keys in ``variable``; each becomes its own principal in team ``default``."""
     env = os.environ if env is None else env
     keys = [k.strip() for k in env.get(variable, "").split(",") if k.strip()]
     principals = {}
     for key in keys:
-        digest = key_digest(key)
+        digest = digest_of(key)
         key_id = f"key-{digest[:12]}"
         principals[digest] = Principal(key_id=key_id, user=key_id, team="default")
     return principals
@@ -41,9 +43,10 @@ def static_keys_from_env(variable: str, env: Mapping[str, str] | None = None) ->
 class Authenticate(Stage):
     name = "authenticate"
 
-    def __init__(self, principals: Mapping[str, Principal], *, enabled: bool) -> None:
+    def __init__(self, principals: Mapping[str, Principal], *, enabled: bool, digest_of: Callable[[str], str] = key_digest) -> None:
         self._principals = principals
         self._enabled = enabled
+        self._digest_of = digest_of
 
     async def process(self, ctx: RequestContext) -> None:
         feature = ctx.headers.get("x-feature") or _metadata_feature(ctx)
@@ -57,7 +60,7 @@ class Authenticate(Stage):
                 "You didn't provide an API key. Send it as 'Authorization: Bearer <key>'.",
                 code="missing_api_key",
             )
-        principal = self._principals.get(key_digest(key.strip()))
+        principal = self._principals.get(self._digest_of(key.strip()))
         if principal is None:
             raise AuthenticationError("Incorrect API key provided.")
         ctx.principal = Principal(principal.key_id, principal.user, principal.team, feature)

@@ -16,7 +16,7 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-from serving.context import Outcome, RequestContext, Status, Usage
+from serving.context import SSE_DONE, Outcome, RequestContext, Status, Usage
 from serving.errors import (
     AuthenticationError,
     ClientError,
@@ -42,7 +42,6 @@ _BY_STATUS: dict[int, type[SpilloverError]] = {
     422: InvalidRequestError,
     429: RateLimitError,
 }
-_DONE = "data: [DONE]\n\n"
 #: vLLM's wordings when prompt + max_tokens exceed the window (OpenAI's code for it below).
 _CONTEXT_LENGTH = ("maximum context length", "max_model_len")
 
@@ -98,7 +97,7 @@ async def _sse(ctx: RequestContext, first: list[str], upstream: AsyncIterator[An
                     ctx.usage = Usage.from_openai(json.loads(payload[len("data: ") :]).get("usage"))
                     if not wants_usage:
                         continue
-                elif payload != _DONE:
+                elif payload != SSE_DONE:
                     content_chunks += 1
                 out.append(payload)
             if out:

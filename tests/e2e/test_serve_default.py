@@ -1,7 +1,8 @@
 """``spillover serve`` on the embedded default, answering the official openai SDK.
 
-One deployment for the module (the engine takes about a minute to start on CPU); the last test
-sends SIGTERM in the middle of a stream and checks the stream still finishes.
+One deployment for the module (the engine takes about a minute to start on CPU); near the end,
+SIGKILL of the ingress must lose no finished request's ledger row, and the last test sends
+SIGTERM in the middle of a stream and checks the stream still finishes.
 """
 
 from __future__ import annotations
@@ -15,9 +16,14 @@ from collections.abc import Iterator
 
 import httpx
 import openai
+import psutil
 import pytest
+import sqlalchemy as sa
 
+from costbook.schema import ledger_table
+from serving.application import INGRESS_NAME
 from serving.config import DEFAULT_EMBEDDING_MODEL_NAME, DEFAULT_MODEL_NAME
+from serving.serve_config import APP_NAME
 from tests.helpers import SpilloverServe, spillover_serving, wait_for
 
 pytestmark = pytest.mark.e2e
@@ -113,6 +119,45 @@ def test_metrics_from_the_ingress_and_from_rays_export(spillover: SpilloverServe
     export = f"http://127.0.0.1:{ray_cluster['metrics_port']}/metrics"
     wanted = {source.removesuffix("_bucket").removesuffix("_sum").removesuffix("_count") for source in VLLM_RECORDED.values()}
     wait_for(lambda: all(name in httpx.get(export).text for name in wanted), timeout_s=40, what="ray_vllm_* series")
+
+
+def test_sigkill_of_the_ingress_loses_no_finished_request_s_ledger_row(spillover: SpilloverServe) -> None:
+    finished: list[str] = []
+    stop = threading.Event()
+
+    def sender() -> None:
+        body = {"model": MODEL, "messages": PROMPT, "max_tokens": 8, "stream": True}
+        while not stop.is_set():
+            try:
+                with httpx.stream("POST", spillover.base_url + "/chat/completions", json=body, timeout=60) as response:
+                    text = "".join(response.iter_text())
+                    if response.status_code == 200 and text.rstrip().endswith("data: [DONE]"):
+                        finished.append(response.headers["x-request-id"])
+            except httpx.HTTPError:
+                time.sleep(0.2)  # the ingress is gone: try again once Serve has a new one
+
+    senders = [threading.Thread(target=sender, daemon=True) for _ in range(6)]
+    for thread in senders:
+        thread.start()
+    wait_for(lambda: len(finished) >= 10, timeout_s=60, what="finished requests before the kill")
+    title = f"ray::ServeReplica:{APP_NAME}:{INGRESS_NAME}"
+    (ingress,) = [p for p in psutil.process_iter(["cmdline"]) if (p.info["cmdline"] or [""])[0].startswith(title)]
+    ingress.send_signal(signal.SIGKILL)
+    killed_at = len(finished)
+    wait_for(lambda: len(finished) >= killed_at + 10, timeout_s=120, what="requests finishing on the new ingress")
+    stop.set()
+    for thread in senders:
+        thread.join(60)
+    engine = sa.create_engine(f"sqlite:///{spillover.log_path.parent / 'spillover.db'}")
+
+    def missing() -> set[str]:
+        with engine.connect() as connection:
+            return set(finished) - set(connection.execute(sa.select(ledger_table.c.request_id)).scalars())
+
+    try:
+        wait_for(lambda: not missing(), timeout_s=30, what="a ledger row for every finished request")
+    finally:
+        engine.dispose()
 
 
 def test_sigterm_during_a_stream_lets_the_stream_finish(spillover: SpilloverServe, client: openai.OpenAI) -> None:

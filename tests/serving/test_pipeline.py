@@ -2,7 +2,7 @@ import asyncio
 
 import pytest
 
-from serving.context import Api, Outcome, RequestContext, Status
+from serving.context import SSE_DONE, Api, Outcome, RequestContext, Status
 from serving.errors import InvalidRequestError
 from serving.pipeline import Pipeline, Stage
 
@@ -79,6 +79,20 @@ async def test_settle_waits_for_the_end_of_a_stream() -> None:
     assert log == ["process"], "settle must wait for the stream"
     assert [p async for p in outcome.stream] == ["data: 0\n\n", "data: 1\n\n", "data: 2\n\n"]
     assert log == ["process", "settle:ok"] and ctx.chunks_sent == 3
+
+
+async def test_the_done_packet_leaves_only_after_the_sinks_ran() -> None:
+    order: list[str] = []
+
+    async def stream():
+        yield "data: 0\n\n"
+        yield "data: 1\n\n" + SSE_DONE  # a batch that carries the terminator with the last chunk
+
+    pipeline = Pipeline([Answer(lambda: Outcome(stream=stream()))], sinks=[lambda c: order.append(f"sink:{c.status.value}")])
+    outcome = await pipeline.run(_ctx())
+    async for packet in outcome.stream:
+        order.append(packet)
+    assert order == ["data: 0\n\n", "data: 1\n\n", "sink:ok", SSE_DONE]
 
 
 async def test_a_stream_failing_after_tokens_settles_as_cut() -> None:

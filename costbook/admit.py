@@ -1,0 +1,143 @@
+"""The admit stage: per-key rate limits and budgets, reserved before dispatch, settled after.
+
+Admission reserves the worst case: the request counts once against its key's requests per
+minute, ``prompt + max_tokens`` against its tokens per minute, and the most it could cost
+(prompt x the dearest input price among the route's targets + ``max_tokens`` x the dearest
+output price; local work at a configured ceiling per million tokens) against every budget it
+falls under: its key's month, and its user's and team's UTC day and month. All of it in one
+atomic step (:mod:`costbook.counters`), so concurrent requests never overspend. Settle replaces
+the reservation with what the ledger records (tokens used, cost at list price), so budget
+counters and ledger sums agree to the micro-dollar; a failed request settles to what it cost,
+usually nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+
+from costbook.counters import Charge, Counters
+from costbook.keys import KeyCache
+from costbook.ledger import Pricer
+from serving.context import Api, RequestContext
+from serving.errors import RateLimitError
+from serving.pipeline import Stage
+from serving.wire import estimate_prompt_tokens
+
+__all__ = ["Admit", "BudgetLimit", "Reservation", "period_keys"]
+
+MICRO = 1_000_000
+
+
+@dataclass(frozen=True)
+class BudgetLimit:
+    """A budget rule: ``scope`` (key, user or team) ``name`` may spend ``limit`` micro-dollars a ``period``."""
+
+    scope: str
+    name: str
+    period: str  # "day" or "month"
+    limit_micro_usd: int
+
+
+@dataclass
+class Reservation:
+    budget_keys: list[str]
+    tokens_key: str | None
+    cost_micro_usd: int
+    tokens: int
+
+
+class InsufficientQuotaError(RateLimitError):
+    default_code = "insufficient_quota"
+    type = "insufficient_quota"
+
+
+def period_keys(now: dt.datetime) -> dict[str, tuple[str, int]]:
+    """Each period's label and seconds to keep its counter (the period's rest plus a day)."""
+    tomorrow = (now + dt.timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
+    next_month = (now.replace(day=1) + dt.timedelta(days=32)).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    return {
+        "day": (now.strftime("%Y-%m-%d"), int((tomorrow - now).total_seconds()) + 86_400),
+        "month": (now.strftime("%Y-%m"), int((next_month - now).total_seconds()) + 86_400),
+    }
+
+
+class Admit(Stage):
+    name = "admit"
+
+    def __init__(self, counters: Counters, keys: KeyCache | None, budgets: Sequence[BudgetLimit], pricer: Pricer, *,
+                 worst_prices: Mapping[str, tuple[Decimal, Decimal]], local_ceiling_usd_per_mtok: Decimal, default_max_tokens: int,
+                 clock: Callable[[], float] = time.time) -> None:
+        self._counters = counters
+        self._keys = keys
+        self._budgets = {(b.scope, b.name, b.period): b for b in budgets}
+        self._pricer = pricer
+        self._worst = worst_prices
+        self._local_ceiling = local_ceiling_usd_per_mtok
+        self._default_max_tokens = default_max_tokens
+        self._clock = clock
+
+    def limits_for(self, ctx: RequestContext) -> list[BudgetLimit]:
+        principal = ctx.principal
+        record = self._keys.by_id(principal.key_id) if self._keys is not None else None
+        found = []
+        if record is not None and record.budget_micro_usd is not None:
+            found.append(BudgetLimit("key", principal.key_id, "month", record.budget_micro_usd))
+        for scope, name in (("user", principal.user), ("team", principal.team)):
+            found += [b for period in ("day", "month") if (b := self._budgets.get((scope, name, period))) is not None]
+        return found
+
+    def worst_cost(self, ctx: RequestContext, prompt_tokens: int, max_tokens: int) -> int:
+        input_price, output_price = self._worst.get(ctx.route, (Decimal(0), Decimal(0)))
+        hosted = prompt_tokens * input_price + max_tokens * output_price
+        local = (prompt_tokens + max_tokens) * self._local_ceiling
+        return math.ceil(max(hosted, local))
+
+    async def process(self, ctx: RequestContext) -> None:
+        now = dt.datetime.fromtimestamp(self._clock(), dt.UTC)
+        minute = now.strftime("%Y-%m-%dT%H:%M")
+        periods = period_keys(now)
+        if ctx.api is Api.EMBEDDINGS or ctx.parsed is None:
+            prompt, max_tokens = 0, 0
+        else:
+            prompt, max_tokens = estimate_prompt_tokens(ctx.parsed), ctx.parsed.output_limit(self._default_max_tokens)
+        cost = 0 if ctx.api is Api.EMBEDDINGS else self.worst_cost(ctx, prompt, max_tokens)
+        record = self._keys.by_id(ctx.principal.key_id) if self._keys is not None else None
+        charges: list[Charge] = []
+        tokens_key = None
+        if record is not None and record.rpm is not None:
+            charges.append(Charge(f"rpm:{record.key_id}:{minute}", 1, record.rpm, 120))
+        if record is not None and record.tpm is not None:
+            tokens_key = f"tpm:{record.key_id}:{minute}"
+            charges.append(Charge(tokens_key, prompt + max_tokens, record.tpm, 120))
+        limits = self.limits_for(ctx)
+        budget_charges = [Charge(f"spend:{b.scope}:{b.name}:{periods[b.period][0]}", cost, b.limit_micro_usd, periods[b.period][1])
+                          for b in limits]
+        failed = await self._counters.admit([*charges, *budget_charges])
+        if failed is not None:
+            raise self._refusal(failed, charges, limits, now)
+        ctx.reservation = Reservation([c.key for c in budget_charges], tokens_key, cost, prompt + max_tokens)
+
+    def _refusal(self, failed: int, rate_charges: list[Charge], limits: list[BudgetLimit], now: dt.datetime) -> RateLimitError:
+        if failed < len(rate_charges):
+            kind = "requests" if rate_charges[failed].key.startswith("rpm:") else "tokens"
+            retry = 60 - now.second - now.microsecond / 1e6
+            return RateLimitError(f"Rate limit reached for this key: {rate_charges[failed].limit} {kind} per minute.", retry_after_s=max(1.0, retry))
+        b = limits[failed - len(rate_charges)]
+        return InsufficientQuotaError(
+            f"Budget exceeded: {b.scope} '{b.name}' may spend ${b.limit_micro_usd / MICRO:.2f} a {b.period} (UTC); "
+            "this request's worst case does not fit in what is left.", param=f"budget.{b.scope}.{b.period}")
+
+    async def settle(self, ctx: RequestContext) -> None:
+        reservation: Reservation | None = ctx.reservation
+        if reservation is None:
+            return
+        ctx.reservation = None
+        actual = self._pricer.row(ctx).cost_micro_usd
+        await self._counters.add(reservation.budget_keys, actual - reservation.cost_micro_usd)
+        if reservation.tokens_key is not None:
+            await self._counters.add([reservation.tokens_key], ctx.usage.total_tokens - reservation.tokens)

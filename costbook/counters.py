@@ -1,0 +1,123 @@
+"""Counters that admit a request only if every limit it touches still has room, atomically.
+
+One admission touches several counters: the key's requests and tokens this minute, and the
+money spent this UTC day and month by the key, the user and the team. Checking them one by one
+lets a hundred concurrent requests all see room that only ten of them fit (LiteLLM's budgets
+are bypassed exactly so). Here a single step checks every counter and, only if all have room,
+adds to all: a Lua script in Redis (atomic across ingress replicas), a lock in process without
+Redis. Settling a request later adds the difference between its real and reserved amounts.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+__all__ = ["Charge", "Counters", "MemoryCounters", "RedisCounters"]
+
+
+@dataclass(frozen=True)
+class Charge:
+    """Add ``amount`` to counter ``key`` if it stays within ``limit`` (``None``: no limit)."""
+
+    key: str
+    amount: int
+    limit: int | None
+    #: Seconds the counter must outlive its period by (it expires after).
+    ttl_s: int
+
+
+class Counters(Protocol):
+    async def admit(self, charges: Sequence[Charge]) -> int | None:
+        """Apply every charge, or none; ``None`` on success, else the index of the first
+        charge that would cross its limit."""
+
+    async def add(self, keys: Sequence[str], delta: int) -> None:
+        """Add ``delta`` (may be negative) to each counter: settling what admit reserved."""
+
+    async def values(self, keys: Sequence[str]) -> list[int]: ...
+
+
+class MemoryCounters:
+    """One process's counters: exact under one ingress, not shared between replicas."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._lock = threading.Lock()
+        self._values: dict[str, tuple[int, float]] = {}
+        self._clock = clock
+
+    async def admit(self, charges: Sequence[Charge]) -> int | None:
+        now = self._clock()
+        with self._lock:
+            self._expire(now)
+            for i, c in enumerate(charges):
+                if c.limit is not None and self._values.get(c.key, (0, 0.0))[0] + c.amount > c.limit:
+                    return i
+            for c in charges:
+                value, _ = self._values.get(c.key, (0, 0.0))
+                self._values[c.key] = (value + c.amount, now + c.ttl_s)
+        return None
+
+    async def add(self, keys: Sequence[str], delta: int) -> None:
+        with self._lock:
+            for key in keys:
+                value, expires = self._values.get(key, (0, self._clock() + 60))
+                self._values[key] = (value + delta, expires)
+
+    async def values(self, keys: Sequence[str]) -> list[int]:
+        with self._lock:
+            return [self._values.get(k, (0, 0.0))[0] for k in keys]
+
+    def _expire(self, now: float) -> None:
+        for key in [k for k, (_, expires) in self._values.items() if expires < now]:
+            del self._values[key]
+
+
+# KEYS: the counters. ARGV: per counter, its amount, its limit (-1: none) and its TTL.
+_ADMIT = """
+for i, key in ipairs(KEYS) do
+  local limit = tonumber(ARGV[3 * i - 1])
+  if limit >= 0 and tonumber(redis.call('GET', key) or '0') + tonumber(ARGV[3 * i - 2]) > limit then
+    return i
+  end
+end
+for i, key in ipairs(KEYS) do
+  redis.call('INCRBY', key, ARGV[3 * i - 2])
+  redis.call('EXPIRE', key, ARGV[3 * i])
+end
+return 0
+"""
+
+
+class RedisCounters:
+    """Counters shared by every ingress replica, under ``prefix`` in Redis."""
+
+    def __init__(self, client: object, prefix: str = "spillover:") -> None:
+        self._redis = client
+        self._prefix = prefix
+        self._admit = client.register_script(_ADMIT)  # type: ignore[attr-defined]
+
+    async def admit(self, charges: Sequence[Charge]) -> int | None:
+        args: list[int] = []
+        for c in charges:
+            args += [c.amount, -1 if c.limit is None else c.limit, c.ttl_s]
+        failed = await self._admit(keys=[self._prefix + c.key for c in charges], args=args)
+        return None if failed == 0 else int(failed) - 1
+
+    async def add(self, keys: Sequence[str], delta: int) -> None:
+        if delta == 0:
+            return
+        async with self._redis.pipeline(transaction=False) as pipe:  # type: ignore[attr-defined]
+            for key in keys:
+                pipe.incrby(self._prefix + key, delta)
+            await pipe.execute()
+
+    async def values(self, keys: Sequence[str]) -> list[int]:
+        raw = await self._redis.mget([self._prefix + k for k in keys])  # type: ignore[attr-defined]
+        return [int(v or 0) for v in raw]
+
+    async def aclose(self) -> None:
+        await self._redis.aclose()  # type: ignore[attr-defined]

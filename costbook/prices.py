@@ -1,0 +1,108 @@
+"""A versioned price table, and the cost of one request's usage under it.
+
+Prices are US dollars per million tokens, so a cost in micro-dollars is tokens x price: money is
+kept as integer micro-dollars (never floats that drift over millions of rows), rounded half-even
+once per request. Each ledger row keeps the table version it was priced with; a new table is a
+new version, and old rows keep their price.
+
+Usage reaches here normalised (serving.context.Usage, OpenAI's convention: prompt tokens include
+cached reads and cache writes; completion tokens include reasoning), so provider semantics are
+settled where the usage is read: Anthropic's ``input_tokens`` exclude cache reads and writes and
+are summed up in fallback/anthropic_wire; OpenAI's ``cached_tokens`` are already inside
+``prompt_tokens``. Here the parts are priced: uncached input, cached reads, cache writes, output.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from decimal import ROUND_HALF_EVEN, Decimal
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from serving.context import Usage
+
+__all__ = ["DEFAULT_PRICES", "ModelPrice", "PriceTable", "cost_micro_usd", "usd"]
+
+DEFAULT_PRICES = Path(__file__).with_name("prices.yaml")
+_MILLION = Decimal(1_000_000)
+
+
+@dataclass(frozen=True)
+class ModelPrice:
+    """Dollars per million tokens. Cached reads and cache writes default to the input price."""
+
+    input: Decimal
+    output: Decimal
+    cached_read: Decimal | None = None
+    cache_write: Decimal | None = None
+
+    @classmethod
+    def parse(cls, raw: dict[str, Any]) -> ModelPrice:
+        unknown = set(raw) - {"input", "output", "cached_read", "cache_write"}
+        if unknown:
+            raise ValueError(f"unknown price field(s) {sorted(unknown)}")
+        values = {k: Decimal(str(v)) for k, v in raw.items() if v is not None}
+        if any(v < 0 for v in values.values()):
+            raise ValueError("prices must be >= 0")
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class PriceTable:
+    version: str
+    models: dict[str, ModelPrice] = field(default_factory=dict)
+
+    def price(self, model: str) -> ModelPrice | None:
+        return self.models.get(model)
+
+    @classmethod
+    def load(cls, path: Path = DEFAULT_PRICES) -> PriceTable:
+        raw = yaml.safe_load(path.read_text())
+        return cls(str(raw["version"]), {name: ModelPrice.parse(p) for name, p in (raw.get("models") or {}).items()})
+
+    @classmethod
+    def from_litellm_json(cls, path: Path, version: str, models: list[str] | None = None) -> PriceTable:
+        """Import the public JSON price format (``model_prices_and_context_window.json``):
+        per-token dollars become per-million; entries without token prices are skipped."""
+        raw = json.loads(path.read_text())
+        table = {}
+        for name, entry in raw.items():
+            if (models is not None and name not in models) or not isinstance(entry, dict):
+                continue
+            if "input_cost_per_token" not in entry or "output_cost_per_token" not in entry:
+                continue
+            per_m = {
+                "input": entry["input_cost_per_token"],
+                "output": entry["output_cost_per_token"],
+                "cached_read": entry.get("cache_read_input_token_cost"),
+                "cache_write": entry.get("cache_creation_input_token_cost"),
+            }
+            table[name] = ModelPrice.parse({k: Decimal(str(v)) * _MILLION for k, v in per_m.items() if v is not None})
+        return cls(version, table)
+
+    def to_yaml(self) -> str:
+        def plain(p: ModelPrice) -> dict[str, float]:
+            return {k: float(v) for k, v in vars(p).items() if v is not None}
+
+        return yaml.safe_dump({"version": self.version, "models": {n: plain(p) for n, p in sorted(self.models.items())}}, sort_keys=False)
+
+
+def cost_micro_usd(usage: Usage, price: ModelPrice) -> int:
+    """What ``usage`` costs at ``price``, in micro-dollars."""
+    cached_read = min(usage.cached_read_tokens, usage.prompt_tokens)
+    cache_write = min(usage.cache_write_tokens, usage.prompt_tokens - cached_read)
+    uncached = usage.prompt_tokens - cached_read - cache_write
+    total = (
+        uncached * price.input
+        + cached_read * (price.input if price.cached_read is None else price.cached_read)
+        + cache_write * (price.input if price.cache_write is None else price.cache_write)
+        + usage.completion_tokens * price.output
+    )
+    return int(total.quantize(Decimal(1), rounding=ROUND_HALF_EVEN))
+
+
+def usd(micro: int) -> float:
+    return micro / 1_000_000

@@ -1,0 +1,43 @@
+"""The ledger sink: every finished request becomes a row, durable before its last byte.
+
+The pipeline runs sinks before it releases a response's last packet (serving.pipeline), and
+this sink returns only once the row is fsync'd in the spool; the mover carries rows on to the
+database in the background.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from pathlib import Path
+
+from costbook.ledger import Pricer
+from costbook.spool import LedgerMover, Spool
+from costbook.store import LedgerStore
+from serving.context import RequestContext
+
+__all__ = ["LedgerRecorder"]
+
+
+class LedgerRecorder:
+    def __init__(self, pricer: Pricer, store: LedgerStore, spool_base: Path, *, move_period_s: float = 0.5) -> None:
+        self.pricer = pricer
+        self.spool = Spool(spool_base)
+        self.mover = LedgerMover(self.spool, store.insert, period_s=move_period_s)
+        self._task: asyncio.Task[None] | None = None
+
+    async def __call__(self, ctx: RequestContext) -> None:
+        await self.spool.append(self.pricer.row(ctx))
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self.mover.run())
+
+    async def aclose(self) -> None:
+        """Stop moving, move what is spooled (the database may be down: then it stays on disk)."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        with contextlib.suppress(Exception):
+            await self.mover.move_once()
+        self.spool.close()

@@ -1,0 +1,100 @@
+"""What the ingress runs of costbook: the key cache, the admit stage (rate limits, budgets), the
+ledger sink and the admin API, over one database (and Redis when configured), started and
+stopped with the app."""
+
+from __future__ import annotations
+
+import os
+from collections import ChainMap
+from collections.abc import Mapping
+from decimal import Decimal
+from pathlib import Path
+
+from costbook.admit import MICRO, Admit, BudgetLimit
+from costbook.counters import Counters, MemoryCounters, RedisCounters
+from costbook.keys import KeyCache, KeyStore, load_key_secret
+from costbook.ledger import Pricer
+from costbook.prices import DEFAULT_PRICES, PriceTable
+from costbook.recorder import LedgerRecorder
+from costbook.store import LedgerStore, database_url
+from serving.config import SpilloverConfig
+from serving.context import Principal
+from serving.stages.authenticate import static_keys_from_env
+
+__all__ = ["Costbook"]
+
+
+class Costbook:
+    def __init__(self, store: LedgerStore, keys: KeyCache, pricer: Pricer, counters: Counters, *, ledger: bool, spool_dir: Path,
+                 static_keys_env: str, admin_key: str | None) -> None:
+        self.store = store
+        self.keys = keys
+        self.pricer = pricer
+        self.counters = counters
+        self.ledger = LedgerRecorder(pricer, store, spool_dir) if ledger else None
+        self.admin_key = admin_key
+        self._static = static_keys_from_env(static_keys_env, digest_of=keys.store.digest)
+
+    @classmethod
+    def from_config(cls, config: SpilloverConfig) -> Costbook:
+        store = LedgerStore(database_url(config.stores.postgres_dsn, config.stores.sqlite_path))
+        store.migrate()
+        auth = config.auth
+        keys = KeyCache(KeyStore(store.engine, load_key_secret(auth.secret_env, auth.secret_file)), refresh_s=auth.refresh_s)
+        prices = PriceTable.load(Path(config.costs.price_table).expanduser() if config.costs.price_table else DEFAULT_PRICES)
+        if config.stores.redis_url:
+            import redis.asyncio as redis
+
+            counters: Counters = RedisCounters(redis.Redis.from_url(config.stores.redis_url))
+        else:
+            counters = MemoryCounters()
+        return cls(store, keys, Pricer(prices), counters, ledger=config.costs.ledger, spool_dir=Path(config.stores.spool_dir).expanduser(),
+                   static_keys_env=auth.keys_env, admin_key=os.environ.get(auth.admin_key_env) or None)
+
+    def admit_stage(self, config: SpilloverConfig, default_max_tokens: int) -> Admit:
+        budgets = [
+            BudgetLimit(b.scope, b.name, period, round(usd * MICRO))
+            for b in config.costs.budgets
+            for period, usd in (("day", b.daily_usd), ("month", b.monthly_usd))
+            if usd is not None
+        ]
+        return Admit(self.counters, self.keys, budgets, self.pricer, worst_prices=worst_prices(config, self.pricer.table),
+                     local_ceiling_usd_per_mtok=Decimal(str(config.costs.local_usd_per_mtok_ceiling)), default_max_tokens=default_max_tokens)
+
+    def principals(self) -> Mapping[str, Principal]:
+        """Digest -> principal: keys from the store first, then static keys from the environment."""
+        return ChainMap(self.keys, self._static)  # type: ignore[arg-type]  # a Mapping is enough for lookups
+
+    def digest(self, key: str) -> str:
+        return self.keys.store.digest(key)
+
+    def start(self) -> None:
+        self.keys.start()
+        if self.ledger is not None:
+            self.ledger.start()
+
+    async def aclose(self) -> None:
+        await self.keys.aclose()
+        if self.ledger is not None:
+            await self.ledger.aclose()
+        if isinstance(self.counters, RedisCounters):
+            await self.counters.aclose()
+        self.store.dispose()
+
+
+def worst_prices(config: SpilloverConfig, table: PriceTable) -> dict[str, tuple[Decimal, Decimal]]:
+    """Per route, the dearest input and output prices among its hosted targets; a target with
+    no price in the table counts at the table's dearest (a budget must not under-reserve)."""
+    dearest = (max((p.input for p in table.models.values()), default=Decimal(0)),
+               max((p.output for p in table.models.values()), default=Decimal(0)))
+    providers = {p.name: p for p in config.providers}
+    out = {}
+    for name, route in config.routes.items():
+        prices = []
+        for target in route.hosted if route.allow_hosted else []:
+            provider = providers.get(target.provider)
+            model = target.model or (provider.models.get(name) if provider is not None else None) or name
+            price = table.price(model)
+            prices.append((price.input, price.output) if price is not None else dearest)
+        out[name] = (max((p[0] for p in prices), default=Decimal(0)), max((p[1] for p in prices), default=Decimal(0)))
+    return out

@@ -1,0 +1,114 @@
+"""Budgets and rate limits under concurrency, on real Redis and in process."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import random
+import uuid
+from collections.abc import AsyncIterator
+from decimal import Decimal
+
+import pytest
+
+from costbook.admit import Admit, BudgetLimit, InsufficientQuotaError
+from costbook.counters import Counters, MemoryCounters, RedisCounters
+from costbook.ledger import Pricer
+from costbook.prices import DEFAULT_PRICES, PriceTable
+from serving.context import Api, Principal, RequestContext, Status, Usage
+from serving.errors import RateLimitError
+from serving.wire import ChatCompletionBody
+
+PRICER = Pricer(PriceTable.load(DEFAULT_PRICES))
+GPT4O = PRICER.table.models["gpt-4o"]
+NOW = dt.datetime(2026, 11, 28, 12, 30, 15, tzinfo=dt.UTC).timestamp()
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def counters(request: pytest.FixtureRequest) -> AsyncIterator[Counters]:
+    if request.param == "memory":
+        yield MemoryCounters()
+        return
+    import redis.asyncio as redis
+
+    client = redis.Redis.from_url(request.getfixturevalue("redis_url"))
+    prefix = f"spillover-test-{uuid.uuid4().hex[:8]}:"
+    try:
+        yield RedisCounters(client, prefix)
+    finally:
+        keys = [k async for k in client.scan_iter(match=prefix + "*")]
+        if keys:
+            await client.delete(*keys)
+        await client.aclose()
+
+
+def admit(counters: Counters, budgets: list[BudgetLimit]) -> Admit:
+    return Admit(counters, None, budgets, PRICER, worst_prices={"m": (GPT4O.input, GPT4O.output)},
+                 local_ceiling_usd_per_mtok=Decimal(1), default_max_tokens=256, clock=lambda: NOW)
+
+
+def request(max_tokens: int = 100) -> RequestContext:
+    body = {"model": "m", "messages": [{"role": "user", "content": "x" * 400}], "max_tokens": max_tokens}
+    ctx = RequestContext("r-" + uuid.uuid4().hex, Api.CHAT, "m", body, False, {}, parsed=ChatCompletionBody.model_validate(body),
+                         principal=Principal("k1", "ana", "search"))
+    return ctx
+
+
+async def test_a_hundred_concurrent_requests_never_overspend_and_counters_equal_the_ledger(counters: Counters) -> None:
+    # Worst case per request: 100 prompt tokens x $2.50 + 100 x $10 per M = 1,250 micro-dollars; 10 fit.
+    budget = BudgetLimit("team", "search", "day", 12_500)
+    stage = admit(counters, [budget])
+    spent: list[int] = []
+    refused = 0
+
+    async def one() -> None:
+        nonlocal refused
+        ctx = request()
+        try:
+            await stage.process(ctx)
+        except InsufficientQuotaError:
+            refused += 1
+            return
+        await asyncio.sleep(random.random() / 100)
+        ctx.destination, ctx.model_served, ctx.status = "openai", "gpt-4o", Status.OK
+        ctx.usage = Usage(prompt_tokens=100, completion_tokens=random.randint(1, 100))
+        spent.append(PRICER.row(ctx).cost_micro_usd)
+        await stage.settle(ctx)
+
+    await asyncio.gather(*(one() for _ in range(100)))
+    assert sum(spent) <= budget.limit_micro_usd
+    assert len(spent) >= 10 and refused == 100 - len(spent)
+    (counter,) = await counters.values(["spend:team:search:2026-11-28"])
+    assert counter == sum(spent), "settled counters equal the ledger to the micro-dollar"
+
+
+async def test_a_failed_request_gives_its_reservation_back(counters: Counters) -> None:
+    stage = admit(counters, [BudgetLimit("user", "ana", "month", 2_000)])
+    ctx = request()
+    await stage.process(ctx)
+    assert await counters.values(["spend:user:ana:2026-11"]) == [1_250]
+    ctx.status = Status.ERROR
+    await stage.settle(ctx)
+    assert await counters.values(["spend:user:ana:2026-11"]) == [0]
+    with pytest.raises(InsufficientQuotaError) as refused:
+        await stage.process(request(max_tokens=200))  # 2,250 > 2,000
+    assert refused.value.status_code == 429 and refused.value.code == "insufficient_quota" and "user 'ana'" in refused.value.message
+
+
+async def test_rpm_and_tpm_refuse_with_retry_after_until_the_minute_turns(counters: Counters) -> None:
+    from costbook.keys import KeyRecord
+
+    class Keys:
+        def by_id(self, key_id: str) -> KeyRecord:
+            return KeyRecord("k1", "ana", "search", None, 2, 1000, dt.datetime.now(dt.UTC), None)
+
+    stage = Admit(counters, Keys(), [], PRICER, worst_prices={}, local_ceiling_usd_per_mtok=Decimal(0), default_max_tokens=256,  # type: ignore[arg-type]
+                  clock=lambda: NOW)
+    await stage.process(request())
+    with pytest.raises(RateLimitError) as too_many_tokens:
+        await stage.process(request(max_tokens=900))  # 200 + 1,000 tokens this minute > 1,000
+    assert "tokens per minute" in too_many_tokens.value.message
+    await stage.process(request())
+    with pytest.raises(RateLimitError) as too_many:
+        await stage.process(request())
+    assert too_many.value.retry_after_s == pytest.approx(45, abs=1) and too_many.value.headers() == {"Retry-After": "45"}

@@ -1,0 +1,108 @@
+"""Keys, the admin API and the ledger in the running ingress app: two app instances over one
+SQLite store stand for two ingress replicas. The engines are scripted; the store is real."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import openai
+import pytest
+import sqlalchemy as sa
+
+from costbook.runtime import Costbook
+from costbook.schema import ledger_table
+from serving.app import create_app
+from tests.helpers import UvicornThread, wait_for
+from tests.serving.scripted_engines import ScriptedEngines, completion, scripted_config
+
+ADMIN = "sk-admin-test-7f3a"
+CHAT = {"model": "m", "messages": [{"role": "user", "content": "x"}]}
+
+
+@pytest.fixture
+def replicas(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    monkeypatch.setenv("SPILLOVER_ADMIN_KEY", ADMIN)
+    config = scripted_config({
+        "SPILLOVER__AUTH__ENABLED": "true",
+        "SPILLOVER__STORES__SQLITE_PATH": str(tmp_path / "spillover.db"),
+        "SPILLOVER__STORES__SPOOL_DIR": str(tmp_path / "spool"),
+        "SPILLOVER__AUTH__SECRET_FILE": str(tmp_path / "key-secret"),
+    })
+    engines = ScriptedEngines()
+    engines.script = [completion("ok")]
+    with UvicornThread(create_app(config, engines, costbook=Costbook.from_config(config))) as a, \
+            UvicornThread(create_app(config, engines, costbook=Costbook.from_config(config))) as b:
+        yield [a.base_url, b.base_url]
+
+
+def admin(method: str, url: str, key: str = ADMIN, **kwargs: object) -> httpx.Response:
+    return httpx.request(method, url, headers={"authorization": f"Bearer {key}"}, timeout=10, **kwargs)
+
+
+def chat(base_url: str, key: str) -> openai.types.chat.ChatCompletion:
+    client = openai.OpenAI(base_url=base_url + "/v1", api_key=key, max_retries=0)
+    return client.chat.completions.create(**CHAT, extra_headers={"x-feature": "search"})
+
+
+def test_a_created_key_works_everywhere_and_a_revocation_reaches_every_replica_within_5_s(
+        replicas: list[str], caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    a, b = replicas
+    created = admin("POST", a + "/admin/keys", json={"user": "ana", "team": "search", "budget_usd": 5, "rpm": 60})
+    assert created.status_code == 201, created.text
+    key, key_id = created.json()["key"], created.json()["key_id"]
+    assert key.startswith("sk-sp-") and len(key) >= 6 + 43, "32 random bytes, URL-safe"
+    wait_for(lambda: _works(b, key), timeout_s=5, what="the new key on the second replica")
+    listed = admin("GET", a + "/admin/keys").json()["data"]
+    assert [k["key_id"] for k in listed] == [key_id] and "key" not in listed[0] and "digest" not in listed[0]
+
+    assert admin("DELETE", b + f"/admin/keys/{key_id}").json() == {"key_id": key_id, "revoked": True}
+    wait_for(lambda: not _works(a, key), timeout_s=5, what="the revocation on the first replica")
+    with pytest.raises(openai.AuthenticationError):
+        chat(b, key)
+    assert admin("DELETE", a + f"/admin/keys/{key_id}").status_code == 404
+    assert key not in caplog.text and ADMIN not in caplog.text
+
+
+def _works(base_url: str, key: str) -> bool:
+    try:
+        return bool(chat(base_url, key).choices)
+    except openai.AuthenticationError:
+        return False
+
+
+@pytest.mark.parametrize(("key", "status"), [(None, 401), ("sk-wrong", 403), ("user", 403)])
+def test_the_admin_api_refuses_everyone_but_the_admin(replicas: list[str], key: str | None, status: int) -> None:
+    a, _ = replicas
+    if key == "user":
+        key = admin("POST", a + "/admin/keys", json={"user": "bo"}).json()["key"]
+    headers = {} if key is None else {"authorization": f"Bearer {key}"}
+    response = httpx.post(a + "/admin/keys", json={"user": "mallory"}, headers=headers)
+    assert response.status_code == status
+    assert set(response.json()["error"]) == {"message", "type", "param", "code"}
+
+
+def test_bad_admin_input_is_400_with_the_param(replicas: list[str]) -> None:
+    response = admin("POST", replicas[0] + "/admin/keys", json={"user": "x", "rpm": 0})
+    assert response.status_code == 400 and response.json()["error"]["param"] == "rpm"
+
+
+def test_each_request_becomes_one_ledger_row_with_its_principal(replicas: list[str], tmp_path: Path) -> None:
+    a, b = replicas
+    key = admin("POST", a + "/admin/keys", json={"user": "cy", "team": "ads"}).json()["key"]
+    wait_for(lambda: _works(b, key), timeout_s=5, what="the key on the second replica")
+    ids = [chat(url, key).id for url in (a, b, a)]
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'spillover.db'}")
+
+    def rows() -> list[sa.Row]:
+        with engine.connect() as connection:
+            return list(connection.execute(sa.select(ledger_table).where(ledger_table.c.user_name == "cy")))
+
+    wait_for(lambda: len(rows()) >= 4, timeout_s=5, what="the rows in the database")  # three + the probe
+    found = rows()
+    engine.dispose()
+    assert {(r.team, r.feature, r.status, r.destination) for r in found} == {("ads", "search", "ok", "local")}
+    assert len({r.request_id for r in found}) == len(found) and len(ids) == 3

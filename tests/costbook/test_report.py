@@ -1,0 +1,61 @@
+"""``spillover costs report`` over real ledger rows, on both stores."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+from pathlib import Path
+
+import pytest
+
+from costbook.report import parse_since, render, report_rows
+from costbook.store import LedgerStore
+from serving.cli import main
+from tests.costbook.rows import row
+
+
+def rows() -> list:
+    local = dataclasses.replace(row("l1", cost=0, team="t2"), destination="local", model_served="m", spill_reason="local_ok")
+    cancelled = dataclasses.replace(row("h3", cost=40), status="cancelled")
+    failed = dataclasses.replace(row("h4", cost=0, team="t2"), status="error", destination=None)
+    hit = dataclasses.replace(row("c1", cost=0), cache_result="exact")
+    old = dataclasses.replace(row("old", cost=10**9), at=dt.datetime(2020, 1, 1, tzinfo=dt.UTC))
+    return [row("h1", cost=1_500_000), row("h2", cost=250), cancelled, local, failed, hit, old]
+
+
+def test_groups_costs_tokens_spill_and_waste(ledger_url: str) -> None:
+    store = LedgerStore(ledger_url)
+    try:
+        store.migrate()
+        store.insert(rows())
+        with store.engine.connect() as connection:
+            by_team = {r["team"]: r for r in report_rows(connection, "team", dt.datetime(2026, 1, 1, tzinfo=dt.UTC))}
+    finally:
+        store.dispose()
+    assert set(by_team) == {"t1", "t2"}, "rows before --since are left out"
+    t1, t2 = by_team["t1"], by_team["t2"]
+    assert (t1["requests"], t1["cost_usd"], t1["cache_hits"], t1["cancelled"], t1["waste_usd"]) == (4, 1.50029, 1, 1, 0.00004)
+    assert t1["spilled_share"] == 0.75, "three hosted misses of four; the cache hit is not a spill"
+    assert (t2["requests"], t2["failed"], t2["spilled_share"]) == (2, 1, 0.0)
+    assert json.loads(render([t1], "team", "json"))[0]["cost_usd"] == 1.50029
+    assert render([t1], "team", "csv").splitlines()[0].startswith("team,requests,cost_usd")
+
+
+def test_since_takes_an_age_or_a_date() -> None:
+    now = dt.datetime(2026, 11, 28, 12, tzinfo=dt.UTC)
+    assert parse_since("7d", now) == dt.datetime(2026, 11, 21, 12, tzinfo=dt.UTC)
+    assert parse_since("36h", now) == dt.datetime(2026, 11, 27, 0, tzinfo=dt.UTC)
+    assert parse_since("2026-11-01", now) == dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
+
+
+def test_the_command_reads_the_configured_store(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    db = tmp_path / "ledger.db"
+    store = LedgerStore(f"sqlite:///{db}")
+    store.migrate()
+    store.insert(rows())
+    store.dispose()
+    monkeypatch.setenv("SPILLOVER__STORES__SQLITE_PATH", str(db))
+    assert main(["costs", "report", "--by", "destination", "--since", "2026-01-01", "--format", "json"]) == 0
+    by_destination = {r["destination"]: r["requests"] for r in json.loads(capsys.readouterr().out)}
+    assert by_destination == {"openai": 4, "local": 1, "(none)": 1}
