@@ -69,14 +69,14 @@ def report_rows(connection: sa.Connection, by: str, since: dt.datetime) -> list[
         {
             by: r.group if r.group is not None else "(none)",
             "requests": r.requests,
-            "cost_usd": r.cost / 1e6,
+            "cost_usd": int(r.cost) / 1e6,
             "prompt_tokens": int(r.prompt_tokens),
             "completion_tokens": int(r.completion_tokens),
             "cache_hits": r.cache_hits,
             "spilled_share": round(r.spilled / r.requests, 4) if r.requests else 0.0,
             "failed": r.failed,
             "cancelled": r.cancelled,
-            "waste_usd": r.waste / 1e6,
+            "waste_usd": int(r.waste) / 1e6,
         }
         for r in connection.execute(query)
     ]
