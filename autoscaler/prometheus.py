@@ -3,7 +3,8 @@
 The series are the ingress's own (:mod:`serving.metrics`): engine state as the spill-over
 decision sees it (fresh to about a second, so only the scrape interval adds lag; vLLM's
 ``ray_vllm_*`` series would add Ray's 10 s export on top), and the request counters and
-histograms, which carry destination and reason, so spilled traffic counts as demand. Any
+histograms, which carry destination and reason, so spilled traffic counts as demand (less the
+spills more replicas would not have kept: long prompts, pinned requests). Any
 failed or empty query makes the whole read fail (``None``): the policy then holds.
 """
 
@@ -15,11 +16,14 @@ import math
 import httpx
 
 from autoscaler.policy import Signals
+from fallback.decision import NOT_LOCAL_DEMAND
 from serving.metrics import ENGINE_GAUGES, REQUEST_DURATION, REQUESTS_TOTAL, TTFT
 
 __all__ = ["PrometheusSignals", "queries_for"]
 
 logger = logging.getLogger(__name__)
+#: Spill reasons that more local replicas would not have kept local (a PromQL alternation).
+_NOT_DEMAND = "|".join(sorted(NOT_LOCAL_DEMAND))
 
 
 def queries_for(model: str, window: str = "1m") -> dict[str, str]:
@@ -33,7 +37,7 @@ def queries_for(model: str, window: str = "1m") -> dict[str, str]:
         "arrival_rps": arrivals,
         # requests/s per second: this window's rate against the one before it.
         "arrival_trend": f"({arrivals} - sum(rate({REQUESTS_TOTAL}{{{m}}}[{window}] offset {window}))) / 60",
-        "spilled_rps": f'sum(rate({REQUESTS_TOTAL}{{{m},destination!="local"}}[{window}])) or vector(0)',
+        "spilled_rps": f'sum(rate({REQUESTS_TOTAL}{{{m},destination!~"local|none",reason!~"{_NOT_DEMAND}"}}[{window}])) or vector(0)',
         "mean_service_s": f"sum(rate({REQUEST_DURATION}_sum{{{m}}}[{window}])) / sum(rate({REQUEST_DURATION}_count{{{m}}}[{window}]))",
         "ttft_p99_s": f'histogram_quantile(0.99, sum by (le) (rate({TTFT}_bucket{{{m},destination="local"}}[{window}])))',
     }

@@ -27,7 +27,7 @@ from autoscaler.policy import FleetState, Signals
 from autoscaler.presets import ReplicaPreset
 from autoscaler.trace import Arrival
 from fallback.start_meter import StartMeter
-from fallback.decision import LOCAL, DispatchRequest, HostedTarget, Route, decide
+from fallback.decision import LOCAL, NOT_LOCAL_DEMAND, DispatchRequest, HostedTarget, Route, decide
 from serving.engine_state import EngineState
 
 __all__ = ["FleetPolicy", "HostedModel", "SimResult", "Simulation", "simulate"]
@@ -173,7 +173,8 @@ class Simulation:
         self.api_usd = 0.0
         self._events: list[tuple[float, int, str, object]] = []
         self._seq = itertools.count()
-        self._recent: deque[tuple[float, bool]] = deque()  # (arrival time, spilled) over the last minute
+        # (arrival time, spilled traffic more local replicas would take) over the last minute
+        self._recent: deque[tuple[float, bool]] = deque()
         self._service: deque[float] = deque(maxlen=200)
         self._recent_ttft: deque[tuple[float, float]] = deque()
         # The ingress's view of the queue in front of the engines, on simulated time.
@@ -219,11 +220,12 @@ class Simulation:
         self.requests.append(request)
         decision = decide(DispatchRequest(arrival.prompt_tokens, arrival.output_tokens), self._engine_state(now), self.route)
         spilled = decision.destination not in (LOCAL, None)
+        local_demand = spilled and decision.reason not in NOT_LOCAL_DEMAND
         if arrival.prompt_tokens + arrival.output_tokens > self.preset.kv_capacity_tokens:
             if not self.route.hosted:
                 return  # no replica can ever hold it: a miss (no first token)
-            spilled = True
-        self._recent.append((now, spilled))
+            spilled, local_demand = True, False
+        self._recent.append((now, local_demand))
         if spilled:
             request.spilled = True
             request.first_token_s = now + self.hosted.ttft_s

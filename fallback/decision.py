@@ -15,12 +15,14 @@ from serving.engine_state import EngineState
 
 __all__ = [
     "LOCAL",
+    "NOT_LOCAL_DEMAND",
     "Decision",
     "DispatchRequest",
     "HostedTarget",
     "Route",
     "RoutePin",
     "SpillReason",
+    "alone_ttft_s",
     "decide",
     "predict_ttft_s",
 ]
@@ -33,6 +35,9 @@ Destination = str
 class SpillReason(enum.StrEnum):
     LOCAL_OK = "local_ok"
     PREDICTED_WAIT = "predicted_wait"
+    #: Even an idle replica would miss the target on this prompt's prefill alone: more local
+    #: replicas would not help, so the autoscaler does not count it as demand.
+    LONG_PROMPT = "long_prompt"
     NO_READY_REPLICA = "no_ready_replica"
     COLD_START = "cold_start"
     #: The local replicas are finishing their work before a scale to zero.
@@ -42,6 +47,10 @@ class SpillReason(enum.StrEnum):
     FAILOVER_ERROR = "failover_error"
     BREAKER_OPEN = "breaker_open"
     HOSTED_FORBIDDEN = "hosted_forbidden"
+
+
+#: Spills that more local replicas would not have kept: the autoscaler leaves them out of demand.
+NOT_LOCAL_DEMAND = frozenset({SpillReason.LONG_PROMPT, SpillReason.PINNED, SpillReason.HOSTED_FORBIDDEN})
 
 
 class RoutePin(enum.StrEnum):
@@ -110,7 +119,7 @@ def predict_ttft_s(request: DispatchRequest, state: EngineState, route: Route) -
     """
     replicas = max(state.replicas_ready, 1)
     rate = state.prefill_tokens_per_s or route.prior_prefill_tokens_per_s * replicas
-    own_prefill = request.prompt_tokens * replicas / rate
+    own_prefill = alone_ttft_s(request, state, route)
     wait = max(state.waiting * request.prompt_tokens, state.local_unstarted_tokens) / rate + own_prefill
     if state.waiting > 0 and state.decode_tokens_per_s > 0:
         wait += (state.waiting + 1) * request.max_tokens / state.decode_tokens_per_s
@@ -119,6 +128,13 @@ def predict_ttft_s(request: DispatchRequest, state: EngineState, route: Route) -
     if state.local_unstarted and state.local_starts_per_s > 0:
         wait = max(wait, state.local_unstarted / state.local_starts_per_s + own_prefill)
     return wait
+
+
+def alone_ttft_s(request: DispatchRequest, state: EngineState, route: Route) -> float:
+    """The prompt's own prefill on one replica with nothing ahead of it."""
+    replicas = max(state.replicas_ready, 1)
+    rate = state.prefill_tokens_per_s or route.prior_prefill_tokens_per_s * replicas
+    return request.prompt_tokens * replicas / rate
 
 
 def decide(request: DispatchRequest, state: EngineState | None, route: Route) -> Decision:
@@ -147,7 +163,8 @@ def decide(request: DispatchRequest, state: EngineState | None, route: Route) ->
     assert state is not None
     predicted = predict_ttft_s(request, state, route)
     if predicted > route.ttft_target_s and hosted:
-        return _spill(hosted, SpillReason.PREDICTED_WAIT, predicted)
+        too_long = alone_ttft_s(request, state, route) > route.ttft_target_s
+        return _spill(hosted, SpillReason.LONG_PROMPT if too_long else SpillReason.PREDICTED_WAIT, predicted)
     return Decision(LOCAL, SpillReason.LOCAL_OK, predicted, fallbacks=hosted)
 
 

@@ -1,7 +1,7 @@
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fallback.decision import LOCAL, DispatchRequest, HostedTarget, Route, RoutePin, SpillReason, decide, predict_ttft_s
+from fallback.decision import LOCAL, DispatchRequest, HostedTarget, Route, RoutePin, SpillReason, alone_ttft_s, decide, predict_ttft_s
 from serving.engine_state import EngineState
 
 HOSTED = (HostedTarget("openai", "gpt-4o-mini"), HostedTarget("anthropic", "claude-haiku"))
@@ -88,7 +88,9 @@ def test_decision_properties(state: EngineState, prompt: int, max_tokens: int, p
         assert pin is not RoutePin.HOSTED_ONLY
     if pin is RoutePin.LOCAL_ONLY:
         assert decision.destination in (LOCAL, None)
-    if decision.reason is SpillReason.PREDICTED_WAIT:
+    if decision.reason in (SpillReason.PREDICTED_WAIT, SpillReason.LONG_PROMPT):
         assert decision.predicted_ttft_s > ROUTE.ttft_target_s
+        alone = alone_ttft_s(DispatchRequest(prompt, max_tokens), state, ROUTE)
+        assert (alone > ROUTE.ttft_target_s) == (decision.reason is SpillReason.LONG_PROMPT), "long_prompt only when even idle misses"
     if decision.reason is SpillReason.LOCAL_OK and pin is RoutePin.AUTO:
         assert decision.predicted_ttft_s <= ROUTE.ttft_target_s
