@@ -44,6 +44,7 @@ def policy_for(model: ModelConfig) -> ScalingPolicy:
         target_ongoing_per_replica=a.target_ongoing_per_replica, max_kv_cache_usage=a.max_kv_cache_usage,
         ttft_p99_target_s=a.ttft_p99_target_s, up_window_s=a.up_window_s, down_window_s=a.down_window_s,
         idle_to_zero_s=a.idle_to_zero_s, scale_up_headroom=a.scale_up_headroom, scale_down_below=a.scale_down_below,
+        min_marginal_utilisation=a.min_marginal_utilisation,
     ))
 
 

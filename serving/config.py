@@ -103,6 +103,9 @@ class AutoscalingConfig(_Strict):
     scale_up_headroom: Annotated[float, Field(ge=0)] = 0.3
     scale_down_below: Annotated[float, Field(gt=0, le=1)] = 0.5
     cold_start_s: Annotated[float, Field(ge=0)] = Field(60.0, description="Look-ahead for the arrival trend.")
+    min_marginal_utilisation: Annotated[float, Field(ge=0, lt=1)] = Field(
+        0.0, description="A replica past the first only for demand filling this share of its target (the prices' break-even)."
+    )
 
 
 class ModelConfig(_Strict):
