@@ -28,7 +28,7 @@ from serving.errors import RateLimitError
 from serving.pipeline import Stage
 from serving.wire import estimate_prompt_tokens
 
-__all__ = ["Admit", "BudgetLimit", "Reservation", "period_keys"]
+__all__ = ["Admit", "BudgetLimit", "BudgetWatcher", "Reservation", "period_keys"]
 
 MICRO = 1_000_000
 
@@ -45,10 +45,15 @@ class BudgetLimit:
 
 @dataclass
 class Reservation:
+    budgets: list[BudgetLimit]
     budget_keys: list[str]
     tokens_key: str | None
     cost_micro_usd: int
     tokens: int
+
+
+#: Told what a team's budget has spent this period after each settle (the budget gauges).
+BudgetWatcher = Callable[[BudgetLimit, int], None]
 
 
 class InsufficientQuotaError(RateLimitError):
@@ -71,7 +76,7 @@ class Admit(Stage):
 
     def __init__(self, counters: Counters, keys: KeyCache | None, budgets: Sequence[BudgetLimit], pricer: Pricer, *,
                  worst_prices: Mapping[str, tuple[Decimal, Decimal]], local_ceiling_usd_per_mtok: Decimal, default_max_tokens: int,
-                 clock: Callable[[], float] = time.time) -> None:
+                 watch_team_budget: BudgetWatcher | None = None, clock: Callable[[], float] = time.time) -> None:
         self._counters = counters
         self._keys = keys
         self._budgets = {(b.scope, b.name, b.period): b for b in budgets}
@@ -79,6 +84,7 @@ class Admit(Stage):
         self._worst = worst_prices
         self._local_ceiling = local_ceiling_usd_per_mtok
         self._default_max_tokens = default_max_tokens
+        self._watch = watch_team_budget
         self._clock = clock
 
     def limits_for(self, ctx: RequestContext) -> list[BudgetLimit]:
@@ -120,7 +126,7 @@ class Admit(Stage):
         failed = await self._counters.admit([*charges, *budget_charges])
         if failed is not None:
             raise self._refusal(failed, charges, limits, now)
-        ctx.reservation = Reservation([c.key for c in budget_charges], tokens_key, cost, prompt + max_tokens)
+        ctx.reservation = Reservation(limits, [c.key for c in budget_charges], tokens_key, cost, prompt + max_tokens)
 
     def _refusal(self, failed: int, rate_charges: list[Charge], limits: list[BudgetLimit], now: dt.datetime) -> RateLimitError:
         if failed < len(rate_charges):
@@ -141,3 +147,7 @@ class Admit(Stage):
         await self._counters.add(reservation.budget_keys, actual - reservation.cost_micro_usd)
         if reservation.tokens_key is not None:
             await self._counters.add([reservation.tokens_key], ctx.usage.total_tokens - reservation.tokens)
+        teams = [(b, key) for b, key in zip(reservation.budgets, reservation.budget_keys, strict=True) if b.scope == "team"]
+        if self._watch is not None and teams:
+            for (budget, _), spent in zip(teams, await self._counters.values([key for _, key in teams]), strict=True):
+                self._watch(budget, spent)

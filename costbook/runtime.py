@@ -18,10 +18,14 @@ from costbook.prices import DEFAULT_PRICES, PriceTable
 from costbook.recorder import LedgerRecorder
 from costbook.store import LedgerStore, database_url
 from serving.config import SpilloverConfig
-from serving.context import Principal
+from serving.context import Principal, RequestContext
+from serving.metrics import Metrics
 from serving.stages.authenticate import static_keys_from_env
 
 __all__ = ["Costbook"]
+
+#: The share of a budget spent at which the soft-limit signal turns on.
+SOFT_LIMIT = 0.8
 
 
 class Costbook:
@@ -34,6 +38,27 @@ class Costbook:
         self.ledger = LedgerRecorder(pricer, store, spool_dir) if ledger else None
         self.admin_key = admin_key
         self._static = static_keys_from_env(static_keys_env, digest_of=keys.store.digest)
+        self._metrics: Metrics | None = None
+
+    def attach(self, metrics: Metrics) -> None:
+        """Export spend and team budgets through the app's metrics."""
+        self._metrics = metrics
+
+    def spend_sink(self, ctx: RequestContext) -> None:
+        """Cost and tokens of a finished request, by team, feature, model and destination."""
+        if self._metrics is None:
+            return
+        row = self.pricer.row(ctx)
+        labels = (row.team, row.feature or "none", row.model_asked, row.destination or "none")
+        self._metrics.cost.labels(*labels).inc(row.cost_micro_usd / MICRO)
+        self._metrics.tokens.labels(*labels, "prompt").inc(row.prompt_tokens)
+        self._metrics.tokens.labels(*labels, "completion").inc(row.completion_tokens)
+
+    def _watch_team_budget(self, budget: BudgetLimit, spent: int) -> None:
+        if self._metrics is None:
+            return
+        self._metrics.budget_remaining.labels(budget.name, budget.period).set(max(0, budget.limit_micro_usd - spent) / MICRO)
+        self._metrics.budget_soft_limit.labels(budget.name, budget.period).set(float(spent >= SOFT_LIMIT * budget.limit_micro_usd))
 
     @classmethod
     def from_config(cls, config: SpilloverConfig) -> Costbook:
@@ -59,7 +84,8 @@ class Costbook:
             if usd is not None
         ]
         return Admit(self.counters, self.keys, budgets, self.pricer, worst_prices=worst_prices(config, self.pricer.table),
-                     local_ceiling_usd_per_mtok=Decimal(str(config.costs.local_usd_per_mtok_ceiling)), default_max_tokens=default_max_tokens)
+                     local_ceiling_usd_per_mtok=Decimal(str(config.costs.local_usd_per_mtok_ceiling)), default_max_tokens=default_max_tokens,
+                     watch_team_budget=self._watch_team_budget)
 
     def principals(self) -> Mapping[str, Principal]:
         """Digest -> principal: keys from the store first, then static keys from the environment."""

@@ -9,7 +9,7 @@ Three families, each scraped from its own place (README, "Metrics"):
   (:data:`VLLM_RECORDED`).
 * ``DCGM_FI_DEV_*``: GPU metrics read through NVML by the exporter (autoscaler issue).
 
-Labels stay small: model, destination, reason, status, api. Never a user id or a key.
+Labels stay small: model, destination, reason, status, api, team, feature. Never a user id or a key.
 """
 
 from __future__ import annotations
@@ -28,6 +28,10 @@ __all__ = [
     "TTFT",
     "INGRESS_OVERHEAD",
     "IN_FLIGHT",
+    "COST_TOTAL",
+    "TOKENS_TOTAL",
+    "BUDGET_REMAINING",
+    "BUDGET_SOFT_LIMIT",
     "ENGINE_GAUGES",
     "VLLM_RECORDED",
     "Metrics",
@@ -38,6 +42,12 @@ REQUEST_DURATION = "spillover_request_duration_seconds"
 TTFT = "spillover_time_to_first_token_seconds"
 INGRESS_OVERHEAD = "spillover_ingress_overhead_seconds"
 IN_FLIGHT = "spillover_requests_in_flight"
+#: Money and tokens per team, feature, model and destination (per user: the ledger, not labels).
+COST_TOTAL = "spillover_cost_usd_total"
+TOKENS_TOTAL = "spillover_tokens_total"
+#: Per team budget and UTC period: what is left, and 1 once 80% is spent (the soft limit).
+BUDGET_REMAINING = "spillover_budget_remaining_usd"
+BUDGET_SOFT_LIMIT = "spillover_budget_soft_limit"
 #: Engine state as the spill-over decision sees it (fresh to ~1 s), per model.
 ENGINE_GAUGES: dict[str, tuple[str, str]] = {
     "replicas_ready": ("spillover_engine_replicas_ready", "Engine replicas ready."),
@@ -118,5 +128,13 @@ class Metrics:
             registry=self.registry,
         )
         self.in_flight = Gauge(IN_FLIGHT, "Requests in flight in this ingress replica.", ["model"], registry=self.registry)
+        spend = ["team", "feature", "model", "destination"]
+        self.cost = Counter(COST_TOTAL, "List-price cost of finished requests (local work once priced).", spend, registry=self.registry)
+        self.tokens = Counter(TOKENS_TOTAL, "Tokens of finished requests, by kind (prompt, completion).", [*spend, "kind"],
+                              registry=self.registry)
+        self.budget_remaining = Gauge(BUDGET_REMAINING, "What a team's budget has left this period.", ["team", "period"],
+                                      registry=self.registry)
+        self.budget_soft_limit = Gauge(BUDGET_SOFT_LIMIT, "1 once a team has spent 80% of a budget this period.", ["team", "period"],
+                                       registry=self.registry)
         if engine_states is not None:
             self.registry.register(_EngineStateCollector(engine_states))

@@ -11,6 +11,7 @@ import httpx
 import openai
 import pytest
 import sqlalchemy as sa
+from prometheus_client.parser import text_string_to_metric_families
 
 from costbook.runtime import Costbook
 from costbook.schema import ledger_table
@@ -30,6 +31,7 @@ def replicas(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[list[s
         "SPILLOVER__STORES__SQLITE_PATH": str(tmp_path / "spillover.db"),
         "SPILLOVER__STORES__SPOOL_DIR": str(tmp_path / "spool"),
         "SPILLOVER__AUTH__SECRET_FILE": str(tmp_path / "key-secret"),
+        "SPILLOVER__COSTS__BUDGETS": "[{scope: team, name: ads, daily_usd: 2.5}]",
     })
     engines = ScriptedEngines()
     engines.script = [completion("ok")]
@@ -106,3 +108,22 @@ def test_each_request_becomes_one_ledger_row_with_its_principal(replicas: list[s
     engine.dispose()
     assert {(r.team, r.feature, r.status, r.destination) for r in found} == {("ads", "search", "ok", "local")}
     assert len({r.request_id for r in found}) == len(found) and len(ids) == 3
+
+
+def test_spend_and_team_budgets_reach_the_metrics_and_the_budget_endpoint(replicas: list[str]) -> None:
+    a, _ = replicas
+    key = admin("POST", a + "/admin/keys", json={"user": "di", "team": "ads", "budget_usd": 1}).json()["key"]
+    wait_for(lambda: _works(a, key), timeout_s=5, what="the key")
+    families = {f.name: f for f in text_string_to_metric_families(httpx.get(a + "/metrics").text)}
+    tokens = {(s.labels["team"], s.labels["feature"], s.labels["destination"], s.labels["kind"]): s.value
+              for s in families["spillover_tokens"].samples if s.name.endswith("_total")}
+    assert tokens[("ads", "search", "local", "completion")] > 0
+    assert "spillover_cost_usd" in families, "local work is priced later; the series exists"
+    budget = {(s.labels["team"], s.labels["period"]): s.value for s in families["spillover_budget_remaining_usd"].samples}
+    assert budget == {("ads", "day"): 2.5}, "local work reserved at the ceiling, settled to its (pending) cost"
+    assert [s.value for s in families["spillover_budget_soft_limit"].samples] == [0.0]
+    mine = httpx.get(a + "/v1/budget", headers={"authorization": f"Bearer {key}"}).json()
+    assert (mine["user"], mine["team"]) == ("di", "ads")
+    assert {(b["scope"], b["period"], b["limit_usd"], b["remaining_usd"]) for b in mine["budgets"]} == {("key", "month", 1.0, 1.0), ("team", "day", 2.5, 2.5)}
+    assert httpx.get(a + "/v1/budget").status_code == 401
+
