@@ -1,7 +1,7 @@
 """``spillover``: the command line. ``serve`` runs the platform in the foreground; ``scale``
 sets a local model's replica count on a running one (draining before zero); ``simulate``
 replays a trace through the fleet policies; ``costs report`` reads the ledger; ``keys``
-creates, lists and revokes API keys.
+creates, lists and revokes API keys; ``plan`` weighs self-hosting against an API.
 
 ``spillover serve`` starts Ray locally (or joins ``RAY_ADDRESS``), deploys the Serve
 application built from the YAML config, prints the endpoint, and on SIGTERM or Ctrl-C deletes
@@ -50,6 +50,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     from costbook.report import add_arguments as add_report_arguments
 
     add_report_arguments(costs_cmd.add_parser("report", help="cost, tokens, spill and waste by user, team, feature, model or destination"))
+    from costbook.plan import add_arguments as add_plan_arguments
+
+    add_plan_arguments(commands.add_parser("plan", help="self-host vs API break-even from measured throughput"))
     keys_cmd = commands.add_parser("keys", help="create, list and revoke API keys (in the configured store)")
     keys_cmd.add_argument("--config", help="the YAML `spillover serve` runs (for its stores and key secret)")
     keys_sub = keys_cmd.add_subparsers(dest="keys_command", required=True)
@@ -68,6 +71,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging()
     if args.command == "scale":
         return scale(args.model, args.replicas)
+    if args.command == "plan":
+        from costbook.plan import run as run_plan
+
+        run_plan(args)
+        return 0
     if args.command == "simulate":
         from autoscaler.simulate import run
 
