@@ -15,6 +15,8 @@ from costbook.schema import ledger_table
 __all__ = ["LedgerStore", "database_url"]
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+#: PostgreSQL advisory-lock key held while migrating ("spilover" in ASCII, as an int).
+_MIGRATION_LOCK = 0x7370696C6F766572
 
 
 def database_url(postgres_dsn: str | None, sqlite_path: str) -> str:
@@ -34,10 +36,13 @@ class LedgerStore:
         self.engine = sa.create_engine(url, pool_pre_ping=True)
 
     def migrate(self) -> None:
-        """Bring the schema to the newest migration (safe to run on every start)."""
+        """Bring the schema to the newest migration (safe to run on every start; on PostgreSQL
+        an advisory lock makes ingress replicas starting together take turns)."""
         config = Config()
         config.set_main_option("script_location", str(MIGRATIONS))
         with self.engine.begin() as connection:
+            if self.engine.dialect.name == "postgresql":
+                connection.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
             config.attributes["connection"] = connection
             command.upgrade(config, "head")
 

@@ -25,3 +25,29 @@ def test_migrations_run_twice_and_a_request_id_is_inserted_once(ledger_url: str)
         assert rows["b"].at.year == 2026 and rows["b"].spill_reason == "predicted_wait"
     finally:
         store.dispose()
+
+
+def test_replicas_starting_together_migrate_in_turn(ledger_url: str) -> None:
+    if not ledger_url.startswith("postgresql"):
+        return  # SQLite serves one machine's ingress; PostgreSQL is shared by a cluster's replicas
+    import threading
+
+    # A lock wait past 10 s is an error, so a race fails the test instead of hanging it.
+    stores = [LedgerStore(ledger_url.replace("options=", "options=-clock_timeout%3D10000%20")) for _ in range(4)]
+    errors: list[BaseException] = []
+
+    def migrate(store: LedgerStore) -> None:
+        try:
+            store.migrate()
+        except BaseException as exc:  # collected: asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=migrate, args=(s,), daemon=True) for s in stores]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert not any(t.is_alive() for t in threads)
+    for store in stores:
+        store.dispose()
+    assert errors == []
