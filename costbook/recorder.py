@@ -1,8 +1,8 @@
-"""The ledger sink: every finished request becomes a row, durable before its last byte.
+"""The ledger's writer: every finished request's row, durable before its last byte.
 
 The pipeline runs sinks before it releases a response's last packet (serving.pipeline), and
-this sink returns only once the row is fsync'd in the spool; the mover carries rows on to the
-database in the background.
+:meth:`LedgerRecorder.append` returns only once the row is fsync'd in the spool; the mover
+carries rows on to the database in the background.
 """
 
 from __future__ import annotations
@@ -11,23 +11,21 @@ import asyncio
 import contextlib
 from pathlib import Path
 
-from costbook.ledger import Pricer
+from costbook.ledger import LedgerRow
 from costbook.spool import LedgerMover, Spool
 from costbook.store import LedgerStore
-from serving.context import RequestContext
 
 __all__ = ["LedgerRecorder"]
 
 
 class LedgerRecorder:
-    def __init__(self, pricer: Pricer, store: LedgerStore, spool_base: Path, *, move_period_s: float = 0.5) -> None:
-        self.pricer = pricer
+    def __init__(self, store: LedgerStore, spool_base: Path, *, move_period_s: float = 0.5) -> None:
         self.spool = Spool(spool_base)
         self.mover = LedgerMover(self.spool, store.insert, period_s=move_period_s)
         self._task: asyncio.Task[None] | None = None
 
-    async def __call__(self, ctx: RequestContext) -> None:
-        await self.spool.append(self.pricer.row(ctx))
+    async def append(self, row: LedgerRow) -> None:
+        await self.spool.append(row)
 
     def start(self) -> None:
         self._task = asyncio.create_task(self.mover.run())

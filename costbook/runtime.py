@@ -35,7 +35,7 @@ class Costbook:
         self.keys = keys
         self.pricer = pricer
         self.counters = counters
-        self.ledger = LedgerRecorder(pricer, store, spool_dir) if ledger else None
+        self.ledger = LedgerRecorder(store, spool_dir) if ledger else None
         self.admin_key = admin_key
         self._static = static_keys_from_env(static_keys_env, digest_of=keys.store.digest)
         self._metrics: Metrics | None = None
@@ -44,15 +44,17 @@ class Costbook:
         """Export spend and team budgets through the app's metrics."""
         self._metrics = metrics
 
-    def spend_sink(self, ctx: RequestContext) -> None:
-        """Cost and tokens of a finished request, by team, feature, model and destination."""
-        if self._metrics is None:
-            return
+    async def record(self, ctx: RequestContext) -> None:
+        """The sink: a finished request's ledger row (on disk before its last byte) and its
+        cost and tokens by team, feature, model and destination."""
         row = self.pricer.row(ctx)
-        labels = (row.team, row.feature or "none", row.model_asked, row.destination or "none")
-        self._metrics.cost.labels(*labels).inc(row.cost_micro_usd / MICRO)
-        self._metrics.tokens.labels(*labels, "prompt").inc(row.prompt_tokens)
-        self._metrics.tokens.labels(*labels, "completion").inc(row.completion_tokens)
+        if self._metrics is not None:
+            labels = (row.team, row.feature or "none", row.model_asked, row.destination or "none")
+            self._metrics.cost.labels(*labels).inc(row.cost_micro_usd / MICRO)
+            self._metrics.tokens.labels(*labels, "prompt").inc(row.prompt_tokens)
+            self._metrics.tokens.labels(*labels, "completion").inc(row.completion_tokens)
+        if self.ledger is not None:
+            await self.ledger.append(row)
 
     def _watch_team_budget(self, budget: BudgetLimit, spent: int) -> None:
         if self._metrics is None:

@@ -29,7 +29,7 @@ from serving.errors import NotFoundError, SpilloverError, error_body
 from serving.local_engines import LocalEngines
 from serving.logs import access_log
 from serving.metrics import Metrics
-from serving.pipeline import Pipeline, Sink, Stage
+from serving.pipeline import Pipeline, Stage
 from serving.stages import Authenticate, Dispatch, Respond, static_keys_from_env
 from serving.wire import ChatCompletionBody, CompletionBody, EmbeddingBody, parse_body, read_json_body
 
@@ -140,7 +140,7 @@ def create_app(
         costbook.attach(metrics)
     pipeline = Pipeline(
         default_stages(config, engines, providers, breakers, costbook) if stages is None else stages,
-        sinks=[*_costbook_sinks(costbook), _metrics_sink(metrics), access_log],
+        sinks=[*([costbook.record] if costbook is not None else []), _metrics_sink(metrics), access_log],
     )
     app.state.config = config
     app.state.engines = engines
@@ -261,13 +261,6 @@ def _spill_headers(ctx: RequestContext) -> dict[str, str]:
         # The local wait the decision was judged on: lets a client (and the benchmark) check it.
         headers["x-spillover-predicted-ttft-ms"] = f"{ctx.predicted_ttft_s * 1000:.0f}"
     return headers
-
-
-def _costbook_sinks(costbook: Costbook | None) -> list[Sink]:
-    """The ledger first (its row must be on disk before the last byte), then spend metrics."""
-    if costbook is None:
-        return []
-    return [*([costbook.ledger] if costbook.ledger is not None else []), costbook.spend_sink]
 
 
 def _metrics_sink(metrics: Metrics):  # type: ignore[no-untyped-def]  # returns a Sink closure
