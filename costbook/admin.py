@@ -90,8 +90,9 @@ def budget_router(authenticate: Authenticate, admit: Admit, counters: Counters) 
         ctx = RequestContext(new_request_id(), Api.CHAT, "", {}, False, {k.lower(): v for k, v in request.headers.items()})
         await authenticate.process(ctx)
         periods = period_keys(dt.datetime.now(dt.UTC))
-        limits = admit.limits_for(ctx)
-        spent = await counters.values([f"spend:{b.scope}:{b.name}:{periods[b.period][0]}" for b in limits])
+        budgets = admit.budget_keys(ctx.principal, dt.datetime.now(dt.UTC))
+        limits = [b for b, _ in budgets]
+        spent = await counters.values([key for _, key in budgets])
         return {
             "object": "budget", "key_id": ctx.principal.key_id, "user": ctx.principal.user, "team": ctx.principal.team,
             "budgets": [

@@ -14,8 +14,10 @@ usually nothing.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import math
 import time
+from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -23,7 +25,8 @@ from decimal import Decimal
 from costbook.counters import Charge, Counters
 from costbook.keys import KeyCache
 from costbook.ledger import Pricer
-from serving.context import Api, RequestContext
+from costbook.local_cost import Allocation
+from serving.context import Api, Principal, RequestContext
 from serving.errors import RateLimitError
 from serving.pipeline import Stage
 from serving.wire import estimate_prompt_tokens
@@ -31,6 +34,8 @@ from serving.wire import estimate_prompt_tokens
 __all__ = ["Admit", "BudgetLimit", "BudgetWatcher", "Reservation", "period_keys"]
 
 MICRO = 1_000_000
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -87,8 +92,7 @@ class Admit(Stage):
         self._watch = watch_team_budget
         self._clock = clock
 
-    def limits_for(self, ctx: RequestContext) -> list[BudgetLimit]:
-        principal = ctx.principal
+    def limits_for(self, principal: Principal) -> list[BudgetLimit]:
         record = self._keys.by_id(principal.key_id) if self._keys is not None else None
         found = []
         if record is not None and record.budget_micro_usd is not None:
@@ -96,6 +100,11 @@ class Admit(Stage):
         for scope, name in (("user", principal.user), ("team", principal.team)):
             found += [b for period in ("day", "month") if (b := self._budgets.get((scope, name, period))) is not None]
         return found
+
+    def budget_keys(self, principal: Principal, at: dt.datetime) -> list[tuple[BudgetLimit, str]]:
+        """Each budget ``principal`` falls under, with its counter for the period holding ``at``."""
+        periods = period_keys(at)
+        return [(b, f"spend:{b.scope}:{b.name}:{periods[b.period][0]}") for b in self.limits_for(principal)]
 
     def worst_cost(self, ctx: RequestContext, prompt_tokens: int, max_tokens: int) -> int:
         input_price, output_price = self._worst.get(ctx.route, (Decimal(0), Decimal(0)))
@@ -120,9 +129,9 @@ class Admit(Stage):
         if record is not None and record.tpm is not None:
             tokens_key = f"tpm:{record.key_id}:{minute}"
             charges.append(Charge(tokens_key, prompt + max_tokens, record.tpm, 120))
-        limits = self.limits_for(ctx)
-        budget_charges = [Charge(f"spend:{b.scope}:{b.name}:{periods[b.period][0]}", cost, b.limit_micro_usd, periods[b.period][1])
-                          for b in limits]
+        budgets = self.budget_keys(ctx.principal, now)
+        limits = [b for b, _ in budgets]
+        budget_charges = [Charge(key, cost, b.limit_micro_usd, periods[b.period][1]) for b, key in budgets]
         failed = await self._counters.admit([*charges, *budget_charges])
         if failed is not None:
             raise self._refusal(failed, charges, limits, now)
@@ -147,7 +156,29 @@ class Admit(Stage):
         await self._counters.add(reservation.budget_keys, actual - reservation.cost_micro_usd)
         if reservation.tokens_key is not None:
             await self._counters.add([reservation.tokens_key], ctx.usage.total_tokens - reservation.tokens)
-        teams = [(b, key) for b, key in zip(reservation.budgets, reservation.budget_keys, strict=True) if b.scope == "team"]
+        await self._watch_teams(list(zip(reservation.budgets, reservation.budget_keys, strict=True)))
+
+    async def true_up(self, allocations: Sequence[Allocation]) -> None:
+        """Local rows priced after their settle: move each budget by what changed, so counters
+        keep matching the ledger. A local request may so end over budget (its cost was not
+        known at admission): the next request is refused, and the overshoot is logged."""
+        deltas: dict[str, int] = defaultdict(int)
+        budgets: dict[str, BudgetLimit] = {}
+        for a in allocations:
+            for budget, key in self.budget_keys(Principal(a.key_id, a.user_name, a.team, a.feature), a.at):
+                deltas[key] += a.delta_micro_usd
+                budgets[key] = budget
+        for key, delta in deltas.items():
+            await self._counters.add([key], delta)
+        spent = dict(zip(deltas, await self._counters.values(list(deltas)), strict=True))
+        for key, used in spent.items():
+            if used > budgets[key].limit_micro_usd:
+                logger.warning("budget overshoot by local work priced after admission: %s '%s' %s spent $%.6f of $%.6f",
+                               budgets[key].scope, budgets[key].name, budgets[key].period, used / MICRO, budgets[key].limit_micro_usd / MICRO)
+        await self._watch_teams([(budgets[key], key) for key in deltas])
+
+    async def _watch_teams(self, budgets: Sequence[tuple[BudgetLimit, str]]) -> None:
+        teams = [(b, key) for b, key in budgets if b.scope == "team"]
         if self._watch is not None and teams:
             for (budget, _), spent in zip(teams, await self._counters.values([key for _, key in teams]), strict=True):
                 self._watch(budget, spent)

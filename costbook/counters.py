@@ -92,6 +92,10 @@ return 0
 """
 
 
+#: Longest a period's counter is kept (a month and its grace day).
+_LATE_TTL_S = 32 * 86_400
+
+
 class RedisCounters:
     """Counters shared by every ingress replica, under ``prefix`` in Redis."""
 
@@ -113,6 +117,8 @@ class RedisCounters:
         async with self._redis.pipeline(transaction=False) as pipe:  # type: ignore[attr-defined]
             for key in keys:
                 pipe.incrby(self._prefix + key, delta)
+                # A late settle must not revive an expired counter forever.
+                pipe.expire(self._prefix + key, _LATE_TTL_S, nx=True)
             await pipe.execute()
 
     async def values(self, keys: Sequence[str]) -> list[int]:

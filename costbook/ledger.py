@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from costbook.prices import ModelPrice, PriceTable, cost_micro_usd
@@ -20,7 +22,8 @@ from serving.context import RequestContext
 
 __all__ = ["LOCAL_PENDING_VERSION", "LedgerRow", "Pricer"]
 
-#: Local rows wait for the GPU-seconds allocation to price them.
+#: Local rows carry a provisional cost (tokens at the configured ceiling) until the replica time
+#: of the interval they finished in is shared out (costbook.local_cost).
 LOCAL_PENDING_VERSION = "gpu:pending"
 UNPRICED_VERSION = "unpriced"
 
@@ -48,22 +51,28 @@ class LedgerRow:
     total_ms: float | None
     status: str
     spill_reason: str | None
+    finished_at: dt.datetime | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {**dataclasses.asdict(self), "at": self.at.isoformat()}
+        finished = None if self.finished_at is None else self.finished_at.isoformat()
+        return {**dataclasses.asdict(self), "at": self.at.isoformat(), "finished_at": finished}
 
     @classmethod
     def from_json(cls, raw: dict[str, Any]) -> LedgerRow:
-        return cls(**{**raw, "at": dt.datetime.fromisoformat(raw["at"])})
+        finished = raw.get("finished_at")
+        return cls(**{**raw, "at": dt.datetime.fromisoformat(raw["at"]),
+                      "finished_at": None if finished is None else dt.datetime.fromisoformat(finished)})
 
 
 class Pricer:
     """Prices a finished request: hosted usage at the table's list price for the model served;
-    local work waits for the GPU-seconds allocation; a cache hit costs nothing."""
+    local work provisionally at ``local_usd_per_mtok`` until its replica time is shared out; a
+    cache hit costs nothing."""
 
-    def __init__(self, table: PriceTable, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, table: PriceTable, clock: Callable[[], float] = time.time, *, local_usd_per_mtok: Decimal = Decimal(0)) -> None:
         self.table = table
         self._clock = clock
+        self._local_usd_per_mtok = local_usd_per_mtok
 
     def price_of(self, model: str | None) -> ModelPrice | None:
         return None if model is None else self.table.price(model)
@@ -77,15 +86,17 @@ class Pricer:
             pass
         elif ctx.destination == LOCAL:
             version = LOCAL_PENDING_VERSION
+            cost = math.ceil(usage.total_tokens * self._local_usd_per_mtok)
         elif ctx.destination is not None:
             price = self.price_of(ctx.model_served)
             if price is None:
                 version = UNPRICED_VERSION
             else:
                 cost = cost_micro_usd(usage, price)
+        now = self._clock()
         return LedgerRow(
             request_id=ctx.request_id,
-            at=dt.datetime.fromtimestamp(self._clock() - (total_s or 0.0), dt.UTC),
+            at=dt.datetime.fromtimestamp(now - (total_s or 0.0), dt.UTC),
             key_id=principal.key_id,
             user_name=principal.user,
             team=principal.team,
@@ -106,4 +117,5 @@ class Pricer:
             total_ms=None if total_s is None else round(total_s * 1000, 3),
             status=ctx.status.value,
             spill_reason=None if ctx.spill_reason is None else ctx.spill_reason.value,
+            finished_at=dt.datetime.fromtimestamp(now, dt.UTC),
         )

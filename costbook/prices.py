@@ -24,7 +24,7 @@ import yaml
 
 from serving.context import Usage
 
-__all__ = ["DEFAULT_PRICES", "ModelPrice", "PriceTable", "cost_micro_usd", "usd"]
+__all__ = ["DEFAULT_PRICES", "LocalPrice", "ModelPrice", "PriceTable", "cost_micro_usd", "usd"]
 
 DEFAULT_PRICES = Path(__file__).with_name("prices.yaml")
 _MILLION = Decimal(1_000_000)
@@ -51,9 +51,31 @@ class ModelPrice:
 
 
 @dataclass(frozen=True)
+class LocalPrice:
+    """What self-hosted capacity costs an hour: per GPU, and per CPU core for CPU replicas."""
+
+    gpu_usd_per_hour: Decimal = Decimal(0)
+    cpu_usd_per_hour: Decimal = Decimal(0)
+
+    @classmethod
+    def parse(cls, raw: dict[str, Any]) -> LocalPrice:
+        unknown = set(raw) - {"gpu_usd_per_hour", "cpu_usd_per_hour"}
+        if unknown:
+            raise ValueError(f"unknown local price field(s) {sorted(unknown)}")
+        values = {k: Decimal(str(v)) for k, v in raw.items()}
+        if any(v < 0 for v in values.values()):
+            raise ValueError("prices must be >= 0")
+        return cls(**values)
+
+    def replica_hour(self, gpus: int, cpus: float) -> Decimal:
+        return gpus * self.gpu_usd_per_hour if gpus else Decimal(str(cpus)) * self.cpu_usd_per_hour
+
+
+@dataclass(frozen=True)
 class PriceTable:
     version: str
     models: dict[str, ModelPrice] = field(default_factory=dict)
+    local: LocalPrice = LocalPrice()
 
     def price(self, model: str) -> ModelPrice | None:
         return self.models.get(model)
@@ -61,7 +83,8 @@ class PriceTable:
     @classmethod
     def load(cls, path: Path = DEFAULT_PRICES) -> PriceTable:
         raw = yaml.safe_load(path.read_text())
-        return cls(str(raw["version"]), {name: ModelPrice.parse(p) for name, p in (raw.get("models") or {}).items()})
+        return cls(str(raw["version"]), {name: ModelPrice.parse(p) for name, p in (raw.get("models") or {}).items()},
+                   LocalPrice.parse(raw.get("local") or {}))
 
     @classmethod
     def from_litellm_json(cls, path: Path, version: str, models: list[str] | None = None) -> PriceTable:
@@ -87,7 +110,9 @@ class PriceTable:
         def plain(p: ModelPrice) -> dict[str, float]:
             return {k: float(v) for k, v in vars(p).items() if v is not None}
 
-        return yaml.safe_dump({"version": self.version, "models": {n: plain(p) for n, p in sorted(self.models.items())}}, sort_keys=False)
+        local = {k: float(v) for k, v in vars(self.local).items()}
+        return yaml.safe_dump({"version": self.version, "local": local, "models": {n: plain(p) for n, p in sorted(self.models.items())}},
+                              sort_keys=False)
 
 
 def cost_micro_usd(usage: Usage, price: ModelPrice) -> int:

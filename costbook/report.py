@@ -2,7 +2,9 @@
 
 Per group: requests, cost, tokens, cache hits, the share spilled to hosted APIs, and the waste:
 failed requests and cancelled or cut streams, with what they cost. One query over the ledger
-rows, the same on SQLite and PostgreSQL.
+rows, the same on SQLite and PostgreSQL. Local replica time nobody used (costbook.local_cost)
+belongs to no user or team: it is a row of its own, "(idle local capacity)", per model when
+grouping by model, and all of it is waste.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from costbook.schema import ledger_table as t
+from costbook.schema import local_intervals_table as idle_t
 from fallback.decision import LOCAL
 
 __all__ = ["GROUPS", "add_arguments", "parse_since", "report_rows", "render"]
@@ -79,7 +82,21 @@ def report_rows(connection: sa.Connection, by: str, since: dt.datetime) -> list[
             "waste_usd": int(r.waste) / 1e6,
         }
         for r in connection.execute(query)
-    ]
+    ] + idle_rows(connection, by, since)
+
+
+IDLE = "(idle local capacity)"
+
+
+def idle_rows(connection: sa.Connection, by: str, since: dt.datetime) -> list[dict[str, Any]]:
+    """Idle cost of local replicas since ``since``: one row, or one per model."""
+    query = (sa.select(idle_t.c.model, sa.func.sum(idle_t.c.idle_micro_usd).label("idle"))
+             .where(idle_t.c.start >= since).group_by(idle_t.c.model).order_by(idle_t.c.model))
+    per_model = {r.model: int(r.idle) for r in connection.execute(query) if r.idle}
+    groups = {f"{model} {IDLE}": idle for model, idle in per_model.items()} if by == "model" else (
+        {IDLE: sum(per_model.values())} if per_model else {})
+    return [{by: name, "requests": 0, "cost_usd": idle / 1e6, "prompt_tokens": 0, "completion_tokens": 0, "cache_hits": 0,
+             "spilled_share": 0.0, "failed": 0, "cancelled": 0, "waste_usd": idle / 1e6} for name, idle in groups.items()]
 
 
 def render(rows: Sequence[dict[str, Any]], by: str, fmt: str) -> str:

@@ -1,11 +1,11 @@
-"""The tables costbook keeps: the ledger and the API keys. Alembic's migrations
+"""The tables costbook keeps: the ledger, local intervals and the API keys. Alembic's migrations
 (costbook/migrations) create them; these definitions are what the code queries."""
 
 from __future__ import annotations
 
 import sqlalchemy as sa
 
-__all__ = ["keys_table", "ledger_table", "metadata"]
+__all__ = ["keys_table", "ledger_table", "local_intervals_table", "metadata"]
 
 metadata = sa.MetaData()
 ledger_table = sa.Table(
@@ -33,6 +33,27 @@ ledger_table = sa.Table(
     sa.Column("total_ms", sa.Float),
     sa.Column("status", sa.String(16), nullable=False),
     sa.Column("spill_reason", sa.String(32)),
+    #: When the request finished: local work is priced by the interval it finished in.
+    sa.Column("finished_at", sa.DateTime(timezone=True), index=True),
+)
+
+#: Per local model and interval: its replicas' time, what it cost, and how much of it the
+#: requests that finished in it took (by tokens); the rest is idle. attributed + idle = cost.
+local_intervals_table = sa.Table(
+    "spillover_local_intervals",
+    metadata,
+    sa.Column("model", sa.String(256), primary_key=True),
+    sa.Column("start", sa.DateTime(timezone=True), primary_key=True),
+    sa.Column("interval_s", sa.Integer, nullable=False),
+    sa.Column("replicas", sa.Integer, nullable=False),
+    sa.Column("up_s", sa.Float, nullable=False),
+    sa.Column("busy_s", sa.Float, nullable=False),
+    sa.Column("tokens", sa.BigInteger, nullable=False),
+    sa.Column("cost_micro_usd", sa.BigInteger, nullable=False),
+    sa.Column("attributed_micro_usd", sa.BigInteger, nullable=False),
+    sa.Column("idle_micro_usd", sa.BigInteger, nullable=False),
+    sa.Column("usd_per_replica_hour", sa.Numeric(12, 6), nullable=False),
+    sa.Column("price_version", sa.String(64), nullable=False),
 )
 
 keys_table = sa.Table(

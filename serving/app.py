@@ -127,7 +127,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         if costbook is not None:
-            costbook.start()
+            costbook.start(engines.replica_time)
         yield
         for provider in providers.values():
             await provider.aclose()

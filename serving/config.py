@@ -144,6 +144,10 @@ class ModelConfig(_Strict):
         description="vLLM tool-call parser for this model (e.g. `hermes`); without one the engine "
         "rejects every `tool_choice` but `none`.",
     )
+    usd_per_replica_hour: Annotated[float, Field(ge=0)] | None = Field(
+        None,
+        description="What one replica costs an hour; default: its GPUs (or CPUs) at the price table's `local` prices.",
+    )
 
     @model_validator(mode="after")
     def _gpu_count(self) -> ModelConfig:
@@ -251,7 +255,10 @@ class CostsConfig(_Strict):
         default_factory=list, description="Per user or team, per UTC day and month; a key's own budget comes with the key."
     )
     local_usd_per_mtok_ceiling: Annotated[float, Field(ge=0)] = Field(
-        1.0, description="What a budget reserves for a million tokens of local work before it is priced."
+        1.0, description="What a budget reserves, and charges until the replica time is shared out, per million tokens of local work."
+    )
+    local_interval_s: Annotated[int, Field(ge=5, multiple_of=5)] = Field(
+        60, description="Local work is priced per interval: the replicas' time in it, shared out by tokens."
     )
 
 

@@ -34,6 +34,10 @@ class ReplicaState:
     observed_at: float = field(default_factory=time.time)
     #: Seconds since the engine last finished a step (0 before its first).
     engine_idle_s: float = 0.0
+    #: Seconds of engine steps with work since the engine started (cumulative).
+    busy_s: float = 0.0
+    #: When the replica began starting (``time.time()``): it is paid for from then (0: unknown).
+    started_at: float = 0.0
 
     def age_s(self, now: float | None = None) -> float:
         return (time.time() if now is None else now) - self.observed_at

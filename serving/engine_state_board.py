@@ -19,12 +19,15 @@ from typing import Any
 import ray
 
 from serving.engine_state import EngineState, ReplicaState, sum_replicas
+from serving.replica_time import ReplicaInterval, ReplicaTimeBook
 
-__all__ = ["BoardView", "EngineStateBoard", "EngineStateReader", "board_handle", "reset_board", "PUBLISH_PERIOD_S"]
+__all__ = ["BoardView", "EngineStateBoard", "EngineStateReader", "board_handle", "reset_board", "PUBLISH_PERIOD_S", "REPLICA_TIME_BUCKET_S"]
 
 logger = logging.getLogger(__name__)
 
 PUBLISH_PERIOD_S = 0.5
+#: The board's replica-time buckets; the cost allocation's interval is a multiple of this.
+REPLICA_TIME_BUCKET_S = 5.0
 _NAMESPACE = "spillover"
 
 
@@ -37,22 +40,29 @@ class BoardView:
 
 @ray.remote(num_cpus=0, max_restarts=-1)
 class EngineStateBoard:
-    """Latest snapshot per replica and the models draining; tiny and in memory.
+    """Latest snapshot per replica, the models draining, and replica time; in memory.
 
     After a restart the next posts rebuild the snapshots, but a drain mark is lost: draining
     replicas then look ready until they stop posting, and a request sent to them in that window
-    waits for a replica until the dispatch stage's local start timeout fails it over.
+    waits for a replica until the dispatch stage's local start timeout fails it over. Replica
+    time of intervals not yet priced is lost too: their local rows stay provisionally priced.
     """
 
     def __init__(self) -> None:
         self._replicas: dict[str, ReplicaState] = {}
         self._draining: set[str] = set()
+        self._time = ReplicaTimeBook(REPLICA_TIME_BUCKET_S)
 
     def post(self, state: ReplicaState) -> None:
         self._replicas[state.replica_id] = state
+        self._time.observe(state)
 
     def retire(self, replica_id: str) -> None:
         self._replicas.pop(replica_id, None)
+        self._time.retire(replica_id)
+
+    def replica_time(self, after: float, before: float) -> list[ReplicaInterval]:
+        return self._time.closed(after, before)
 
     def set_draining(self, model: str, draining: bool) -> None:
         if draining:
@@ -136,6 +146,10 @@ class EngineStateReader:
     def all_states(self) -> dict[str, EngineState]:
         return {model: self.state(model) for model in self._deployments}
 
+    async def replica_time(self, after: float, before: float) -> list[ReplicaInterval]:
+        """Up and busy time of every replica, per bucket from ``after`` that ended by ``before``."""
+        return await board_handle(self._app_name).replica_time.remote(after, before)
+
     async def _poll_board(self) -> None:
         board = board_handle(self._app_name)
         while True:
@@ -163,11 +177,11 @@ class EngineStateReader:
             await asyncio.sleep(self._status_period_s)
 
 
-def replica_state_now(replica_id: str, model: str, snapshot: Any | None) -> ReplicaState:
+def replica_state_now(replica_id: str, model: str, snapshot: Any | None, started_at: float = 0.0) -> ReplicaState:
     """A :class:`ReplicaState` stamped now, from an engine snapshot (zeros before the first step)."""
     now = time.time()
     if snapshot is None:
-        return ReplicaState(replica_id=replica_id, model=model, observed_at=now)
+        return ReplicaState(replica_id=replica_id, model=model, observed_at=now, started_at=started_at)
     return ReplicaState(
         replica_id=replica_id,
         model=model,
@@ -178,4 +192,6 @@ def replica_state_now(replica_id: str, model: str, snapshot: Any | None) -> Repl
         decode_tokens_per_s=snapshot.decode_tokens_per_s,
         observed_at=now,
         engine_idle_s=max(0.0, now - snapshot.observed_at),
+        busy_s=snapshot.busy_s,
+        started_at=started_at,
     )

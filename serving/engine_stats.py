@@ -31,6 +31,8 @@ class EngineSnapshot:
     prefill_tokens_per_s: float
     decode_tokens_per_s: float
     observed_at: float
+    #: Seconds the engine has spent in steps with work since it started (what local cost shares out).
+    busy_s: float = 0.0
 
 
 _latest: EngineStatsLogger | None = None
@@ -66,6 +68,7 @@ class EngineStatsLogger(StatLoggerBase):
         self._decode = _Rate()
         self._last_step: float | None = None
         self._last_was_busy = False
+        self._busy_s = 0.0
         self._observed_at = time.time()
         _latest = self
 
@@ -102,10 +105,13 @@ class EngineStatsLogger(StatLoggerBase):
         if self._last_step is not None and self._last_was_busy:
             step_s = stats.iteration_timestamp - self._last_step
             if 0 < step_s <= _MAX_STEP_S:
+                self._busy_s += step_s
                 if prompt_tokens:
                     self._prefill.add(prompt_tokens, step_s)
                 self._decode.add(stats.num_generation_tokens, step_s)
         elif prompt_tokens and stats.time_to_first_tokens_iter:
+            # The first token's latency also holds queueing: as busy time, one step at most.
+            self._busy_s += min(max(stats.time_to_first_tokens_iter), _MAX_STEP_S)
             self._prefill.add(prompt_tokens, max(stats.time_to_first_tokens_iter))
 
     def snapshot(self) -> EngineSnapshot:
@@ -116,6 +122,7 @@ class EngineStatsLogger(StatLoggerBase):
             prefill_tokens_per_s=self._prefill.value,
             decode_tokens_per_s=self._decode.value,
             observed_at=self._observed_at,
+            busy_s=self._busy_s,
         )
 
     def log_engine_initialized(self) -> None:

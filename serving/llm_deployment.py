@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
@@ -42,6 +43,8 @@ class SpilloverLLMServer(LLMServer):
     stream's first chunk without waiting for the batching clock (serving.stream_batching)."""
 
     async def start(self) -> None:
+        # The replica is paid for from here, engine loading included (costbook.local_cost).
+        self._started_at = time.time()
         await super().start()
         context = serve.get_replica_context()
         self._replica_id = context.replica_id.unique_id
@@ -82,7 +85,7 @@ class SpilloverLLMServer(LLMServer):
         from serving import engine_stats
 
         while True:
-            state = replica_state_now(self._replica_id, self._model_name, engine_stats.latest())
+            state = replica_state_now(self._replica_id, self._model_name, engine_stats.latest(), self._started_at)
             # Fire and forget: a slow board must never slow the engine.
             self._board.post.remote(state)
             await asyncio.sleep(PUBLISH_PERIOD_S)

@@ -22,6 +22,7 @@ from ray.exceptions import RayError
 from serving.engine_state import EngineState
 from serving.engine_state_board import EngineStateReader
 from serving.errors import LocalEngineFailedError
+from serving.replica_time import ReplicaInterval
 from serving.token_router import PROMPT_TOKENS_KWARG
 
 __all__ = ["LocalEngines", "ServeEngines", "GENERATE_METHOD"]
@@ -42,6 +43,8 @@ class LocalEngines(Protocol):
     def generate(self, api: str, model: str, body: dict[str, Any], request_id: str, prompt_tokens: int = 0) -> AsyncIterator[Any]: ...
 
     def embed(self, model: str, body: dict[str, Any]) -> AsyncIterator[Any]: ...
+
+    async def replica_time(self, after: float, before: float) -> list[ReplicaInterval]: ...
 
 
 class ServeEngines:
@@ -80,3 +83,6 @@ class ServeEngines:
 
     async def embed(self, model: str, body: dict[str, Any]) -> AsyncIterator[Any]:
         yield await self._embedders[model].create.remote(body)
+
+    async def replica_time(self, after: float, before: float) -> list[ReplicaInterval]:
+        return await self._reader.replica_time(after, before)

@@ -30,6 +30,7 @@ __all__ = [
     "IN_FLIGHT",
     "COST_TOTAL",
     "TOKENS_TOTAL",
+    "LOCAL_IDLE_COST_TOTAL",
     "BUDGET_REMAINING",
     "BUDGET_SOFT_LIMIT",
     "ENGINE_GAUGES",
@@ -45,6 +46,8 @@ IN_FLIGHT = "spillover_requests_in_flight"
 #: Money and tokens per team, feature, model and destination (per user: the ledger, not labels).
 COST_TOTAL = "spillover_cost_usd_total"
 TOKENS_TOTAL = "spillover_tokens_total"
+#: What local replicas cost while their engines had no work, per model (attributed cost: COST_TOTAL).
+LOCAL_IDLE_COST_TOTAL = "spillover_local_idle_cost_usd_total"
 #: Per team budget and UTC period: what is left, and 1 once 80% is spent (the soft limit).
 BUDGET_REMAINING = "spillover_budget_remaining_usd"
 BUDGET_SOFT_LIMIT = "spillover_budget_soft_limit"
@@ -132,6 +135,8 @@ class Metrics:
         self.cost = Counter(COST_TOTAL, "List-price cost of finished requests (local work once priced).", spend, registry=self.registry)
         self.tokens = Counter(TOKENS_TOTAL, "Tokens of finished requests, by kind (prompt, completion).", [*spend, "kind"],
                               registry=self.registry)
+        self.local_idle_cost = Counter(LOCAL_IDLE_COST_TOTAL, "Cost of local replica time with no work, by model.", ["model"],
+                                       registry=self.registry)
         self.budget_remaining = Gauge(BUDGET_REMAINING, "What a team's budget has left this period.", ["team", "period"],
                                       registry=self.registry)
         self.budget_soft_limit = Gauge(BUDGET_SOFT_LIMIT, "1 once a team has spent 80% of a budget this period.", ["team", "period"],

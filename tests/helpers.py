@@ -63,7 +63,9 @@ class SpilloverServe:
         env = {**os.environ, "RAY_ADDRESS": ray_address, "SPILLOVER__SERVER__PORT": str(port), "HF_HUB_OFFLINE": "1", "RAY_AUTH_MODE": "disabled",
                # The ledger, its spool and the key secret stay in the test's directory.
                "SPILLOVER__STORES__SQLITE_PATH": str(workdir / "spillover.db"), "SPILLOVER__STORES__SPOOL_DIR": str(workdir / "spool"),
-               "SPILLOVER__AUTH__SECRET_FILE": str(workdir / "key-secret")}
+               "SPILLOVER__AUTH__SECRET_FILE": str(workdir / "key-secret"),
+               # Local work priced every 5 s (60 s by default), so a test sees it within ~20 s.
+               "SPILLOVER__COSTS__LOCAL_INTERVAL_S": "5"}
         self._log: IO[str] = self.log_path.open("w")
         self.process = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=self._log, text=True)
         self.stdout_lines: list[str] = []

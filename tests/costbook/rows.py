@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 
-from costbook.ledger import LedgerRow
+from costbook.ledger import LOCAL_PENDING_VERSION, LedgerRow
 
 
 def row(request_id: str, cost: int = 100, team: str = "t1") -> LedgerRow:
@@ -14,3 +15,11 @@ def row(request_id: str, cost: int = 100, team: str = "t1") -> LedgerRow:
         cached_tokens=0, cache_write_tokens=0, completion_tokens=5, reasoning_tokens=0, cost_micro_usd=cost,
         price_version="v1", cache_result="miss", ttft_ms=12.5, total_ms=40.0, status="ok", spill_reason="predicted_wait",
     )
+
+
+def local_row(request_id: str, tokens: int, finished_at: dt.datetime, *, provisional: int = 0, team: str = "t1") -> LedgerRow:
+    """A local request that finished at ``finished_at``, awaiting its share of replica time."""
+    return dataclasses.replace(
+        row(request_id, provisional, team), at=finished_at - dt.timedelta(seconds=1), finished_at=finished_at, model_served="m",
+        destination="local", prompt_tokens=tokens - tokens // 2, completion_tokens=tokens // 2, price_version=LOCAL_PENDING_VERSION,
+        spill_reason="local_ok")

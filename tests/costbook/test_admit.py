@@ -10,12 +10,18 @@ from collections.abc import AsyncIterator
 from decimal import Decimal
 
 import pytest
+import sqlalchemy as sa
 
 from costbook.admit import Admit, BudgetLimit, InsufficientQuotaError
 from costbook.counters import Counters, MemoryCounters, RedisCounters
 from costbook.ledger import Pricer
+from costbook.local_cost import LocalCostAllocator
 from costbook.prices import DEFAULT_PRICES, PriceTable
+from costbook.schema import ledger_table
+from costbook.store import LedgerStore
+from fallback.decision import LOCAL
 from serving.context import Api, Principal, RequestContext, Status, Usage
+from serving.replica_time import ReplicaInterval, interval_start
 from serving.errors import RateLimitError
 from serving.wire import ChatCompletionBody, estimate_prompt_tokens
 
@@ -114,3 +120,55 @@ async def test_rpm_and_tpm_refuse_with_retry_after_until_the_minute_turns(counte
     with pytest.raises(RateLimitError) as too_many:
         await stage.process(request())
     assert too_many.value.retry_after_s == pytest.approx(45, abs=1) and too_many.value.headers() == {"Retry-After": "45"}
+
+
+async def test_local_work_holds_the_budget_until_priced_then_counters_follow_the_ledger(
+        counters: Counters, ledger_url: str, caplog: pytest.LogCaptureFixture) -> None:
+    """A hundred local requests at once against a team budget that fits ten at the ceiling: the
+    provisional charges never exceed it; when the interval's replica time is shared out (dearer
+    than the ceiling here) the counters move to the ledger's figures exactly, the one overshoot
+    is logged, and the next request is refused."""
+    store = LedgerStore(ledger_url)
+    store.migrate()
+    pricer = Pricer(PRICER.table, clock=lambda: NOW, local_usd_per_mtok=Decimal(1))
+    probe = request()
+    budget = BudgetLimit("team", "search", "day", 10 * (estimate_prompt_tokens(probe.parsed) + 100) + 50)
+    stage = Admit(counters, None, [budget], pricer, worst_prices={}, local_ceiling_usd_per_mtok=Decimal(1), default_max_tokens=256,
+                  clock=lambda: NOW)
+    rows = []
+    refused = 0
+
+    async def one() -> None:
+        nonlocal refused
+        ctx = request()
+        try:
+            await stage.process(ctx)
+        except InsufficientQuotaError:
+            refused += 1
+            return
+        await asyncio.sleep(random.random() / 100)
+        ctx.destination, ctx.model_served, ctx.status = LOCAL, "m", Status.OK
+        ctx.usage = Usage(prompt_tokens=100, completion_tokens=random.randint(1, 100))
+        rows.append(pricer.row(ctx))
+        await stage.settle(ctx)
+
+    try:
+        await asyncio.gather(*(one() for _ in range(100)))
+        assert (len(rows), refused) == (10, 90)
+        key = "spend:team:search:2026-11-28"
+        (provisional,) = await counters.values([key])
+        assert provisional == sum(r.cost_micro_usd for r in rows) <= budget.limit_micro_usd
+        store.insert(rows)
+        start = interval_start(NOW, 60)
+        allocator = LocalCostAllocator(store.engine, {"m": Decimal("3.6")}, "v-test", interval_s=60)
+        priced = allocator.allocate([ReplicaInterval("m", "r1", start, 60.0, 3.0)], start + 120)
+        await stage.true_up(priced.rows)
+        with store.engine.connect() as c:
+            ledger_sum = c.execute(sa.select(sa.func.sum(ledger_table.c.cost_micro_usd))).scalar_one()
+        assert ledger_sum == 3_000 and await counters.values([key]) == [3_000], "counters equal the ledger to the micro-dollar"
+        assert [r.message for r in caplog.records if "overshoot" in r.message] == [
+            "budget overshoot by local work priced after admission: team 'search' day spent $0.003000 of $" + f"{budget.limit_micro_usd / 1e6:.6f}"]
+        with pytest.raises(InsufficientQuotaError):
+            await stage.process(request())
+    finally:
+        store.dispose()

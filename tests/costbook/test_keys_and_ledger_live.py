@@ -4,6 +4,7 @@ SQLite store stand for two ingress replicas. The engines are scripted; the store
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,8 +15,9 @@ import sqlalchemy as sa
 from prometheus_client.parser import text_string_to_metric_families
 
 from costbook.runtime import Costbook
-from costbook.schema import ledger_table
+from costbook.schema import ledger_table, local_intervals_table
 from serving.app import create_app
+from serving.replica_time import ReplicaInterval, interval_start
 from tests.helpers import UvicornThread, wait_for
 from tests.serving.scripted_engines import ScriptedEngines, completion, scripted_config
 
@@ -32,9 +34,13 @@ def replicas(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[list[s
         "SPILLOVER__STORES__SPOOL_DIR": str(tmp_path / "spool"),
         "SPILLOVER__AUTH__SECRET_FILE": str(tmp_path / "key-secret"),
         "SPILLOVER__COSTS__BUDGETS": "[{scope: team, name: ads, daily_usd: 2.5}]",
+        "SPILLOVER__COSTS__LOCAL_INTERVAL_S": "5",
     })
     engines = ScriptedEngines()
     engines.script = [completion("ok")]
+    # One replica up throughout, its engine busy 2 s in every 5.
+    now = interval_start(time.time(), 5)
+    engines.replica_intervals = [ReplicaInterval("m", "r1", now + t, 5.0, 2.0) for t in range(-60, 180, 5)]
     with UvicornThread(create_app(config, engines, costbook=Costbook.from_config(config))) as a, \
             UvicornThread(create_app(config, engines, costbook=Costbook.from_config(config))) as b:
         yield [a.base_url, b.base_url]
@@ -120,10 +126,46 @@ def test_spend_and_team_budgets_reach_the_metrics_and_the_budget_endpoint(replic
     assert tokens[("ads", "search", "local", "completion")] > 0
     assert "spillover_cost_usd" in families, "local work is priced later; the series exists"
     budget = {(s.labels["team"], s.labels["period"]): s.value for s in families["spillover_budget_remaining_usd"].samples}
-    assert budget == {("ads", "day"): 2.5}, "local work reserved at the ceiling, settled to its (pending) cost"
+    provisional = 5 / 1e6  # 5 tokens at the $1-per-million ceiling, until the replica time is shared out
+    assert budget == {("ads", "day"): pytest.approx(2.5 - provisional)}, "local work settled to its provisional cost"
     assert [s.value for s in families["spillover_budget_soft_limit"].samples] == [0.0]
     mine = httpx.get(a + "/v1/budget", headers={"authorization": f"Bearer {key}"}).json()
     assert (mine["user"], mine["team"]) == ("di", "ads")
-    assert {(b["scope"], b["period"], b["limit_usd"], b["remaining_usd"]) for b in mine["budgets"]} == {("key", "month", 1.0, 1.0), ("team", "day", 2.5, 2.5)}
+    assert {(b["scope"], b["period"], b["limit_usd"], b["remaining_usd"]) for b in mine["budgets"]} == {
+        ("key", "month", 1.0, 1.0 - provisional), ("team", "day", 2.5, 2.5 - provisional)}
     assert httpx.get(a + "/v1/budget").status_code == 401
 
+
+
+def test_local_rows_are_priced_from_replica_time_once_and_budgets_and_metrics_follow(replicas: list[str], tmp_path: Path) -> None:
+    a, b = replicas
+    key = admin("POST", a + "/admin/keys", json={"user": "ed", "team": "ads"}).json()["key"]
+    wait_for(lambda: _works(b, key), timeout_s=5, what="the key on the second replica")
+    for url in (a, b, a, b):
+        chat(url, key)
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'spillover.db'}")
+
+    def priced() -> list[sa.Row]:
+        with engine.connect() as connection:
+            rows = list(connection.execute(sa.select(ledger_table).where(ledger_table.c.user_name == "ed")))
+        return rows if rows and all(r.price_version != "gpu:pending" for r in rows) else []
+
+    wait_for(lambda: len(priced()) >= 5, timeout_s=40, what="the local rows priced (interval 5 s + 10 s grace)")
+    rows = priced()
+    with engine.connect() as connection:
+        intervals = list(connection.execute(sa.select(local_intervals_table)))
+        team_spend = connection.execute(sa.select(sa.func.sum(ledger_table.c.cost_micro_usd)).where(ledger_table.c.team == "ads")).scalar_one()
+    engine.dispose()
+    assert all(r.cost_micro_usd > 0 for r in rows), "each request took a share of the busy replica time"
+    assert intervals and all(i.attributed_micro_usd + i.idle_micro_usd == i.cost_micro_usd for i in intervals)
+    assert sum(i.cost_micro_usd for i in intervals) == sum(round(i.up_s * 0.04 / 3600 * 1e6) for i in intervals), "1 CPU at $0.04/hour"
+    scraped = [httpx.get(url + "/metrics").text for url in (a, b)]
+    local_cost = sum(s.value for text in scraped for f in text_string_to_metric_families(text) if f.name == "spillover_cost_usd"
+                     for s in f.samples if s.name.endswith("_total") and s.labels["destination"] == "local")
+    idle = sum(s.value for text in scraped for f in text_string_to_metric_families(text) if f.name == "spillover_local_idle_cost_usd"
+               for s in f.samples if s.name.endswith("_total"))
+    assert local_cost > 0 and idle > 0
+    # Without Redis each replica counts in process: together they hold the team's spend.
+    spent = sum(b["spent_usd"] for url in (a, b) for b in httpx.get(url + "/v1/budget", headers={"authorization": f"Bearer {key}"}).json()["budgets"]
+                if b["scope"] == "team")
+    assert spent == pytest.approx(team_spend / 1e6, abs=1e-9), "the team's budget counters follow the priced ledger"

@@ -7,11 +7,15 @@ import datetime as dt
 import json
 from pathlib import Path
 
+from decimal import Decimal
+
 import pytest
 
+from costbook.local_cost import LocalCostAllocator
 from costbook.report import parse_since, render, report_rows
 from costbook.store import LedgerStore
 from serving.cli import main
+from serving.replica_time import ReplicaInterval
 from tests.costbook.rows import row
 
 
@@ -29,10 +33,17 @@ def test_groups_costs_tokens_spill_and_waste(ledger_url: str) -> None:
     try:
         store.migrate()
         store.insert(rows())
+        allocator = LocalCostAllocator(store.engine, {"m": Decimal("3.6")}, "v-test", interval_s=60)
+        start = dt.datetime(2026, 11, 28, 12, tzinfo=dt.UTC).timestamp()
+        allocator.allocate([ReplicaInterval("m", "r1", start, 60.0, 0.0)], start + 120)  # $0.06, all idle
         with store.engine.connect() as connection:
             by_team = {r["team"]: r for r in report_rows(connection, "team", dt.datetime(2026, 1, 1, tzinfo=dt.UTC))}
+            by_model = {r["model"]: r for r in report_rows(connection, "model", dt.datetime(2026, 1, 1, tzinfo=dt.UTC))}
     finally:
         store.dispose()
+    idle = by_team.pop("(idle local capacity)")
+    assert (idle["requests"], idle["cost_usd"], idle["waste_usd"]) == (0, 0.06, 0.06)
+    assert by_model["m (idle local capacity)"]["cost_usd"] == 0.06
     assert set(by_team) == {"t1", "t2"}, "rows before --since are left out"
     t1, t2 = by_team["t1"], by_team["t2"]
     assert (t1["requests"], t1["cost_usd"], t1["cache_hits"], t1["cancelled"], t1["waste_usd"]) == (4, 1.50029, 1, 1, 0.00004)

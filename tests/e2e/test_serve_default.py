@@ -8,6 +8,7 @@ SIGTERM in the middle of a stream and checks the stream still finishes.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import os
 import signal
 import threading
@@ -20,7 +21,7 @@ import psutil
 import pytest
 import sqlalchemy as sa
 
-from costbook.schema import ledger_table
+from costbook.schema import ledger_table, local_intervals_table
 from serving.application import INGRESS_NAME
 from serving.config import DEFAULT_EMBEDDING_MODEL_NAME, DEFAULT_MODEL_NAME
 from serving.serve_config import APP_NAME
@@ -119,6 +120,30 @@ def test_metrics_from_the_ingress_and_from_rays_export(spillover: SpilloverServe
     export = f"http://127.0.0.1:{ray_cluster['metrics_port']}/metrics"
     wanted = {source.removesuffix("_bucket").removesuffix("_sum").removesuffix("_count") for source in VLLM_RECORDED.values()}
     wait_for(lambda: all(name in httpx.get(export).text for name in wanted), timeout_s=40, what="ray_vllm_* series")
+
+
+def test_local_work_is_priced_from_the_replica_s_up_and_busy_time(spillover: SpilloverServe, client: openai.OpenAI) -> None:
+    started = time.time()
+    client.chat.completions.create(model=MODEL, messages=PROMPT, max_tokens=32, extra_body={"ignore_eos": True})
+    engine = sa.create_engine(f"sqlite:///{spillover.log_path.parent / 'spillover.db'}")
+
+    def priced_intervals() -> list[sa.Row]:
+        with engine.connect() as connection:
+            return list(connection.execute(sa.select(local_intervals_table).where(local_intervals_table.c.tokens > 0)))
+
+    try:
+        wait_for(priced_intervals, timeout_s=40, what="an interval with requests priced (5 s + 10 s grace)")
+        with engine.connect() as connection:
+            intervals = list(connection.execute(sa.select(local_intervals_table)))
+            pending = connection.execute(sa.select(sa.func.count()).where(
+                ledger_table.c.price_version == "gpu:pending", ledger_table.c.finished_at < dt.datetime.fromtimestamp(started - 20, dt.UTC))
+            ).scalar_one()
+    finally:
+        engine.dispose()
+    assert all(i.attributed_micro_usd + i.idle_micro_usd == i.cost_micro_usd for i in intervals)
+    busy = [i for i in intervals if i.tokens]
+    assert all(0 < i.busy_s <= i.up_s <= 5.0 + 1e-6 and i.attributed_micro_usd > 0 for i in busy), "the engine's own busy time"
+    assert pending == 0, "every local request that finished before the last intervals is priced"
 
 
 def test_sigkill_of_the_ingress_loses_no_finished_request_s_ledger_row(spillover: SpilloverServe) -> None:

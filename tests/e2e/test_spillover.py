@@ -11,6 +11,7 @@ import json
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import openai
@@ -193,3 +194,18 @@ def test_saturating_the_local_replica_spills_with_predicted_wait(client: openai.
     assert all(r in ("predicted_wait", "failover_error") for _, r in spilled), results
     # The decision's own record: every spill was judged over the 1 s target, every keep under it.
     assert all(ms > 1000 for ms in predicted_ms["predicted_wait"]) and all(ms <= 1000 for ms in predicted_ms["local_ok"]), predicted_ms
+
+
+def test_no_key_reaches_any_log_line(spillover: SpilloverServe) -> None:
+    """After every fault above (retries, failovers, breaker trips, cut streams) the provider key
+    and a client's key appear in no log: the serve command's, nor any Ray process's."""
+    client_key = "sk-client-9c1e5d7b"
+    caller = openai.OpenAI(base_url=spillover.base_url, api_key=client_key, max_retries=0, timeout=120)
+    with pytest.raises(openai.NotFoundError):
+        caller.chat.completions.create(model="no-such-model", messages=ASK)
+    caller.chat.completions.create(model=MODEL, messages=ASK, max_tokens=4, extra_headers={"X-Spillover-Route": "hosted-only"})
+    logs = [spillover.log_path, *Path("/tmp/ray").glob("session_*/logs/**/*")]
+    texts = {path: path.read_text(errors="replace") for path in logs if path.is_file()}
+    assert any("hosted-openai" in text for text in texts.values()), "the logs hold the requests (we search the right files)"
+    leaks = [str(path) for path, text in texts.items() if HOSTED_KEY in text or client_key in text]
+    assert leaks == []

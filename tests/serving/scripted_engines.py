@@ -13,6 +13,7 @@ from typing import Any
 
 from serving.config import SpilloverConfig, load_config
 from serving.engine_state import EngineState
+from serving.replica_time import ReplicaInterval
 
 
 def chunk(content: str | None = None, *, role: str | None = None, finish: str | None = None) -> str:
@@ -47,6 +48,8 @@ class ScriptedEngines:
         self.bodies: list[dict[str, Any]] = []
         self.apis: list[str] = []
         self.closed = asyncio.Event()
+        #: The replica time the engines report (what a test's replicas were up and busy).
+        self.replica_intervals: list[ReplicaInterval] = []
         self._state = state or EngineState(model="m", replicas_ready=1, prefill_tokens_per_s=1000)
 
     def models(self) -> list[str]:
@@ -65,6 +68,9 @@ class ScriptedEngines:
         self.bodies.append(body)
         for item in self.script:
             yield item
+
+    async def replica_time(self, after: float, before: float) -> list[ReplicaInterval]:
+        return [r for r in self.replica_intervals if after <= r.start and r.start + 5 <= before]
 
     async def generate(self, api: str, model: str, body: dict[str, Any], request_id: str, prompt_tokens: int = 0) -> AsyncIterator[Any]:
         self.bodies.append(body)
