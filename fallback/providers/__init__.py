@@ -21,6 +21,7 @@ __all__ = ["AnthropicProvider", "OpenAICompatibleProvider", "Provider", "Provide
 
 class Provider(Protocol):
     name: str
+    config: ProviderConfig
 
     def generate(self, api: str, body: dict[str, Any], public_model: str, request_id: str) -> AsyncIterator[Any]: ...
 

@@ -83,7 +83,7 @@ class Dispatch(Stage):
         ctx.destination = started.target
         if started.target != decision.destination:
             ctx.spill_reason = SpillReason.FAILOVER_ERROR
-        ctx.model_served = route.local_model if started.target == LOCAL else self._hosted_model(route, started.target)
+        ctx.model_served = route.local_model if started.target == LOCAL else self._served_model(route, started.target)
         ctx.upstream = started.items()
 
     def _meter(self, model: str) -> StartMeter:
@@ -120,8 +120,13 @@ class Dispatch(Stage):
 
     @staticmethod
     def _hosted_model(route: Route, provider: str) -> str:
+        """The model name a hosted target is asked for (its provider may map it further)."""
         target = next((t for t in route.hosted if t.provider == provider), None)
         return target.model if target is not None and target.model else route.name
+
+    def _served_model(self, route: Route, provider: str) -> str:
+        """The provider's own name for the model: what it bills, so what the ledger prices."""
+        return self._providers[provider].config.upstream_model(self._hosted_model(route, provider))
 
     def _dispatch_embeddings(self, ctx: RequestContext) -> None:
         """Embeddings are always served locally: they cost next to nothing and the cache shares them."""

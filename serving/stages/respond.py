@@ -10,6 +10,7 @@ error event, never a silent truncation.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import time
@@ -29,6 +30,7 @@ from serving.errors import (
     error_body,
 )
 from serving.pipeline import Stage
+from serving.wire import estimate_prompt_tokens
 
 __all__ = ["Respond", "engine_error"]
 
@@ -121,6 +123,9 @@ async def _sse(ctx: RequestContext, first: list[str], upstream: AsyncIterator[An
 
 
 def _account_partial(ctx: RequestContext, saw_usage: bool, content_chunks: int) -> None:
-    """Without a usage chunk (cut or cancelled), count one token per content chunk sent."""
-    if not saw_usage and ctx.usage.completion_tokens < content_chunks:
-        ctx.usage = Usage(prompt_tokens=ctx.usage.prompt_tokens, completion_tokens=content_chunks)
+    """Without a usage chunk (cut or cancelled), count one token per content chunk sent, and the
+    prompt at its estimate: the provider bills a prompt it read whether or not the stream ends."""
+    if saw_usage:
+        return
+    prompt = ctx.usage.prompt_tokens or (estimate_prompt_tokens(ctx.parsed) if ctx.parsed is not None else 0)
+    ctx.usage = dataclasses.replace(ctx.usage, prompt_tokens=prompt, completion_tokens=max(ctx.usage.completion_tokens, content_chunks))

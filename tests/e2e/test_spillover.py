@@ -16,11 +16,14 @@ from pathlib import Path
 import httpx
 import openai
 import pytest
+import sqlalchemy as sa
+import yaml
 
+from costbook.schema import ledger_table
 from serving.config import DEFAULT_MODEL_NAME
 from tests.e2e.conftest import HOSTED_KEY
 from tests.fault_proxy import FaultProxy
-from tests.helpers import SpilloverServe, spillover_serving
+from tests.helpers import SpilloverServe, spillover_serving, wait_for
 
 pytestmark = pytest.mark.e2e
 MODEL = DEFAULT_MODEL_NAME
@@ -40,7 +43,10 @@ def spillover(ray_cluster: dict[str, str], serve_port: int, proxy: FaultProxy, t
     workdir = tmp_path_factory.mktemp("serve-spill")
     key_file = workdir / "hosted.key"
     key_file.write_text(HOSTED_KEY + "\n")
+    prices = workdir / "prices.yaml"
+    prices.write_text(yaml.safe_dump({"version": "e2e-1", "models": {"hosted-smollm2": {"input": 1.0, "output": 2.0}}}))
     config = {
+        "costs": {"price_table": str(prices)},
         "models": [{"name": MODEL, "source": f"builtin:{MODEL}", "max_ongoing_requests": 64,
                     # A small batch makes a queue form quickly, so the saturation test can spill.
                     "engine_kwargs": {"max_num_seqs": 2}}],
@@ -145,6 +151,44 @@ def test_a_cut_after_tokens_ends_the_stream_with_an_error_event(spillover: Spill
         events = [line[6:] for line in r.iter_lines() if line.startswith("data: ")]
     assert events and json.loads(events[-1])["error"]["type"] in ("api_error", "service_unavailable")
     assert "[DONE]" not in events
+
+
+def ledger_row(spillover: SpilloverServe, request_id: str) -> sa.Row:
+    engine = sa.create_engine(f"sqlite:///{spillover.log_path.parent / 'spillover.db'}")
+
+    def row() -> sa.Row | None:
+        with engine.connect() as connection:
+            return connection.execute(sa.select(ledger_table).where(ledger_table.c.request_id == request_id)).first()
+
+    try:
+        wait_for(row, timeout_s=10, what=f"the ledger row of {request_id}")
+        return row()
+    finally:
+        engine.dispose()
+
+
+def test_a_hosted_stream_s_ledger_row_costs_its_reported_usage_at_list_price(client: openai.OpenAI, spillover: SpilloverServe) -> None:
+    stream = client.chat.completions.create(model=MODEL, messages=ASK, max_tokens=12, stream=True, stream_options={"include_usage": True},
+                                            extra_headers={"X-Spillover-Route": "hosted-only", "x-request-id": "e2e-cost-stream"})
+    usage = [chunk.usage for chunk in stream if chunk.usage][-1]
+    row = ledger_row(spillover, "e2e-cost-stream")
+    assert (row.destination, row.model_served, row.status, row.price_version) == ("hosted-openai", "hosted-smollm2", "ok", "e2e-1")
+    assert (row.prompt_tokens, row.completion_tokens) == (usage.prompt_tokens, usage.completion_tokens)
+    assert row.cost_micro_usd == usage.prompt_tokens * 1 + usage.completion_tokens * 2, "$1 and $2 per million: micro-dollars per token"
+
+
+def test_a_cancelled_hosted_stream_is_a_row_that_pays_for_what_was_read_and_sent(spillover: SpilloverServe) -> None:
+    body = {"model": MODEL, "messages": ASK, "max_tokens": 200, "stream": True, "ignore_eos": True}
+    headers = {"X-Spillover-Route": "hosted-only", "x-request-id": "e2e-cost-cancel"}
+    with httpx.stream("POST", spillover.base_url + "/chat/completions", json=body, headers=headers, timeout=60) as response:
+        received = 0
+        for line in response.iter_lines():
+            received += '"content":' in line
+            if received >= 3:
+                break  # the client goes away mid-stream
+    row = ledger_row(spillover, "e2e-cost-cancel")
+    assert row.status == "cancelled" and 3 <= row.completion_tokens < 200 and row.prompt_tokens > 0
+    assert row.cost_micro_usd == row.prompt_tokens + 2 * row.completion_tokens
 
 
 def test_the_breaker_opens_and_heals(client: openai.OpenAI, proxy: FaultProxy, spillover: SpilloverServe) -> None:
