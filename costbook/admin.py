@@ -23,7 +23,7 @@ from serving.errors import AuthenticationError, NotFoundError, PermissionDeniedE
 from serving.stages.authenticate import Authenticate
 from serving.wire import parse_body, read_json_body
 
-__all__ = ["admin_router", "budget_router"]
+__all__ = ["admin_router", "budget_router", "require_admin", "MAX_ADMIN_BODY_BYTES"]
 
 MAX_ADMIN_BODY_BYTES = 16 * 1024
 
@@ -47,21 +47,23 @@ def key_json(record: KeyRecord) -> dict[str, Any]:
     }
 
 
+def require_admin(request: Request, admin_key: str | None) -> None:
+    """401 without a bearer key, 403 unless it is the admin key (compared in constant time)."""
+    scheme, _, key = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not key.strip():
+        raise AuthenticationError("The admin API needs the admin key as 'Authorization: Bearer <key>'.", code="missing_api_key")
+    if admin_key is None:
+        raise PermissionDeniedError("The admin API is off: no admin key is configured (auth.admin_key_env).")
+    if not hmac.compare_digest(key.strip().encode(), admin_key.encode()):
+        raise PermissionDeniedError("This key may not use the admin API.", code="not_admin")
+
+
 def admin_router(store: KeyStore, admin_key: str | None) -> APIRouter:
     router = APIRouter(prefix="/admin")
 
-    def require_admin(request: Request) -> None:
-        scheme, _, key = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not key.strip():
-            raise AuthenticationError("The admin API needs the admin key as 'Authorization: Bearer <key>'.", code="missing_api_key")
-        if admin_key is None:
-            raise PermissionDeniedError("The admin API is off: no admin key is configured (auth.admin_key_env).")
-        if not hmac.compare_digest(key.strip().encode(), admin_key.encode()):
-            raise PermissionDeniedError("This key may not use the admin API.", code="not_admin")
-
     @router.post("/keys", status_code=201)
     async def create_key(request: Request) -> JSONResponse:
-        require_admin(request)
+        require_admin(request, admin_key)
         body: CreateKey = parse_body(CreateKey, await read_json_body(request, MAX_ADMIN_BODY_BYTES))
         budget = None if body.budget_usd is None else round(body.budget_usd * 1_000_000)
         key, record = await asyncio.to_thread(store.create, body.user, body.team, budget_micro_usd=budget, rpm=body.rpm, tpm=body.tpm)
@@ -69,12 +71,12 @@ def admin_router(store: KeyStore, admin_key: str | None) -> APIRouter:
 
     @router.get("/keys")
     async def list_keys(request: Request) -> dict[str, Any]:
-        require_admin(request)
+        require_admin(request, admin_key)
         return {"object": "list", "data": [key_json(r) for r in await asyncio.to_thread(store.records)]}
 
     @router.delete("/keys/{key_id}")
     async def revoke_key(key_id: str, request: Request) -> dict[str, Any]:
-        require_admin(request)
+        require_admin(request, admin_key)
         if not await asyncio.to_thread(store.revoke, key_id):
             raise NotFoundError(f"No active key '{key_id}'.", param="key_id", code="key_not_found")
         return {"key_id": key_id, "revoked": True}

@@ -90,7 +90,7 @@ class Costbook:
         if config.stores.redis_url:
             import redis.asyncio as redis
 
-            counters: Counters = RedisCounters(redis.Redis.from_url(config.stores.redis_url))
+            counters: Counters = RedisCounters(redis.Redis.from_url(config.stores.redis_url), config.stores.redis_prefix)
         else:
             counters = MemoryCounters()
         ceiling = Decimal(str(config.costs.local_usd_per_mtok_ceiling))

@@ -3,13 +3,15 @@
 The same app runs as a Ray Serve ingress deployment (:mod:`serving.application`) and under
 plain uvicorn in tests and benchmarks; it is handed its engines and never builds them. Request
 path: parse and bound the body, build a :class:`~serving.context.RequestContext`, walk the
-:class:`~serving.pipeline.Pipeline` (authenticate, dispatch, respond), and return one body or
-an SSE stream with the spill-over headers.
+:class:`~serving.pipeline.Pipeline` (authenticate, admit, cache, dispatch, respond), and return
+one body or an SSE stream with the spill-over and cache headers.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import os
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
@@ -19,12 +21,15 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
+from costlevers.cache.admin import cache_admin_router
+from costlevers.cache.runtime import CacheRuntime
+from costlevers.cache.stage import CACHE_HEADER, header_value
 from fallback.breaker import CircuitBreaker
 from fallback.decision import HostedTarget, Route
 from fallback.failover import Failover
 from fallback.providers import Provider, build_provider
 from serving.config import SpilloverConfig
-from serving.context import Api, RequestContext, new_request_id
+from serving.context import Api, Principal, RequestContext, new_request_id
 from serving.errors import NotFoundError, SpilloverError, error_body
 from serving.local_engines import LocalEngines
 from serving.logs import access_log
@@ -83,6 +88,7 @@ def default_stages(
     providers: Mapping[str, Provider],
     breakers: Mapping[str, CircuitBreaker],
     costbook: Costbook | None = None,
+    cache: Stage | None = None,
 ) -> list[Stage]:
     if costbook is None:
         authenticate = Authenticate(static_keys_from_env(config.auth.keys_env), enabled=config.auth.enabled)
@@ -92,6 +98,7 @@ def default_stages(
     return [
         authenticate,
         *admit,
+        *([cache] if cache is not None else []),
         Dispatch(
             engines,
             routes_from_config(config),
@@ -124,24 +131,31 @@ def create_app(
     breakers = breakers_from_config(config)
     routes = routes_from_config(config)
 
+    metrics = Metrics(engine_states=engines.all_states)
+    shadow: list[Pipeline] = []
+    cache = CacheRuntime.from_config(config, routes, engines.embed, metrics, ask=lambda body, who: _ask_past_cache(shadow[0], body, who))
+
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         if costbook is not None:
             costbook.start(engines.replica_time)
+        await cache.start()
         yield
+        await cache.aclose()
         for provider in providers.values():
             await provider.aclose()
         if costbook is not None:
             await costbook.aclose()
 
     app = FastAPI(title="spillover", version="0.1.0", docs_url=None, redoc_url=None, lifespan=lifespan)
-    metrics = Metrics(engine_states=engines.all_states)
     if costbook is not None:
         costbook.attach(metrics)
-    pipeline = Pipeline(
-        default_stages(config, engines, providers, breakers, costbook) if stages is None else stages,
-        sinks=[*([costbook.record] if costbook is not None else []), _metrics_sink(metrics), access_log],
-    )
+    stages = default_stages(config, engines, providers, breakers, costbook, cache.stage) if stages is None else stages
+    sinks = [costbook.record] if costbook is not None else []
+    pipeline = Pipeline(stages, sinks=[*sinks, _metrics_sink(metrics), access_log])
+    # A cache shadow check asks the model again, past the cache and the caller's limits; its
+    # cost is still a ledger row (feature "cache-shadow").
+    shadow.append(Pipeline([s for s in stages if s.name in ("dispatch", "respond")], sinks=sinks))
     app.state.config = config
     app.state.engines = engines
     app.state.pipeline = pipeline
@@ -153,6 +167,7 @@ def create_app(
         app.include_router(admin_router(costbook.keys.store, costbook.admin_key))
         authenticate = Authenticate(costbook.principals(), enabled=config.auth.enabled, digest_of=costbook.digest)
         app.include_router(budget_router(authenticate, costbook.admit_stage(config, DEFAULT_MAX_TOKENS), costbook.counters))
+    app.include_router(cache_admin_router(cache, costbook.admin_key if costbook is not None else os.environ.get(config.auth.admin_key_env) or None))
 
     @app.get("/health")
     async def health() -> dict[str, str]:
@@ -251,8 +266,17 @@ def _request_id(request: Request) -> str:
     return request_id
 
 
+async def _ask_past_cache(pipeline: Pipeline, body: dict, principal: Principal) -> str | None:
+    """The model's own answer to ``body`` (a cache shadow check), or None."""
+    ctx = RequestContext(new_request_id(), Api.CHAT, body["model"], body, False, {}, parsed=parse_body(ChatCompletionBody, body),
+                         principal=dataclasses.replace(principal, feature="cache-shadow"))
+    outcome = await pipeline.run(ctx)
+    choices = (outcome.body or {}).get("choices") or [{}]
+    return (choices[0].get("message") or {}).get("content")
+
+
 def _spill_headers(ctx: RequestContext) -> dict[str, str]:
-    headers = {}
+    headers = {CACHE_HEADER: header_value(ctx.cache_result)}
     if ctx.destination:
         headers["x-spillover-destination"] = ctx.destination
     if ctx.spill_reason:

@@ -17,6 +17,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from costlevers.cache.config import CacheConfig, RouteCacheConfig
 from fallback.providers.config import ProviderConfig
 from serving.errors import ConfigError
 
@@ -188,6 +189,7 @@ class RouteConfig(_Strict):
     )
     hosted: list[HostedTargetConfig] = Field(default_factory=list, description="Hosted targets, in order of preference.")
     allow_hosted: bool = Field(True, description="False keeps this route's data in-house: never spill.")
+    cache: RouteCacheConfig = RouteCacheConfig()
 
 
 class FailoverConfig(_Strict):
@@ -233,6 +235,7 @@ class AuthConfig(_Strict):
 class StoresConfig(_Strict):
     sqlite_path: str = Field("~/.cache/spillover/spillover.db", description="Default store.")
     redis_url: str | None = None
+    redis_prefix: str = Field("spillover:", description="Every Redis key spillover writes starts with this.")
     postgres_dsn: str | None = None
     spool_dir: str = Field(
         "~/.cache/spillover/ledger-spool",
@@ -285,6 +288,7 @@ class SpilloverConfig(_Strict):
     routes: dict[str, RouteConfig] = Field(default_factory=dict)
     failover: FailoverConfig = FailoverConfig()
     autoscaler: AutoscalerConfig = AutoscalerConfig()
+    cache: CacheConfig = CacheConfig()
 
     @model_validator(mode="after")
     def _unique_names(self) -> SpilloverConfig:

@@ -172,6 +172,10 @@ class RequestContext:
     outcome: Outcome | None = None
     #: Chunks already sent to the client; a failure after the first is a cut, not a retry.
     chunks_sent: int = 0
+    #: What the cache stage keeps between lookup and store (costlevers.cache.stage).
+    cache_state: Any = None
+    #: When a list, respond appends every SSE payload of the stream to it (the cache stores them).
+    capture: list[str] | None = None
 
     def __post_init__(self) -> None:
         if not self.route:

@@ -31,6 +31,10 @@ __all__ = [
     "COST_TOTAL",
     "TOKENS_TOTAL",
     "LOCAL_IDLE_COST_TOTAL",
+    "CACHE_REQUESTS_TOTAL",
+    "CACHE_HIT_RATIO",
+    "CACHE_SHADOW_TOTAL",
+    "CACHE_FALSE_HIT_ESTIMATE",
     "BUDGET_REMAINING",
     "BUDGET_SOFT_LIMIT",
     "ENGINE_GAUGES",
@@ -48,6 +52,13 @@ COST_TOTAL = "spillover_cost_usd_total"
 TOKENS_TOTAL = "spillover_tokens_total"
 #: What local replicas cost while their engines had no work, per model (attributed cost: COST_TOTAL).
 LOCAL_IDLE_COST_TOTAL = "spillover_local_idle_cost_usd_total"
+#: Cache lookups by kind (exact, semantic) and result (hit, miss, bypass), and the hit ratio so far.
+CACHE_REQUESTS_TOTAL = "spillover_cache_requests_total"
+CACHE_HIT_RATIO = "spillover_cache_hit_ratio"
+#: Shadow checks of semantic hits (the answer asked of the model again), agree or disagree,
+#: and the false-hit estimate they give (its sample size: the checks' total).
+CACHE_SHADOW_TOTAL = "spillover_cache_shadow_checks_total"
+CACHE_FALSE_HIT_ESTIMATE = "spillover_cache_semantic_false_hit_estimate"
 #: Per team budget and UTC period: what is left, and 1 once 80% is spent (the soft limit).
 BUDGET_REMAINING = "spillover_budget_remaining_usd"
 BUDGET_SOFT_LIMIT = "spillover_budget_soft_limit"
@@ -137,6 +148,11 @@ class Metrics:
                               registry=self.registry)
         self.local_idle_cost = Counter(LOCAL_IDLE_COST_TOTAL, "Cost of local replica time with no work, by model.", ["model"],
                                        registry=self.registry)
+        self.cache_requests = Counter(CACHE_REQUESTS_TOTAL, "Cache lookups by kind and result.", ["kind", "result"], registry=self.registry)
+        self.cache_hit_ratio = Gauge(CACHE_HIT_RATIO, "Hits over hits and misses since start, by kind.", ["kind"], registry=self.registry)
+        self.cache_shadow = Counter(CACHE_SHADOW_TOTAL, "Semantic hits checked against the model's own answer.", ["result"],
+                                    registry=self.registry)
+        self.cache_false_hit = Gauge(CACHE_FALSE_HIT_ESTIMATE, "Disagreeing shadow checks over all of them.", registry=self.registry)
         self.budget_remaining = Gauge(BUDGET_REMAINING, "What a team's budget has left this period.", ["team", "period"],
                                       registry=self.registry)
         self.budget_soft_limit = Gauge(BUDGET_SOFT_LIMIT, "1 once a team has spent 80% of a budget this period.", ["team", "period"],

@@ -93,6 +93,8 @@ async def _sse(ctx: RequestContext, first: list[str], upstream: AsyncIterator[An
             if isinstance(batch, dict):  # an error item in the middle of a stream
                 raise engine_error(batch) if "error" in batch else UpstreamError("Unexpected item in stream.")
             out = []
+            if ctx.capture is not None:
+                ctx.capture.extend(batch)
             for payload in batch:
                 if '"choices":[]' in payload and '"usage":' in payload:
                     saw_usage = True

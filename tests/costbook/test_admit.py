@@ -137,15 +137,22 @@ async def test_local_work_holds_the_budget_until_priced_then_counters_follow_the
                   clock=lambda: NOW)
     rows = []
     refused = 0
+    tried = 0
+    all_tried = asyncio.Event()
 
     async def one() -> None:
-        nonlocal refused
+        nonlocal refused, tried
         ctx = request()
         try:
             await stage.process(ctx)
         except InsufficientQuotaError:
             refused += 1
             return
+        finally:
+            tried += 1
+            if tried == 100:
+                all_tried.set()
+        await all_tried.wait()  # every admission sees only reservations, none settled yet
         await asyncio.sleep(random.random() / 100)
         ctx.destination, ctx.model_served, ctx.status = LOCAL, "m", Status.OK
         ctx.usage = Usage(prompt_tokens=100, completion_tokens=random.randint(1, 100))

@@ -1,0 +1,123 @@
+"""Semantic entries shared through Redis: the cluster form of the semantic store.
+
+Debian's Redis 7.0 has no vector search (and no pgvector package is at hand), so Redis holds
+the entries and each ingress replica holds the index: an entry is a hash (partition, question,
+vector, answer) with the entry's TTL, announced on a stream; a sorted set by expiry keeps the
+count bounded (the soonest to expire go first). A replica loads every entry at start, then
+follows the stream from the point it read before loading, so nothing added meanwhile is missed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from costlevers.cache.exact_store import PurgeFilter
+from costlevers.cache.semantic_store import SemanticEntry, SemanticStore
+
+__all__ = ["RedisSemanticStore"]
+
+logger = logging.getLogger(__name__)
+
+#: Stream entries kept: far more than a replica falls behind between reads.
+_STREAM_LEN = 100_000
+
+
+class RedisSemanticStore(SemanticStore):
+    def __init__(self, client: Any, max_entries: int, *, prefix: str = "spillover:cache:s:",
+                 clock: Callable[[], float] = time.time) -> None:
+        super().__init__(max_entries, clock)
+        self._redis = client
+        self._prefix = prefix
+        self._stream = prefix + "log"
+        self._order = prefix + "order"
+        self._task: asyncio.Task[None] | None = None
+
+    def _key(self, entry_id: int) -> str:
+        return f"{self._prefix}e:{entry_id}"
+
+    async def start(self) -> None:
+        """Load every entry, then follow the stream from before the load."""
+        last = await self._redis.xrevrange(self._stream, count=1)
+        since = last[0][0] if last else "0-0"
+        async for key in self._redis.scan_iter(match=self._prefix + "e:*", count=1000):
+            await self._load(int(key.rsplit(b":", 1)[1]))
+        self._task = asyncio.create_task(self._follow(since), name="semantic-cache-follow")
+
+    async def aclose(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _load(self, entry_id: int) -> None:
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.hmget(self._key(entry_id), "p", "t", "v")
+            pipe.pttl(self._key(entry_id))
+            (partition, text, vector), ttl_ms = await pipe.execute()
+        if partition is None or ttl_ms is None or ttl_ms <= 0:
+            return
+        self._index_add(SemanticEntry(entry_id, partition.decode(), text.decode(), np.frombuffer(vector, dtype=np.float32),
+                                      self._clock() + ttl_ms / 1000))
+
+    async def _follow(self, since: Any) -> None:
+        while True:
+            try:
+                batches = await self._redis.xread({self._stream: since}, block=1000, count=500)
+                for _, events in batches or []:
+                    for event_id, fields in events:
+                        since = event_id
+                        entry_id = int(fields[b"id"])
+                        if fields[b"op"] == b"a":
+                            await self._load(entry_id)
+                        else:
+                            self._index_remove(entry_id)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # Redis restarting: keep the index, read on from where we were
+                logger.warning("semantic cache stream unreadable; retrying", exc_info=True)
+                await asyncio.sleep(1.0)
+
+    async def add(self, entry: SemanticEntry, answer: bytes) -> None:
+        ttl_ms = max(1, int((entry.expires_at - self._clock()) * 1000))
+        key = self._key(entry.id)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.hset(key, mapping={"p": entry.partition, "t": entry.text, "v": entry.vector.astype(np.float32).tobytes(), "a": answer})
+            pipe.pexpire(key, ttl_ms)
+            pipe.zadd(self._order, {str(entry.id): entry.expires_at})
+            pipe.xadd(self._stream, {"op": "a", "id": entry.id}, maxlen=_STREAM_LEN, approximate=True)
+            pipe.zcard(self._order)
+            *_, count = await pipe.execute()
+        self._index_add(entry)
+        if count > self._max:
+            await self._remove([int(m) for m, _ in await self._redis.zpopmin(self._order, count - self._max)])
+
+    async def _remove(self, ids: list[int]) -> None:
+        if not ids:
+            return
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for entry_id in ids:
+                pipe.unlink(self._key(entry_id))
+                pipe.zrem(self._order, str(entry_id))
+                pipe.xadd(self._stream, {"op": "d", "id": entry_id}, maxlen=_STREAM_LEN, approximate=True)
+            await pipe.execute()
+        for entry_id in ids:
+            self._index_remove(entry_id)
+
+    async def answer(self, entry: SemanticEntry) -> bytes | None:
+        return await self._redis.hget(self._key(entry.id), "a")
+
+    async def purge(self, which: PurgeFilter) -> int:
+        doomed = [e.id for e in self._entries.values() if which.matches(e.namespace)]
+        await self._remove(doomed)
+        return len(doomed)
+
+    async def sweep_redis(self) -> None:
+        """Forget expired members of the order set (their hashes expired on their own)."""
+        await self._redis.zremrangebyscore(self._order, "-inf", self._clock())
