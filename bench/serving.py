@@ -63,7 +63,8 @@ def start(setup: str, workdir: Path, model_overrides: dict | None = None) -> sub
     if setup == "spillover":
         config = workdir / "spillover.yaml"
         model = {"name": MODEL, "source": f"builtin:{MODEL}", "tool_call_parser": "hermes", **(model_overrides or {})}
-        config.write_text(json.dumps({"models": [model], "embeddings": []}))
+        # Every optional stage off: the cache would answer rounds 2 and 3 (temperature 0, same prompts).
+        config.write_text(json.dumps({"models": [model], "embeddings": [], "cache": {"enabled": False}, "costs": {"ledger": False}}))
         args = [sys.executable, "-m", "serving.cli", "serve", "--config", str(config)]
     elif setup == "ray_serve_llm":
         args = [sys.executable, "-c", RAY_SERVE_LLM_PEER, str(PORT)]

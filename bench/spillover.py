@@ -95,6 +95,8 @@ def serve_config(setup: str, target_s: float) -> dict:
         "providers": [provider],
         "routes": {MODEL: {"ttft_target_s": route_target, "hosted": hosted}},
         "failover": {"local_start_timeout_s": target_s} if setup == "error_fallback" else {},
+        # The trace's prompts repeat (cut from one text): only the spill-over decision is measured.
+        "cache": {"enabled": False},
     }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import socket
@@ -46,6 +47,15 @@ def wait_for(check: Callable[[], bool], *, timeout_s: float, what: str, period_s
             last = exc
         time.sleep(period_s)
     raise TimeoutError(f"{what} not ready after {timeout_s}s (last error: {last!r})")
+
+
+async def wait_for_async(check: Callable[[], bool], *, what: str, timeout_s: float = 5.0, period_s: float = 0.05) -> None:
+    """:func:`wait_for` inside an event loop: other tasks run while it waits."""
+    deadline = time.monotonic() + timeout_s
+    while not check():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what} not ready after {timeout_s}s")
+        await asyncio.sleep(period_s)
 
 
 class SpilloverServe:

@@ -10,7 +10,6 @@ follows the stream from the point it read before loading, so nothing added meanw
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -25,6 +24,8 @@ __all__ = ["RedisSemanticStore"]
 
 logger = logging.getLogger(__name__)
 
+#: How long one read of the stream waits for news (and so how long a stop takes at most).
+_BLOCK_MS = 250
 #: Stream entries kept: far more than a replica falls behind between reads.
 _STREAM_LEN = 100_000
 
@@ -38,6 +39,8 @@ class RedisSemanticStore(SemanticStore):
         self._stream = prefix + "log"
         self._order = prefix + "order"
         self._task: asyncio.Task[None] | None = None
+        self._follower: Any = None
+        self._stopping = False
 
     def _key(self, entry_id: int) -> str:
         return f"{self._prefix}e:{entry_id}"
@@ -48,13 +51,19 @@ class RedisSemanticStore(SemanticStore):
         since = last[0][0] if last else "0-0"
         async for key in self._redis.scan_iter(match=self._prefix + "e:*", count=1000):
             await self._load(int(key.rsplit(b":", 1)[1]))
+        # The blocking read gets a connection pool of its own: cancelling it mid-read must not
+        # hand a connection with an unread reply back to the pool everyone else uses.
+        pool = self._redis.connection_pool
+        self._follower = type(self._redis)(connection_pool=type(pool)(connection_class=pool.connection_class, **pool.connection_kwargs))
         self._task = asyncio.create_task(self._follow(since), name="semantic-cache-follow")
 
     async def aclose(self) -> None:
+        """Stop following: the read in progress ends within its block time (cancelling a
+        blocked read can hang redis-py's asyncio client, so it is not cancelled)."""
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            self._stopping = True
+            await self._task
+            await self._follower.aclose()
 
     async def _load(self, entry_id: int) -> None:
         async with self._redis.pipeline(transaction=False) as pipe:
@@ -67,9 +76,9 @@ class RedisSemanticStore(SemanticStore):
                                       self._clock() + ttl_ms / 1000))
 
     async def _follow(self, since: Any) -> None:
-        while True:
+        while not self._stopping:
             try:
-                batches = await self._redis.xread({self._stream: since}, block=1000, count=500)
+                batches = await self._follower.xread({self._stream: since}, block=_BLOCK_MS, count=500)
                 for _, events in batches or []:
                     for event_id, fields in events:
                         since = event_id
@@ -78,8 +87,6 @@ class RedisSemanticStore(SemanticStore):
                             await self._load(entry_id)
                         else:
                             self._index_remove(entry_id)
-            except asyncio.CancelledError:
-                raise
             except Exception:  # Redis restarting: keep the index, read on from where we were
                 logger.warning("semantic cache stream unreadable; retrying", exc_info=True)
                 await asyncio.sleep(1.0)
