@@ -290,7 +290,7 @@ def note(figures: dict, args: argparse.Namespace) -> str:
 
     text = (
         f"Open loop: {args.rate:g} requests/s at a fixed spacing for {args.duration_s:g} s after a {args.warmup_s:g} s warm-up, "
-        f"non-streamed chat completions, latency from each request's due time (httpx, keep-alive pool); {args.rounds} rounds "
+        f"non-streamed chat completions, latency from each request's due time (aiohttp, keep-alive pool); {args.rounds} rounds "
         f"in the order {', '.join(n for n, *_ in plan(args))}; medians over rounds; added = the setup's percentile minus "
         f"direct's at the same rate in the same round. Upstream: an instant OpenAI-compatible responder "
         f"(bench/instant_responder.py). Every process (load, proxy, responder, Redis, PostgreSQL) shares the 2 cores.\n\n"
