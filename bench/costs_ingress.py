@@ -1,0 +1,76 @@
+"""spillover's ingress app alone under uvicorn, for the costs benchmark (bench/costs.py).
+
+No Ray: the app is built with :func:`serving.app.create_app` over :class:`NoLocalEngines`, and
+the benchmark's config routes its model to a hosted provider only (a route with no local model
+always spills, reason ``no_ready_replica``), so no request ever asks for a local engine. With
+``--stages on`` the app gets a :class:`~costbook.runtime.Costbook` (auth, rate limits, budgets,
+ledger over the configured Redis and PostgreSQL); with ``off``, none. Logging is configured as
+``spillover serve`` configures it: one JSON access line per request.
+
+    python bench/costs_ingress.py CONFIG PORT on|off
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from serving.engine_state import EngineState  # noqa: E402
+from serving.errors import NoReplicaError  # noqa: E402
+
+
+class NoLocalEngines:
+    """The smallest honest :class:`~serving.local_engines.LocalEngines`: there are none.
+    Every route of the benchmark is hosted-only, so dispatch never calls ``generate``."""
+
+    def models(self) -> list[str]:
+        return []
+
+    def embedding_models(self) -> list[str]:
+        return []
+
+    def state(self, model: str) -> EngineState:
+        return EngineState(model=model)
+
+    def all_states(self) -> dict[str, EngineState]:
+        return {}
+
+    async def generate(self, api: str, model: str, body: dict[str, Any], request_id: str, prompt_tokens: int = 0) -> AsyncIterator[Any]:
+        raise NoReplicaError(f"No local engine for '{model}' in this benchmark.")
+        yield  # pragma: no cover  # an async generator, as the protocol wants
+
+    async def embed(self, model: str, body: dict[str, Any]) -> AsyncIterator[Any]:
+        raise NoReplicaError(f"No local embedding model '{model}' in this benchmark.")
+        yield  # pragma: no cover
+
+
+def build(config_path: str, stages_on: bool) -> Any:
+    """The app exactly as the ingress deployment builds it, over no local engines."""
+    from serving.app import create_app
+    from serving.config import load_config
+
+    config = load_config(config_path)
+    costbook = None
+    if stages_on:
+        from costbook.runtime import Costbook
+
+        costbook = Costbook.from_config(config)
+    return create_app(config, NoLocalEngines(), costbook=costbook)
+
+
+def main() -> None:
+    import uvicorn
+
+    from serving.logs import configure_logging
+
+    config_path, port, stages = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+    configure_logging()
+    app = build(config_path, stages == "on")
+    uvicorn.run(app, host="127.0.0.1", port=port, workers=1, loop="uvloop", http="httptools", access_log=False, log_level="warning")
+
+
+if __name__ == "__main__":
+    main()
