@@ -34,8 +34,8 @@ class CreateKey(BaseModel):
     user: Annotated[str, Field(min_length=1, max_length=128)]
     team: Annotated[str, Field(min_length=1, max_length=128)] = "default"
     budget_usd: Annotated[float, Field(ge=0)] | None = None
-    rpm: Annotated[int, Field(ge=1)] | None = None
-    tpm: Annotated[int, Field(ge=1)] | None = None
+    rpm: Annotated[int, Field(ge=1, le=2**31 - 1)] | None = None
+    tpm: Annotated[int, Field(ge=1, le=2**31 - 1)] | None = None
 
 
 def key_json(record: KeyRecord) -> dict[str, Any]:

@@ -18,16 +18,18 @@ import logging
 import math
 import time
 from collections import defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+
+from redis.exceptions import RedisError
 
 from costbook.counters import Charge, Counters
 from costbook.keys import KeyCache
 from costbook.ledger import Pricer
 from costbook.local_cost import Allocation
 from serving.context import Api, Principal, RequestContext
-from serving.errors import RateLimitError
+from serving.errors import RateLimitError, StoreUnavailableError
 from serving.pipeline import Stage
 from serving.wire import estimate_prompt_tokens
 
@@ -132,7 +134,11 @@ class Admit(Stage):
         budgets = self.budget_keys(ctx.principal, now)
         limits = [b for b, _ in budgets]
         budget_charges = [Charge(key, cost, b.limit_micro_usd, periods[b.period][1]) for b, key in budgets]
-        failed = await self._counters.admit([*charges, *budget_charges])
+        try:
+            failed = await self._counters.admit([*charges, *budget_charges])
+        except RedisError as exc:
+            logger.warning("rate-limit store unavailable: %s", type(exc).__name__, extra={"request_id": ctx.request_id})
+            raise StoreUnavailableError("Rate limits and budgets cannot be checked right now; retry shortly.", retry_after_s=1.0) from None
         if failed is not None:
             raise self._refusal(failed, charges, limits, now)
         ctx.reservation = Reservation(limits, [c.key for c in budget_charges], tokens_key, cost, prompt + max_tokens)
@@ -152,11 +158,12 @@ class Admit(Stage):
         if reservation is None:
             return
         ctx.reservation = None
-        actual = self._pricer.row(ctx).cost_micro_usd
-        await self._counters.add(reservation.budget_keys, actual - reservation.cost_micro_usd)
+        actual = self._pricer.priced(ctx).cost_micro_usd
+        deltas = dict.fromkeys(reservation.budget_keys, actual - reservation.cost_micro_usd)
         if reservation.tokens_key is not None:
-            await self._counters.add([reservation.tokens_key], ctx.usage.total_tokens - reservation.tokens)
-        await self._watch_teams(list(zip(reservation.budgets, reservation.budget_keys, strict=True)))
+            deltas[reservation.tokens_key] = ctx.usage.total_tokens - reservation.tokens
+        spent = await self._counters.add(deltas)
+        self._watch_teams(zip(reservation.budgets, reservation.budget_keys, strict=True), spent)
 
     async def true_up(self, allocations: Sequence[Allocation]) -> None:
         """Local rows priced after their settle: move each budget by what changed, so counters
@@ -168,17 +175,15 @@ class Admit(Stage):
             for budget, key in self.budget_keys(Principal(a.key_id, a.user_name, a.team, a.feature), a.at):
                 deltas[key] += a.delta_micro_usd
                 budgets[key] = budget
-        for key, delta in deltas.items():
-            await self._counters.add([key], delta)
-        spent = dict(zip(deltas, await self._counters.values(list(deltas)), strict=True))
+        spent = await self._counters.add(deltas)
         for key, used in spent.items():
             if used > budgets[key].limit_micro_usd:
                 logger.warning("budget overshoot by local work priced after admission: %s '%s' %s spent $%.6f of $%.6f",
                                budgets[key].scope, budgets[key].name, budgets[key].period, used / MICRO, budgets[key].limit_micro_usd / MICRO)
-        await self._watch_teams([(budgets[key], key) for key in deltas])
+        self._watch_teams(((budgets[key], key) for key in deltas), spent)
 
-    async def _watch_teams(self, budgets: Sequence[tuple[BudgetLimit, str]]) -> None:
-        teams = [(b, key) for b, key in budgets if b.scope == "team"]
-        if self._watch is not None and teams:
-            for (budget, _), spent in zip(teams, await self._counters.values([key for _, key in teams]), strict=True):
-                self._watch(budget, spent)
+    def _watch_teams(self, budgets: Iterable[tuple[BudgetLimit, str]], spent: Mapping[str, int]) -> None:
+        if self._watch is not None:
+            for budget, key in budgets:
+                if budget.scope == "team":
+                    self._watch(budget, spent[key])

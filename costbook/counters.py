@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -35,8 +35,9 @@ class Counters(Protocol):
         """Apply every charge, or none; ``None`` on success, else the index of the first
         charge that would cross its limit."""
 
-    async def add(self, keys: Sequence[str], delta: int) -> None:
-        """Add ``delta`` (may be negative) to each counter: settling what admit reserved."""
+    async def add(self, deltas: Mapping[str, int]) -> dict[str, int]:
+        """Add each delta (may be negative) to its counter in one round trip, settling what admit
+        reserved; returns the counters' new values."""
 
     async def values(self, keys: Sequence[str]) -> list[int]: ...
 
@@ -61,11 +62,12 @@ class MemoryCounters:
                 self._values[c.key] = (value + c.amount, now + c.ttl_s)
         return None
 
-    async def add(self, keys: Sequence[str], delta: int) -> None:
+    async def add(self, deltas: Mapping[str, int]) -> dict[str, int]:
         with self._lock:
-            for key in keys:
+            for key, delta in deltas.items():
                 value, expires = self._values.get(key, (0, self._clock() + 60))
                 self._values[key] = (value + delta, expires)
+            return {key: self._values[key][0] for key in deltas}
 
     async def values(self, keys: Sequence[str]) -> list[int]:
         with self._lock:
@@ -111,15 +113,16 @@ class RedisCounters:
         failed = await self._admit(keys=[self._prefix + c.key for c in charges], args=args)
         return None if failed == 0 else int(failed) - 1
 
-    async def add(self, keys: Sequence[str], delta: int) -> None:
-        if delta == 0:
-            return
+    async def add(self, deltas: Mapping[str, int]) -> dict[str, int]:
+        if not deltas:
+            return {}
         async with self._redis.pipeline(transaction=False) as pipe:  # type: ignore[attr-defined]
-            for key in keys:
+            for key, delta in deltas.items():
                 pipe.incrby(self._prefix + key, delta)
                 # A late settle must not revive an expired counter forever.
                 pipe.expire(self._prefix + key, _LATE_TTL_S, nx=True)
-            await pipe.execute()
+            replies = await pipe.execute()
+        return {key: int(value) for key, value in zip(deltas, replies[::2], strict=True)}
 
     async def values(self, keys: Sequence[str]) -> list[int]:
         raw = await self._redis.mget([self._prefix + k for k in keys])  # type: ignore[attr-defined]

@@ -77,6 +77,12 @@ class Pricer:
     def price_of(self, model: str | None) -> ModelPrice | None:
         return None if model is None else self.table.price(model)
 
+    def priced(self, ctx: RequestContext) -> LedgerRow:
+        """The request's row, priced once (settle and the ledger sink both need it)."""
+        if ctx.ledger_row is None:
+            ctx.ledger_row = self.row(ctx)
+        return ctx.ledger_row
+
     def row(self, ctx: RequestContext) -> LedgerRow:
         usage, principal, timings = ctx.usage, ctx.principal, ctx.timings
         total_s = timings.total_s()

@@ -24,6 +24,7 @@ from fallback.decision import LOCAL
 from serving.config import SpilloverConfig
 from serving.context import Principal, RequestContext
 from serving.metrics import Metrics
+from serving.redis_pool import redis_client
 from serving.stages.authenticate import static_keys_from_env
 
 __all__ = ["Costbook"]
@@ -54,7 +55,7 @@ class Costbook:
     async def record(self, ctx: RequestContext) -> None:
         """The sink: a finished request's ledger row (on disk before its last byte) and its
         cost and tokens by team, feature, model and destination."""
-        row = self.pricer.row(ctx)
+        row = self.pricer.priced(ctx)
         if self._metrics is not None:
             labels = (row.team, row.feature or "none", row.model_asked, row.destination or "none")
             if row.price_version != LOCAL_PENDING_VERSION:  # local cost counts once priced (_on_priced)
@@ -88,9 +89,7 @@ class Costbook:
         keys = KeyCache(KeyStore(store.engine, load_key_secret(auth.secret_env, auth.secret_file)), refresh_s=auth.refresh_s)
         prices = PriceTable.load(Path(config.costs.price_table).expanduser() if config.costs.price_table else DEFAULT_PRICES)
         if config.stores.redis_url:
-            import redis.asyncio as redis
-
-            counters: Counters = RedisCounters(redis.Redis.from_url(config.stores.redis_url), config.stores.redis_prefix)
+            counters: Counters = RedisCounters(redis_client(config.stores.redis_url), config.stores.redis_prefix)
         else:
             counters = MemoryCounters()
         ceiling = Decimal(str(config.costs.local_usd_per_mtok_ceiling))

@@ -118,7 +118,9 @@ def costs_report(config: SpilloverConfig, by: str, since: str, fmt: str) -> int:
 def keys(config: SpilloverConfig, args: argparse.Namespace) -> int:
     import json
 
-    from costbook.admin import key_json
+    from pydantic import ValidationError
+
+    from costbook.admin import CreateKey, key_json
     from costbook.keys import KeyStore, load_key_secret
     from costbook.store import LedgerStore, database_url
 
@@ -127,8 +129,14 @@ def keys(config: SpilloverConfig, args: argparse.Namespace) -> int:
         store.migrate()
         key_store = KeyStore(store.engine, load_key_secret(config.auth.secret_env, config.auth.secret_file))
         if args.keys_command == "create":
-            budget = None if args.budget is None else round(args.budget * 1_000_000)
-            key, record = key_store.create(args.user, args.team, budget_micro_usd=budget, rpm=args.rpm, tpm=args.tpm)
+            try:  # the admin API's own checks (ranges the database can hold)
+                wanted = CreateKey(user=args.user, team=args.team, budget_usd=args.budget, rpm=args.rpm, tpm=args.tpm)
+            except ValidationError as exc:
+                first = exc.errors()[0]
+                print(f"spillover: --{first['loc'][0]}: {first['msg']}", file=sys.stderr)
+                return 2
+            budget = None if wanted.budget_usd is None else round(wanted.budget_usd * 1_000_000)
+            key, record = key_store.create(wanted.user, wanted.team, budget_micro_usd=budget, rpm=wanted.rpm, tpm=wanted.tpm)
             print(json.dumps({**key_json(record), "key": key}, indent=2))
             print("spillover: store the key now; it is not shown again.", file=sys.stderr)
         elif args.keys_command == "list":

@@ -174,6 +174,8 @@ class RequestContext:
     chunks_sent: int = 0
     #: What the cache stage keeps between lookup and store (costlevers.cache.stage).
     cache_state: Any = None
+    #: The finished request's ledger row, priced once for budgets and the ledger (costbook.ledger).
+    ledger_row: Any = None
     #: When a list, respond appends every SSE payload of the stream to it (the cache stores them).
     capture: list[str] | None = None
 

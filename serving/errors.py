@@ -131,6 +131,12 @@ class NoReplicaError(CapacityError):
     default_code = "no_replica_ready"
 
 
+class StoreUnavailableError(CapacityError):
+    """Redis (rate limits and budgets) cannot be reached: refuse rather than admit unmetered."""
+
+    default_code = "store_unavailable"
+
+
 class UpstreamError(SpilloverError):
     status_code = 502
     type = "api_error"

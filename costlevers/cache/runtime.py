@@ -20,6 +20,7 @@ from serving.config import RouteConfig, SpilloverConfig
 from serving.context import Principal
 from serving.errors import UpstreamError
 from serving.metrics import Metrics
+from serving.redis_pool import redis_client
 
 __all__ = ["CacheRuntime", "route_policies"]
 
@@ -80,9 +81,7 @@ class CacheRuntime:
         c = config.cache
         client = None
         if config.stores.redis_url:
-            import redis.asyncio as redis
-
-            client = redis.Redis.from_url(config.stores.redis_url)
+            client = redis_client(config.stores.redis_url)
         prefix = config.stores.redis_prefix + "cache:"
         exact: ExactStore = RedisExactStore(client, prefix + "x:") if client is not None else MemoryExactStore(c.max_entries)
         semantic = None

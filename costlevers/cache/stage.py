@@ -108,7 +108,7 @@ class CacheStage(Stage):
         lookup = ctx.cache_state = _Lookup(policy, keys, store="no-store" not in directives)
         ctx.cache_result = CacheResult.MISS
         read = "no-cache" not in directives
-        if read and (raw := await self._exact.get(keys.exact)) is not None:
+        if read and (raw := await self._read_exact(ctx, keys.exact)) is not None:
             self._count("exact", "hit")
             self._answer(ctx, raw, CacheResult.EXACT)
             return
@@ -119,7 +119,11 @@ class CacheStage(Stage):
             except Exception:  # no embedding, no semantic cache: the request goes on
                 logger.warning("cache: embedding failed; semantic lookup skipped", extra={"request_id": ctx.request_id}, exc_info=True)
             if lookup.vector is not None and read:
-                found = await self._semantic_hit(keys, lookup.vector)
+                try:
+                    found = await self._semantic_hit(keys, lookup.vector)
+                except Exception:
+                    logger.warning("cache: semantic lookup failed; treated as a miss", extra={"request_id": ctx.request_id}, exc_info=True)
+                    found = None
                 self._count("semantic", "miss" if found is None else "hit")
                 if found is not None:
                     self._answer(ctx, found[0], CacheResult.SEMANTIC)
@@ -128,6 +132,14 @@ class CacheStage(Stage):
                     return
         if lookup.store:
             ctx.capture = []
+
+    async def _read_exact(self, ctx: RequestContext, key: str) -> bytes | None:
+        """A store that cannot answer is a miss: the cache never fails a request."""
+        try:
+            return await self._exact.get(key)
+        except Exception:
+            logger.warning("cache: exact store unavailable; treated as a miss", extra={"request_id": ctx.request_id}, exc_info=True)
+            return None
 
     async def _semantic_hit(self, keys: CacheKeys, vector: np.ndarray) -> tuple[bytes, CachedResponse] | None:
         assert self._semantic is not None and self._decision is not None and keys.query_text is not None

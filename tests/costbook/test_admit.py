@@ -179,3 +179,17 @@ async def test_local_work_holds_the_budget_until_priced_then_counters_follow_the
             await stage.process(request())
     finally:
         store.dispose()
+
+
+async def test_an_unreachable_redis_refuses_with_503_and_retry_after_rather_than_admitting_unmetered() -> None:
+    from serving.errors import StoreUnavailableError
+    from serving.redis_pool import redis_client
+
+    client = redis_client("redis://127.0.0.1:1/0")  # nothing listens there
+    stage = admit(RedisCounters(client), [BudgetLimit("team", "search", "day", 10**9)])
+    try:
+        with pytest.raises(StoreUnavailableError) as refused:
+            await stage.process(request())
+    finally:
+        await client.aclose()
+    assert refused.value.status_code == 503 and refused.value.headers() == {"Retry-After": "1"}
