@@ -19,11 +19,20 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
-__all__ = ["GUARD_NAMES", "TextProfile", "guard_values", "guards", "profile"]
+__all__ = ["GUARD_NAMES", "TextProfile", "guard_values", "guards", "profile", "stem"]
 
-_WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)?|[$€£₹%]")
+_WORD = re.compile(r"[^\W_]+|[$€£₹%]")
 _CASED_TOKEN = re.compile(r"[^\W\d_][\w&\-']*|\d[\d,.]*[^\W\d_]*")
-_SENTENCE_END = re.compile(r"[.?!:;\"(]\s*$")
+_CONTRACTIONS = {
+    "can't": "can not", "won't": "will not", "n't": " not", "'re": " are", "'ll": " will", "'ve": " have", "'m": " am",
+    "'d": " would", "what's": "what is", "who's": "who is", "where's": "where is", "how's": "how is", "when's": "when is",
+    "why's": "why is", "that's": "that is", "it's": "it is", "there's": "there is", "he's": "he is", "she's": "she is",
+    "'s": "", "'": "",
+}
+_CONTRACTION = re.compile("|".join(re.escape(c) for c in sorted(_CONTRACTIONS, key=len, reverse=True)))
+#: Words whose two sides cannot swap without changing the question ("USD to INR", "Java better than Python").
+_DIRECTIONAL = frozenset("to into than vs versus from over".split())
+_SENTENCE_ENDS = frozenset(".?!:;\"(")
 _YEAR = re.compile(r"^(1[5-9]\d\d|20\d\d|\d\d(?:'?s))$")
 
 _NEGATIONS = frozenset(
@@ -64,6 +73,12 @@ _ANTONYMS = dict(
     ]
     for pair in ((a, b), (b, a))
 )
+#: Words that point at something outside the text ("this circuit", "the following code"): two such
+#: questions can read the same and still be about different things.
+_CONTEXT_REFERENCES = frozenset(
+    "this these above following attached picture pic pics image images photo photos screenshot video link graph "
+    "diagram figure".split()
+)
 STOPWORDS = frozenset(
     "a an the is are was were be been being am do does did doing have has had having i me my we our you your he "
     "she it its they them their this that these those of in on at to for from by with about as into over under "
@@ -75,7 +90,7 @@ STOPWORDS = frozenset(
 #: Order of :func:`guard_values`; each is 0 when the two texts agree on that point.
 GUARD_NAMES = (
     "negation_mismatch", "number_mismatch", "number_extra", "entity_mismatch", "entity_extra", "date_mismatch",
-    "question_word_mismatch", "antonym", "order_reversed",
+    "question_word_mismatch", "antonym", "order_reversed", "direction_reversed", "plural_mismatch", "context_reference",
 )
 
 
@@ -85,17 +100,24 @@ class TextProfile:
 
     words: tuple[str, ...]
     content: tuple[str, ...]
+    stems: frozenset[str]
     word_set: frozenset[str]
     content_set: frozenset[str]
     bigrams: frozenset[tuple[str, str]]
     char3: frozenset[str]
     negations: int
+    context_references: int
     numbers: frozenset[str]
     dates: frozenset[str]
     entities: frozenset[str]
     question_word: str
-    question_words: frozenset[str]
+    directions: frozenset[tuple[str, str, str]]
     chars: int
+
+
+def stem(word: str) -> str:
+    """A crude plural strip ("songs" -> "song"): enough to tell "song" vs "songs" from a different word."""
+    return word[:-1] if len(word) > 3 and word.endswith("s") and not word.endswith("ss") else word
 
 
 def _numbers(words: tuple[str, ...]) -> frozenset[str]:
@@ -112,39 +134,57 @@ def _entities(text: str) -> frozenset[str]:
     """Capitalised tokens not at a sentence start, acronyms, mixed-case names and codes, lower-cased."""
     out = set()
     for m in _CASED_TOKEN.finditer(text):
-        tok = m.group().strip(".'-")
-        if len(tok) < 2 or tok.lower() in STOPWORDS:
+        tok = m.group().strip("'-")
+        if len(tok) < 2 or (tok.islower() and tok.isalpha()) or not any(c.isalpha() for c in tok):
+            continue  # a plain lower-case word, or a bare number (the number guards see those)
+        lower = tok.lower()
+        if lower in STOPWORDS:
             continue
-        acronym = sum(c.isupper() for c in tok) >= 2
-        code = any(c.isdigit() for c in tok) and any(c.isalpha() for c in tok)
-        mixed_case = any(c.isupper() for c in tok[1:])  # iPhone, PayPal, McDonald's
-        sentence_start = m.start() == 0 or bool(_SENTENCE_END.search(text[: m.start()]))
-        if acronym or code or mixed_case or (tok[0].isupper() and not sentence_start):
-            out.add(tok.lower())
+        # A code (800B0100, i7, 2nd), an acronym (NASA) or a mixed-case name (iPhone, McDonald's).
+        if any(c.isdigit() for c in tok) or any(c.isupper() for c in tok[1:]):
+            out.add(lower)
+            continue
+        before = text[: m.start()].rstrip()
+        if tok[0].isupper() and before and before[-1] not in _SENTENCE_ENDS:
+            out.add(lower)
+    return frozenset(out)
+
+
+def _directions(words: tuple[str, ...]) -> frozenset[tuple[str, str, str]]:
+    """(content word before, directional word, content word after) for each directional word."""
+    out = set()
+    for i, w in enumerate(words):
+        if w in _DIRECTIONAL:
+            left = next((x for x in reversed(words[:i]) if x not in STOPWORDS and x not in _DIRECTIONAL), None)
+            right = next((x for x in words[i + 1 :] if x not in STOPWORDS and x not in _DIRECTIONAL), None)
+            if left and right and left != right:
+                out.add((left, w, right))
     return frozenset(out)
 
 
 @lru_cache(maxsize=65536)
 def profile(text: str) -> TextProfile:
     """Tokenise and extract once; memoised because a cached entry is compared with many queries."""
-    lower = text.lower().replace("’", "'")
-    words = tuple(w.replace("n't", "nt").replace("'", "") for w in _WORD.findall(lower))
+    expanded = _CONTRACTION.sub(lambda m: _CONTRACTIONS[m.group()], text.lower().replace("’", "'"))
+    words = tuple(_WORD.findall(expanded))
+    word_set = frozenset(words)
     content = tuple(w for w in words if w not in STOPWORDS)
     squashed = " ".join(words)
-    question_words = frozenset(w for w in words if w in _QUESTION_WORDS)
     return TextProfile(
         words=words,
         content=content,
-        word_set=frozenset(words),
+        stems=frozenset([stem(w) for w in content]),
+        word_set=word_set,
         content_set=frozenset(content),
         bigrams=frozenset(zip(words, words[1:])),
-        char3=frozenset(squashed[i : i + 3] for i in range(max(len(squashed) - 2, 1))),
-        negations=sum(w in _NEGATIONS for w in words),
+        char3=frozenset([squashed[i : i + 3] for i in range(max(len(squashed) - 2, 1))]),
+        negations=len(word_set & _NEGATIONS),
+        context_references=len(word_set & _CONTEXT_REFERENCES),
         numbers=_numbers(words),
-        dates=frozenset(w for w in words if w in _MONTHS_DAYS or _YEAR.match(w)),
+        dates=(word_set & _MONTHS_DAYS) | {w for w in word_set if w[0].isdigit() and _YEAR.match(w)},
         entities=_entities(text),
         question_word=next((w for w in words if w in _QUESTION_WORDS), ""),
-        question_words=question_words,
+        directions=_directions(words),
         chars=len(text),
     )
 
@@ -184,6 +224,10 @@ def guard_values(a: TextProfile, b: TextProfile) -> tuple[float, ...]:
         float(bool(a.question_word) and bool(b.question_word) and a.question_word != b.question_word),
         float(antonym),
         _order_reversed(a, b),
+        float(any((y, c, x) in b.directions for x, c, y in a.directions)),
+        float(any(stem(w) in b.stems for w in a.content_set - b.content_set)
+              or any(stem(w) in a.stems for w in b.content_set - a.content_set)),
+        float(max(a.context_references, b.context_references) > 0),
     )
 
 

@@ -20,7 +20,10 @@ from costlevers.cache.guards import GUARD_NAMES, guards, profile
         ("What happened on Monday?", "What happened on Friday?", "date_mismatch"),
         ("Why is the sky blue?", "When is the sky blue?", "question_word_mismatch"),
         ("What are the best books on history?", "What are the worst books on history?", "antonym"),
-        ("How do I convert USD to INR?", "How do I convert INR to USD?", "order_reversed"),
+        ("How do I convert USD to INR?", "How do I convert INR to USD?", "direction_reversed"),
+        ("Is Python better than Java?", "Is Java better than Python?", "order_reversed"),
+        ("Who is your favorite singer?", "Who are your favorite singers?", "plural_mismatch"),
+        ("How do I solve this circuit?", "How do I solve this circuit problem?", "context_reference"),
     ],
 )
 def test_guard_flags_a_crafted_difference(a: str, b: str, flag: str) -> None:
@@ -32,6 +35,12 @@ def test_guard_flags_a_crafted_difference(a: str, b: str, flag: str) -> None:
 def test_paraphrase_trips_no_guard() -> None:
     values = guards("How can I learn Python quickly?", "How do I learn python fast?")
     assert values == dict.fromkeys(GUARD_NAMES, 0.0)
+
+
+def test_contractions_are_expanded_before_comparing() -> None:
+    """"What's" is "what is"; "don't" is a negation like "do not"."""
+    assert guards("What is the meaning of life?", "What's the meaning of life?") == dict.fromkeys(GUARD_NAMES, 0.0)
+    assert guards("Why do I not sleep?", "Why don't I sleep?")["negation_mismatch"] == 0
 
 
 def test_entity_in_lower_case_still_counts_as_shared() -> None:
