@@ -36,7 +36,8 @@ class Pair:
 def load_pairs(path: str | Path) -> list[Pair]:
     """One JSON object a line with ``text_a``, ``text_b`` and ``label`` (1 = duplicate)."""
     with open(path, encoding="utf-8") as f:
-        return [Pair(r["text_a"], r["text_b"], int(r["label"])) for r in map(json.loads, f) if r]
+        rows = [json.loads(line) for line in f if line.strip()]
+    return [Pair(r["text_a"], r["text_b"], int(r["label"])) for r in rows]
 
 
 class _UnionFind:
