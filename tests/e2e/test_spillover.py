@@ -215,7 +215,9 @@ def test_saturating_the_local_replica_spills_with_predicted_wait(client: openai.
 
     def one() -> None:
         try:
-            headers, _ = _create(client, model=MODEL, messages=ASK, max_tokens=48, temperature=0, extra_body={"ignore_eos": True})
+            # Identical greedy requests: past the cache, or it would answer all but the first.
+            headers, _ = _create(client, model=MODEL, messages=ASK, max_tokens=48, temperature=0, extra_body={"ignore_eos": True},
+                                 extra_headers={"cache-control": "no-cache, no-store"})
             results.append((headers["x-spillover-destination"], headers["x-spillover-reason"]))
             if headers["x-spillover-reason"] in predicted_ms:
                 predicted_ms[headers["x-spillover-reason"]].append(float(headers["x-spillover-predicted-ttft-ms"]))
