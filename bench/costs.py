@@ -86,6 +86,8 @@ def spillover_config(workdir: Path, stages_on: bool) -> Path:
                    **({"redis_url": REDIS_URL, "postgres_dsn": BENCH_DSN} if stages_on else {})},
         "costs": {"ledger": stages_on,
                   "budgets": [{"scope": "team", "name": TEAM, "daily_usd": 1e6, "monthly_usd": 1e7}] if stages_on else []},
+        # The stages measured are auth, rate limits, budgets and the ledger; the cache has its own benchmark.
+        "cache": {"enabled": False},
     }
     path = workdir / f"spillover-{'on' if stages_on else 'off'}.yaml"
     path.write_text(yaml.safe_dump(config))

@@ -20,6 +20,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from serving.engine_state import EngineState  # noqa: E402
 from serving.errors import NoReplicaError  # noqa: E402
+from serving.replica_time import ReplicaInterval  # noqa: E402
 
 
 class NoLocalEngines:
@@ -45,6 +46,9 @@ class NoLocalEngines:
     async def embed(self, model: str, body: dict[str, Any]) -> AsyncIterator[Any]:
         raise NoReplicaError(f"No local embedding model '{model}' in this benchmark.")
         yield  # pragma: no cover
+
+    async def replica_time(self, after: float, before: float) -> list[ReplicaInterval]:
+        return []  # no local replicas, no local cost to share out
 
 
 def build(config_path: str, stages_on: bool) -> Any:
