@@ -7,7 +7,8 @@ rounds; open-loop load from another process (bench/costs_load.py: fixed spacing,
 each request's due time, a warm-up first):
 
 * ``direct``: straight to the responder; the baseline. A setup's *added* p50/p99 is its
-  percentile minus direct's in the same round.
+  percentile minus direct's in the same round; the issue's ``added_*`` figures (and goals) are
+  what the cost stages add: spillover_on's percentile minus spillover_off's, round by round.
 * ``spillover_off``: the ingress app under uvicorn (bench/costs_ingress.py: no Ray), its one
   route hosted-only at the responder; auth off, no budgets, no ledger, no Redis or PostgreSQL.
 * ``spillover_on``: the same with every cost stage: auth (a key made by ``spillover keys
@@ -229,6 +230,8 @@ def medians(runs: dict[str, list[dict]]) -> dict[str, dict[str, float]]:
         direct = runs["direct" + (s[s.index("@"):] if "@" in s else "")]
         for k in ("p50_ms", "p99_ms"):
             med[s][f"added_{k}"] = median([r[k] - d[k] for r, d in zip(runs[s], direct)])
+    for k in ("p50_ms", "p99_ms"):  # the cost stages alone: on against off, round by round
+        med["spillover_on"][f"stages_added_{k}"] = median([r[k] - o[k] for r, o in zip(runs["spillover_on"], runs["spillover_off"])])
     return med
 
 
@@ -241,8 +244,12 @@ def summarise(runs: dict[str, list[dict]], args: argparse.Namespace) -> tuple[di
     on, low = med["spillover_on"], f"@{args.sustained_rate:g}"
     rate_ok = on["requests_per_s"] >= 0.99 * args.rate and all(r["errors"] == 0 for r in runs["spillover_on"])
     figures: dict[str, object] = {
-        "added_p50_ms": round(on["added_p50_ms"], 3),
-        "added_p99_ms": round(on["added_p99_ms"], 3),
+        # The figure: what the stages add (on against off); beside it, the whole ingress
+        # against direct, the figure comparable with LiteLLM's.
+        "added_p50_ms": round(on["stages_added_p50_ms"], 3),
+        "added_p99_ms": round(on["stages_added_p99_ms"], 3),
+        "ingress_added_p50_ms": round(on["added_p50_ms"], 3),
+        "ingress_added_p99_ms": round(on["added_p99_ms"], 3),
         "requests_per_s": round(on["requests_per_s"], 1),
         "stages_off_added_p50_ms": round(med["spillover_off"]["added_p50_ms"], 3),
         "stages_off_added_p99_ms": round(med["spillover_off"]["added_p99_ms"], 3),
@@ -257,8 +264,8 @@ def summarise(runs: dict[str, list[dict]], args: argparse.Namespace) -> tuple[di
         "ledger_lag_s_by_run": lags,
         "offered_rate": args.rate, "duration_s": args.duration_s, "rounds": args.rounds,
         "goal_met": {
-            "added_p50": on["added_p50_ms"] <= GOAL_P50_MS,
-            "added_p99": on["added_p99_ms"] <= GOAL_P99_MS,
+            "added_p50": on["stages_added_p50_ms"] <= GOAL_P50_MS,
+            "added_p99": on["stages_added_p99_ms"] <= GOAL_P99_MS,
             "requests_per_s": rate_ok,
             "rows_written": rows_ok,
             "ledger_lag": lag is not None and lag <= GOAL_LAG_S,
@@ -296,10 +303,11 @@ def note(figures: dict, args: argparse.Namespace) -> str:
         f"in the order {', '.join(n for n, *_ in plan(args))}; medians over rounds; added = the setup's percentile minus "
         f"direct's at the same rate in the same round. Upstream: an instant OpenAI-compatible responder "
         f"(bench/instant_responder.py). Every process (load, proxy, responder, Redis, PostgreSQL) shares the 2 cores.\n\n"
-        f"- spillover_on (auth + rate limit + team budget + ledger, Redis + PostgreSQL): added p50 {figures['added_p50_ms']} ms "
-        f"(goal ≤ {GOAL_P50_MS:g}: {met(goals['added_p50'])}), p99 {figures['added_p99_ms']} ms (goal ≤ {GOAL_P99_MS:g}: "
-        f"{met(goals['added_p99'])}), {figures['requests_per_s']} requests/s achieved (goal {args.rate:g} with no errors: "
-        f"{met(goals['requests_per_s'])}).\n"
+        f"- The cost stages (auth + rate limit + team budget + ledger, Redis + PostgreSQL), spillover_on minus spillover_off per "
+        f"round: added p50 {figures['added_p50_ms']} ms (goal ≤ {GOAL_P50_MS:g}: {met(goals['added_p50'])}), p99 "
+        f"{figures['added_p99_ms']} ms (goal ≤ {GOAL_P99_MS:g}: {met(goals['added_p99'])}); {figures['requests_per_s']} requests/s "
+        f"achieved (goal {args.rate:g} with no errors: {met(goals['requests_per_s'])}). The whole ingress with them, against "
+        f"direct: p50 {figures['ingress_added_p50_ms']} ms, p99 {figures['ingress_added_p99_ms']} ms.\n"
         f"- spillover_off (no auth, budgets or ledger): added p50 {figures['stages_off_added_p50_ms']} ms, p99 "
         f"{figures['stages_off_added_p99_ms']} ms.\n"
         f"- Ledger rows written = requests sent: {met(figures['rows_written_equals_requests_sent'])} ({figures['rows_written']} vs "
@@ -308,7 +316,7 @@ def note(figures: dict, args: argparse.Namespace) -> str:
         f"- LiteLLM's proxy ({LITELLM_REQUIREMENT.split('==')[-1]}, one worker, master key, no database) over the same responder at "
         f"{args.rate:g}/s: added p50 {figures['litellm_added_p50_ms']} ms, p99 {figures['litellm_added_p99_ms']} ms, "
         f"{figures['litellm_requests_per_s']} requests/s achieved; its added p50 ÷ spillover_on's: "
-        f"{ratio(figures['litellm_added_p50_ms'], figures['added_p50_ms'])}.\n"
+        f"{ratio(figures['litellm_added_p50_ms'], figures['ingress_added_p50_ms'])}.\n"
     )
     if args.sustained_rate:
         text += (
