@@ -39,7 +39,7 @@ from costlevers.cache.semantic_store import SemanticEntry, entry_id  # noqa: E40
 from costlevers.cache.stage import CacheStage, RoutePolicy  # noqa: E402
 from costlevers.cache.train_verifier import embed_all  # noqa: E402
 from costlevers.cache.verifier import HitVerifier  # noqa: E402
-from serving.context import Api, RequestContext  # noqa: E402
+from serving.context import ANONYMOUS, Api, RequestContext  # noqa: E402
 from serving.redis_pool import redis_client  # noqa: E402
 
 ROUTE = "bench"
@@ -66,8 +66,9 @@ def entries(target: int, seed: int = 7) -> tuple[list[str], np.ndarray, str]:
         noisy = others[source] + rng.normal(0, 0.02, others[source].shape).astype(np.float32)
         texts.append(f"{source} [{len(texts)}]")
         rows.append(noisy / np.linalg.norm(noisy))
+    # The queries come without a key: the anonymous principal's team is their scope.
     partition = request_keys(body("x"), route=ROUTE, model_version=POLICY.model_version, prompt_version=POLICY.prompt_version,
-                             scope="team").partition
+                             scope=ANONYMOUS.team).partition
     return texts, np.stack(rows).astype(np.float32), partition
 
 
@@ -103,6 +104,8 @@ async def runtime(redis_url: str, target: int) -> dict[str, float]:
             await stage.process(ctx)
             times.append((time.perf_counter() - t0) * 1000)
             hits += ctx.outcome is not None
+        if not hits:
+            raise RuntimeError("no lookup hit: the queries did not reach the entries' partition")
         times.sort()
         sample = [f"{prefix}s:e:{entry_id(partition, t)}" for t in texts[:: max(1, len(texts) // 200)]]
         redis_bytes = statistics.mean([await client.memory_usage(k) for k in sample])  # type: ignore[attr-defined]
