@@ -35,7 +35,7 @@ from costlevers.cache.exact_store import RedisExactStore  # noqa: E402
 from costlevers.cache.pairs import load_pairs  # noqa: E402
 from costlevers.cache.redis_semantic import RedisSemanticStore  # noqa: E402
 from costlevers.cache.request_key import request_keys  # noqa: E402
-from costlevers.cache.semantic_store import SemanticEntry, entry_id  # noqa: E402
+from costlevers.cache.semantic_store import entry_id  # noqa: E402
 from costlevers.cache.stage import CacheStage, RoutePolicy  # noqa: E402
 from costlevers.cache.train_verifier import embed_all  # noqa: E402
 from costlevers.cache.verifier import HitVerifier  # noqa: E402
