@@ -93,7 +93,7 @@ async def runtime(redis_url: str, target: int) -> dict[str, float]:
     try:
         await load_redis(client, prefix, texts, matrix, partition)
         started = time.perf_counter()
-        await semantic.start()
+        await semantic.start(wait=True)
         rebuild_s = time.perf_counter() - started
         stage = CacheStage({ROUTE: POLICY}, RedisExactStore(client, prefix + "x:"), semantic=semantic,
                            embed=lambda text: _vector(vectors, text), decision=HitVerifier.load())

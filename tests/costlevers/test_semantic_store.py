@@ -87,7 +87,7 @@ async def test_two_replicas_share_entries_through_redis_and_a_restart_rebuilds(r
         await a.aclose()
         await b.aclose()
     restarted = RedisSemanticStore(client, 100, prefix=prefix)
-    await restarted.start()
+    await restarted.start(wait=True)
     try:
         assert [c.entry.text for c in restarted.candidates(PART, unit(0, 1), k=3, min_cosine=0.9)] == ["capital of Spain"]
     finally:
