@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import signal
 import statistics
 import subprocess
 import sys
@@ -90,6 +91,16 @@ def record(name: str, title: str, figures: dict[str, object], body_markdown: str
         BENCHMARKS_MD.write_text("# Benchmarks\n\nEvery figure here was measured by a script under `bench/`; newest last.\n")
     with BENCHMARKS_MD.open("a") as out:
         out.write(section)
+
+
+def terminate(child: subprocess.Popen[bytes], wait_s: float) -> None:
+    """SIGTERM, up to ``wait_s`` for a clean exit (servers drain), then SIGKILL."""
+    child.send_signal(signal.SIGTERM)
+    try:
+        child.wait(wait_s)
+    except subprocess.TimeoutExpired:
+        child.kill()
+        child.wait()
 
 
 def git_commit() -> str:

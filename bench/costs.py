@@ -30,7 +30,6 @@ import argparse
 import json
 import os
 import secrets
-import signal
 import subprocess
 import sys
 import tempfile
@@ -43,7 +42,7 @@ import httpx
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench._common import REPO, median, record, table  # noqa: E402
+from bench._common import REPO, median, record, table, terminate  # noqa: E402
 
 BENCH = REPO / "bench"
 SETUPS = ("direct", "spillover_off", "spillover_on", "litellm")
@@ -160,12 +159,7 @@ def process(args: list[str], log: Path, port: int, key: str | None = None) -> It
         wait_ready(child, port, key, log)
         yield child
     finally:
-        child.send_signal(signal.SIGTERM)
-        try:
-            child.wait(30)
-        except subprocess.TimeoutExpired:
-            child.kill()
-            child.wait()
+        terminate(child, 30)
 
 
 def wait_ready(child: subprocess.Popen[bytes], port: int, key: str | None, log: Path, timeout_s: float = 240) -> None:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -26,7 +25,7 @@ import httpx
 import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench._common import RAY_SERVE_LLM_PEER, median, record, table  # noqa: E402
+from bench._common import RAY_SERVE_LLM_PEER, median, record, table, terminate  # noqa: E402
 
 PORT = 8000
 MODEL = "smollm2-135m-instruct"
@@ -87,11 +86,7 @@ def run_once(setup: str, cache_dir: str) -> tuple[float, float]:
         ready_s = time.monotonic() - started
         time.sleep(2)  # let the sampler see the settled footprint
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(180)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        terminate(process, 180)
         peak = memory.stop()
         subprocess.run([str(Path(sys.executable).parent / "ray"), "stop", "--force"], capture_output=True)
     return ready_s, peak

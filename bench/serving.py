@@ -18,7 +18,6 @@ import asyncio
 import json
 import os
 import re
-import signal
 import statistics
 import subprocess
 import sys
@@ -29,7 +28,7 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench._common import RAY_SERVE_LLM_PEER, median, record, table  # noqa: E402
+from bench._common import RAY_SERVE_LLM_PEER, median, record, table, terminate  # noqa: E402
 
 PORT = 8000
 MODEL = "smollm2-135m-instruct"
@@ -95,11 +94,7 @@ def vllm_args(port: int = PORT, served_name: str = MODEL) -> list[str]:
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(120)
-    except subprocess.TimeoutExpired:
-        process.kill()
+    terminate(process, 120)
     subprocess.run([str(Path(sys.executable).parent / "ray"), "stop", "--force"], capture_output=True)
     time.sleep(3)
 
