@@ -236,7 +236,12 @@ def main() -> None:
     parser.add_argument("--load", type=float, default=1.5, help="offered load as a multiple of the local capacity")
     parser.add_argument("--window-start-s", type=float, default=0.0)
     parser.add_argument("--window-s", type=float, default=600.0)
+    parser.add_argument("--setups", default=",".join(SETUPS), help="comma-separated; queue_only (it probes capacity) and spillover are required")
+    parser.add_argument("--results-name", default="spillover", help="write bench/results/NAME.json (another load is another result)")
     args = parser.parse_args()
+    setups = [s for s in SETUPS if s in args.setups.split(",")]
+    if not {"queue_only", "spillover"} <= set(setups):
+        parser.error("--setups must include queue_only and spillover")
     trace_start, everything = read_trace(TRACE)
     raw = scale_tokens(window(everything, args.window_start_s, args.window_s), 1 / 16, 16)
     prompts = prompt_texts(raw)
@@ -249,7 +254,7 @@ def main() -> None:
         try:
             wait_ready(hosted, HOSTED_PORT, HOSTED_MODEL)
             target_s, arrivals = 0.0, raw
-            for setup in SETUPS:
+            for setup in setups:
                 config = Path(tmp) / f"{setup}.yaml"
                 config.write_text(json.dumps(serve_config(setup, target_s or 1.0)))
                 # Only the engine is pinned (its compute threads, by VLLM_CPU_OMP_THREADS_BIND in the
@@ -368,7 +373,7 @@ def report(args: argparse.Namespace, trace_start: object, raw: list[Arrival], ar
         f"{spill.get('predictor')}. Simulator with this machine's preset (autoscaler/presets/{PRESET_FILE.name}) on the "
         f"same arrivals: {json.dumps(figures['simulator_check'])}."
     )
-    record("spillover", "Spill-over on the Azure code trace: spillover vs queue-only vs timeout fallback", figures, text + "\n\n" + note)
+    record(args.results_name, "Spill-over on the Azure code trace: spillover vs queue-only vs timeout fallback", figures, text + "\n\n" + note)
 
 
 if __name__ == "__main__":
