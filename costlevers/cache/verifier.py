@@ -35,14 +35,16 @@ import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from costlevers.cache.alignment import ALIGNMENT_NAMES, TokenAligner
 from costlevers.cache.guards import GUARD_NAMES, TextProfile, guard_values, profile
 
-__all__ = ["DEFAULT_WEIGHTS", "FEATURE_NAMES", "HitVerifier", "Idf", "pair_features"]
+__all__ = ["DEFAULT_WEIGHTS", "FEATURE_NAMES", "HitVerifier", "Idf", "pair_features", "shared_aligner"]
 
 DEFAULT_WEIGHTS = Path(__file__).with_name("verifier_weights.npz")
 
@@ -50,7 +52,7 @@ DEFAULT_WEIGHTS = Path(__file__).with_name("verifier_weights.npz")
 FEATURE_NAMES = (
     "cosine", "word_jaccard", "content_jaccard", "bigram_jaccard", "char3_jaccard", "content_containment",
     "word_length_ratio", "char_length_ratio", "content_symmetric_difference", "same_first_word", "same_words_in_order",
-    "idf_unshared_max", "idf_unshared_both_sides", "idf_unshared_sum", "idf_jaccard", *GUARD_NAMES,
+    "idf_unshared_max", "idf_unshared_both_sides", "idf_unshared_sum", "idf_jaccard", *GUARD_NAMES, *ALIGNMENT_NAMES,
 )
 
 
@@ -106,9 +108,10 @@ def _hand_features(cos: float, a: TextProfile, b: TextProfile, idf: Idf) -> tupl
 
 
 def pair_features(
-    query: TextProfile, query_vec: np.ndarray, cands: Sequence[TextProfile], cand_vecs: np.ndarray, idf: Idf,
+    query: TextProfile, query_vec: np.ndarray, cands: Sequence[TextProfile], cand_vecs: np.ndarray, idf: Idf, alignment: np.ndarray,
 ) -> np.ndarray:
-    """One row of :data:`FEATURE_NAMES` per candidate (unit vectors in).
+    """One row of :data:`FEATURE_NAMES` per candidate (unit vectors in; ``alignment``: a row of
+    :meth:`TokenAligner.values` per candidate).
 
     SBERT's interaction vectors (``|u - v|``, ``u * v``) were tried as 768 extra columns: on
     the calibration split they lowered the duplicate hit rate at 1% false hits (they let the
@@ -116,7 +119,14 @@ def pair_features(
     """
     cos = np.asarray(cand_vecs, dtype=np.float32).reshape(len(cands), -1) @ np.asarray(query_vec, dtype=np.float32).reshape(-1)
     rows = [_hand_features(float(c), query, p, idf) for c, p in zip(cos, cands)]
-    return np.array(rows, dtype=np.float32).reshape(len(cands), len(FEATURE_NAMES))
+    hand = np.array(rows, dtype=np.float32).reshape(len(cands), len(FEATURE_NAMES) - len(ALIGNMENT_NAMES))
+    return np.hstack([hand, np.asarray(alignment, dtype=np.float32).reshape(len(cands), len(ALIGNMENT_NAMES))])
+
+
+@lru_cache(maxsize=1)
+def shared_aligner() -> TokenAligner:
+    """One aligner per process (a 45 MiB table), loaded when the first verifier is."""
+    return TokenAligner.builtin()
 
 
 @dataclass
@@ -131,6 +141,7 @@ class HitVerifier:
     platt: tuple[float, float]
     threshold: float
     meta: dict[str, Any] = field(default_factory=dict)
+    aligner: TokenAligner = field(default_factory=lambda: shared_aligner(), repr=False)
 
     @classmethod
     def load(cls, path: str | Path = DEFAULT_WEIGHTS) -> HitVerifier:
@@ -160,7 +171,8 @@ class HitVerifier:
 
     def features(self, query_text: str, query_vec: np.ndarray, cand_texts: Sequence[str], cand_vecs: np.ndarray) -> np.ndarray:
         """Rows of :func:`pair_features` for one query and its candidates; the query is profiled once."""
-        return pair_features(profile(query_text), query_vec, [profile(t) for t in cand_texts], cand_vecs, self.idf)
+        alignment = np.array([self.aligner.values(query_text, t) for t in cand_texts], dtype=np.float32)
+        return pair_features(profile(query_text), query_vec, [profile(t) for t in cand_texts], cand_vecs, self.idf, alignment)
 
     def logits(self, features: np.ndarray) -> np.ndarray:
         """The MLP's raw output for rows of :func:`pair_features` (before Platt scaling)."""
