@@ -23,8 +23,8 @@ one, is seen here: the test split is left to ``bench/cache_quality.py``.
   label noise comes in clumps, and it, not the model, sets how many false hits come with each
   duplicate hit near the top.
 * **export**: the four folds' members merged into one MLP whose logit is the mean of their
-  Platt-scaled logits (averaging shrinks extremes, so the threshold chosen on single members is
-  if anything conservative for the mean).
+  Platt-scaled logits. The threshold was chosen on the members' out-of-fold scores and is applied
+  to their mean; the benchmark's test split is the check that this carries over.
 
 Embeddings are cached under ``~/.cache/spillover/bench/`` (keyed by text hash), so a rerun
 costs seconds, not the minutes of encoding ~39k questions on two cores.
