@@ -20,8 +20,9 @@ IDS = [str(p.relative_to(K8S)) for p in RULE_FILES]
 def test_promtool_checks_and_unit_tests_pass(rule_file: Path, tmp_path: Path) -> None:
     check = promtool(tmp_path, rule_file, "check", "rules", rule_file.name)
     assert check.returncode == 0, check.stdout + check.stderr
-    assert unit_tests_of(rule_file).exists(), f"{rule_file.name} has no unit tests"
-    test = promtool(tmp_path, rule_file, "test", "rules", unit_tests_of(rule_file).name)
+    tests = unit_tests_of(rule_file)
+    assert tests, f"{rule_file.name} has no unit tests"
+    test = promtool(tmp_path, rule_file, "test", "rules", *(t.name for t in tests))
     assert test.returncode == 0, test.stdout + test.stderr
 
 
@@ -32,7 +33,8 @@ def test_every_alert_is_tested_firing_and_silent(rule_file: Path) -> None:
         return
     fired: set[str] = set()
     silent: set[str] = set()
-    for case in yaml.safe_load(unit_tests_of(rule_file).read_text())["tests"]:
+    cases = [case for tests in unit_tests_of(rule_file) for case in yaml.safe_load(tests.read_text())["tests"]]
+    for case in cases:
         for check in case.get("alert_rule_test", []):
             (fired if check.get("exp_alerts") else silent).add(check["alertname"])
     assert not alerts - fired, f"never tested firing: {sorted(alerts - fired)}"
@@ -55,7 +57,7 @@ def test_a_failing_unit_test_fails(tmp_path: Path) -> None:
     broken = tmp_path / "broken"
     broken.mkdir()
     promtool(broken, rule_file, "--version")  # lays out the rule file and its tests
-    tests = broken / unit_tests_of(rule_file).name
+    tests = broken / unit_tests_of(rule_file)[0].name
     tests.write_text(tests.read_text().replace("value: 7", "value: 8"))
     result = subprocess.run([tool("promtool"), "test", "rules", tests.name], cwd=broken, capture_output=True, text=True, timeout=120)
     assert result.returncode != 0
