@@ -20,6 +20,7 @@ REPO = Path(__file__).resolve().parents[2]
 K8S = REPO / "k8s"
 BASE = K8S / "base"
 OVERLAYS = sorted(p.parent for p in (K8S / "overlays").glob("*/kustomization.yaml"))
+COMPONENTS = sorted(p.parent for p in (K8S / "components").glob("*/kustomization.yaml"))
 #: Every folder `kubectl kustomize` must build: the base and every overlay (components are
 #: built through the overlays that use them).
 KUSTOMIZATIONS = [BASE, *OVERLAYS]
@@ -43,8 +44,20 @@ def run(*args: str, cwd: Path = REPO, timeout_s: float = 120) -> subprocess.Comp
 def build(directory: Path) -> tuple[Obj, ...]:
     """What ``kubectl apply -k directory`` would send, as objects."""
     result = run(tool("kubectl"), "kustomize", str(directory))
-    assert result.returncode == 0, f"kubectl kustomize {directory.relative_to(REPO)}: {result.stderr}"
+    assert result.returncode == 0, f"kubectl kustomize {directory}: {result.stderr}"
     return tuple(o for o in yaml.safe_load_all(result.stdout) if o)
+
+
+def build_with(scratch: Path, overlay: Path, component: Path) -> tuple[Obj, ...]:
+    """An operator's overlay: ``overlay`` plus an optional ``component``, as a kustomization in
+    ``scratch`` (kustomize takes relative paths only, so ``scratch`` links to k8s/)."""
+    (scratch / "k8s").symlink_to(K8S)
+    (scratch / "mine").mkdir()
+    (scratch / "mine" / "kustomization.yaml").write_text(yaml.safe_dump({
+        "apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
+        "resources": [f"../k8s/{overlay.relative_to(K8S)}"], "components": [f"../k8s/{component.relative_to(K8S)}"],
+    }))
+    return build(scratch / "mine")
 
 
 def one(objects: tuple[Obj, ...], kind: str, name: str | None = None) -> Obj:
