@@ -158,3 +158,16 @@ def _template_labels(obj: Obj) -> list[dict[str, str]]:
     if "template" in spec:
         return [(spec["template"].get("metadata") or {}).get("labels", {})]
     return []
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS, ids=IDS)
+def test_serve_listens_where_the_services_point(overlay: Path) -> None:
+    """Serve's proxy binds the pod's address (not loopback) on the port the ingress Service,
+    the containers and the scrape config name `serve`."""
+    config = load_config(overlay / "spillover.yaml", env={})
+    assert config.server.host == "0.0.0.0"
+    objects = build(overlay)
+    spec = one(objects, "RayService")["spec"]
+    assert {p["name"]: p["port"] for p in spec["serveService"]["spec"]["ports"]} == {"serve": config.server.port}
+    for _, container in containers(one(objects, "RayService")):
+        assert {"name": "serve", "containerPort": config.server.port} in container["ports"]
