@@ -1,7 +1,8 @@
 """``spillover``: the command line. ``serve`` runs the platform in the foreground; ``scale``
 sets a local model's replica count on a running one (draining before zero); ``simulate``
 replays a trace through the fleet policies; ``costs report`` reads the ledger; ``keys``
-creates, lists and revokes API keys; ``plan`` weighs self-hosting against an API.
+creates, lists and revokes API keys; ``plan`` weighs self-hosting against an API; ``k8s
+render`` writes the RayService's serveConfigV2 from the same config.
 
 ``spillover serve`` starts Ray locally (or joins ``RAY_ADDRESS``), deploys the Serve
 application built from the YAML config, prints the endpoint, and on SIGTERM or Ctrl-C deletes
@@ -64,6 +65,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     create_cmd.add_argument("--tpm", type=int, help="tokens per minute (prompt + max_tokens)")
     keys_sub.add_parser("list", help="every key, without secrets")
     keys_sub.add_parser("revoke", help="revoke a key (every ingress replica within auth.refresh_s)").add_argument("key_id")
+    from serving.k8s_render import add_arguments as add_k8s_arguments
+
+    add_k8s_arguments(commands.add_parser("k8s", help="Kubernetes manifests from the config (k8s/README.md)"))
     args = parser.parse_args(argv)
 
     from serving.logs import configure_logging
@@ -81,6 +85,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         run(args)
         return 0
+    if args.command == "k8s":
+        return k8s_render(args.config, args.rayservice)
     try:
         config = load_config(args.config or os.environ.get("SPILLOVER_CONFIG"))
     except ConfigError as exc:
@@ -98,6 +104,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         yaml.safe_dump(serve_config(config), sys.stdout, sort_keys=False)
         return 0
     return serve_forever(config)
+
+
+def k8s_render(path: str, rayservice: str) -> int:
+    from serving.k8s_render import rayservice_patch
+
+    try:
+        config = load_config(path, env={})  # the committed output must not depend on the shell
+    except ConfigError as exc:
+        print(f"spillover: config error: {exc}", file=sys.stderr)
+        return 2
+    sys.stdout.write(rayservice_patch(config, rayservice))
+    return 0
 
 
 def costs_report(config: SpilloverConfig, by: str, since: str, fmt: str) -> int:

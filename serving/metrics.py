@@ -5,7 +5,7 @@ Three families, each scraped from its own place (README, "Metrics"):
 * ``spillover_*``: the platform's own, from each ingress replica's ``GET /metrics``.
 * vLLM's engine metrics: under Ray Serve LLM they leave through Ray's metrics export as
   ``ray_vllm_*`` (``:`` becomes ``_``) every 10 s on each Ray node's metrics-export port;
-  ``k8s/base/prometheus/recording-rules.yaml`` gives back vLLM's own names
+  ``k8s/base/monitoring/vllm-names.rules.yaml`` gives back vLLM's own names
   (:data:`VLLM_RECORDED`).
 * ``DCGM_FI_DEV_*``: GPU metrics read through NVML by the exporter (autoscaler issue).
 
