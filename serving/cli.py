@@ -20,11 +20,15 @@ import sys
 import threading
 import time
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import yaml
 
-from serving.config import SpilloverConfig, load_config
+from serving.config import AutoscalerConfig, SpilloverConfig, load_config
 from serving.errors import ConfigError
+
+if TYPE_CHECKING:
+    from autoscaler.actuator import ServeActuator
 
 __all__ = ["main"]
 
@@ -231,7 +235,6 @@ def autoscale(config: SpilloverConfig, dry_run: bool) -> int:
     import ray
     from prometheus_client import start_http_server
 
-    from autoscaler.actuator import ServeActuator
     from autoscaler.loop import ControlLoop, policy_for
     from autoscaler.prometheus import PrometheusSignals
 
@@ -240,7 +243,7 @@ def autoscale(config: SpilloverConfig, dry_run: bool) -> int:
     loop = ControlLoop(
         {m.name: policy_for(m) for m in config.models},
         PrometheusSignals(settings.prometheus_url, timeout_s=settings.query_timeout_s, window=settings.rate_window),
-        ServeActuator(),
+        actuator_for(settings),
         cold_start_s={m.name: m.autoscaling.cold_start_s for m in config.models},
         dry_run=dry_run or settings.dry_run,
     )
@@ -253,6 +256,19 @@ def autoscale(config: SpilloverConfig, dry_run: bool) -> int:
     except KeyboardInterrupt:
         pass
     return 0
+
+
+def actuator_for(settings: AutoscalerConfig) -> ServeActuator:
+    """Serve's controller directly, or, with ``autoscaler.rayservice`` set, the RayService that
+    KubeRay keeps applying (so a head restart or an upgrade does not undo the counts)."""
+    from autoscaler.actuator import ServeActuator
+
+    if settings.rayservice is None:
+        return ServeActuator()
+    from autoscaler.rayservice import KubeApi, RayServiceActuator
+
+    api = KubeApi.in_cluster()
+    return RayServiceActuator(settings.rayservice, settings.rayservice_namespace or api.own_namespace(), api)
 
 
 def scale(model: str, replicas: int) -> int:

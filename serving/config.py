@@ -274,6 +274,10 @@ class AutoscalerConfig(_Strict):
     rate_window: str = Field("1m", description="PromQL range for rates; at least 4 scrape intervals.")
     dry_run: bool = Field(False, description="Decide and log, never scale.")
     metrics_port: Annotated[int, Field(ge=0, le=65535)] = Field(9105, description="Its own /metrics; 0 turns it off.")
+    rayservice: str | None = Field(
+        None, description="In a cluster: the RayService whose serveConfigV2 gets the counts (autoscaler/rayservice.py); "
+        "unset: Serve's controller directly.")
+    rayservice_namespace: str | None = Field(None, description="The RayService's namespace; default: the autoscaler pod's own.")
 
 
 class SpilloverConfig(_Strict):

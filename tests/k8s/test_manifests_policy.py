@@ -10,6 +10,7 @@ import shlex
 from pathlib import Path
 
 import pytest
+import yaml
 
 from serving.config import load_config
 from tests.k8s.manifests import OVERLAYS, Obj, build, containers, one, pod_specs
@@ -90,17 +91,23 @@ def test_secrets_hold_placeholders_only(overlay: Path) -> None:
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS, ids=IDS)
-def test_the_autoscaler_has_no_kubernetes_permissions(overlay: Path) -> None:
-    """It scales through Serve's controller over Ray Client (autoscaler/actuator.py) and
-    patches nothing in Kubernetes: no Role, no binding, no token."""
+def test_the_autoscaler_may_get_and_patch_its_rayservice_and_nothing_else(overlay: Path) -> None:
+    """It writes counts into the RayService (autoscaler/rayservice.py) named in its config, and
+    reads replica states over Ray Client from that RayService's head Service."""
     objects = build(overlay)
-    assert not [o for o in objects if o["kind"] in ("Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding")]
-    account = one(objects, "ServiceAccount", "spillover-autoscaler")
-    pod = one(objects, "Deployment", "spillover-autoscaler")["spec"]["template"]["spec"]
-    assert account["automountServiceAccountToken"] is False and pod["automountServiceAccountToken"] is False
-    env = {e["name"]: e["value"] for e in pod["containers"][0]["env"]}
     rayservice = one(objects, "RayService")["metadata"]["name"]
+    assert not [o for o in objects if o["kind"] in ("ClusterRole", "ClusterRoleBinding")]
+    [role] = [o for o in objects if o["kind"] == "Role"]
+    assert role["rules"] == [{"apiGroups": ["ray.io"], "resources": ["rayservices"], "resourceNames": [rayservice], "verbs": ["get", "patch"]}]
+    [binding] = [o for o in objects if o["kind"] == "RoleBinding"]
+    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": role["metadata"]["name"]}
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "spillover-autoscaler", "namespace": one(objects, "Namespace")["metadata"]["name"]}]
+    pod = one(objects, "Deployment", "spillover-autoscaler")["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == "spillover-autoscaler" and pod.get("automountServiceAccountToken", True)
+    env = {e["name"]: e["value"] for e in pod["containers"][0]["env"]}
     assert env["RAY_ADDRESS"] == f"ray://{rayservice}-head-svc:10001"  # KubeRay's head Service of a RayService
+    settings = yaml.safe_load((overlay / "spillover.yaml").read_text())["autoscaler"]
+    assert settings["rayservice"] == rayservice
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS, ids=IDS)
