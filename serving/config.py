@@ -197,7 +197,7 @@ class FailoverConfig(_Strict):
     deadline_s: Annotated[float, Field(gt=0)] = Field(30.0, description="All tries before the first token, together.")
     local_start_timeout_s: Annotated[float, Field(gt=0)] = Field(
         10.0,
-        description="A local request with a hosted target behind it fails over if no first item "
+        description="A local stream with a hosted target behind it fails over if no first chunk "
         "came in this long (e.g. its replica vanished and Serve holds it for the next one).",
     )
     breaker_consecutive_failures: Annotated[int, Field(ge=1)] = 5

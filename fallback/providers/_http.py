@@ -29,15 +29,22 @@ class HttpProvider:
     async def aclose(self) -> None:
         await self._client.aclose()
 
-    def _timeout(self) -> httpx.Timeout:
-        # ``read`` bounds the wait for the first byte and every gap between chunks after it.
+    def _timeout(self, stream: bool) -> httpx.Timeout:
+        """``read`` bounds a stream's wait for its first byte and every gap between chunks after it.
+
+        A non-stream answer's first byte comes only when the whole answer is generated, so there
+        ``read`` is the total timeout: a first-byte bound would cut every long answer and pay for
+        it twice, once here and once on the next target.
+        """
         c = self.config
-        return httpx.Timeout(connect=c.connect_timeout_s, read=c.first_byte_timeout_s, write=c.connect_timeout_s, pool=c.connect_timeout_s)
+        read = c.first_byte_timeout_s if stream else c.total_timeout_s
+        return httpx.Timeout(connect=c.connect_timeout_s, read=read, write=c.connect_timeout_s, pool=c.connect_timeout_s)
 
     async def _send(self, path: str, payload: dict[str, Any], headers: dict[str, str]) -> httpx.Response:
         """POST and return the response with its body unread; raise on any non-2xx."""
         url = self.config.base_url.rstrip("/") + path
-        request = self._client.build_request("POST", url, json=payload, headers=headers, timeout=self._timeout())
+        timeout = self._timeout(bool(payload.get("stream")))
+        request = self._client.build_request("POST", url, json=payload, headers=headers, timeout=timeout)
         with transport_errors(self.name):
             response = await self._client.send(request, stream=True)
         if response.status_code >= 400:

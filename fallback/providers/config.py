@@ -23,8 +23,12 @@ class ProviderConfig(BaseModel):
     api_key_file: str | None = Field(None, description="File holding the key (a mounted Secret).")
     models: dict[str, str] = Field(default_factory=dict, description="Public model name -> provider's model name.")
     connect_timeout_s: Annotated[float, Field(gt=0)] = 3.0
-    first_byte_timeout_s: Annotated[float, Field(gt=0)] = 30.0
-    total_timeout_s: Annotated[float, Field(gt=0)] = 600.0
+    first_byte_timeout_s: Annotated[float, Field(gt=0)] = Field(
+        30.0, description="A stream's longest wait for its first byte, and for each chunk after it."
+    )
+    total_timeout_s: Annotated[float, Field(gt=0)] = Field(
+        600.0, description="A whole call's bound; a non-stream answer's wait for its body."
+    )
     anthropic_version: str = "2023-06-01"
     auth_header: Literal["default", "bearer", "x-api-key"] = Field(
         "default",

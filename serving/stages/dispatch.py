@@ -75,8 +75,10 @@ class Dispatch(Stage):
             raise _nowhere(ctx.model, decision.reason)
         order = [decision.destination, *(t.provider for t in decision.fallbacks)]
         body = _upstream_body(ctx)
-        # A local request waits for its first item only as long as there is somewhere else to go.
-        local_timeout = self._local_start_timeout_s if len(order) > 1 else None
+        # A local stream waits for its first item only as long as there is somewhere else to go.
+        # A non-stream answer's first item is the whole answer: bounding it would cut long
+        # answers and pay twice; an engine that fails still fails it over.
+        local_timeout = self._local_start_timeout_s if len(order) > 1 and ctx.stream else None
         targets = [self._target(name, route, ctx, body, local_timeout, request.prompt_tokens) for name in order]
         ctx.timings.dispatched = time.perf_counter()
         started = await self._failover.start(targets, ctx.request_id)

@@ -33,7 +33,9 @@ ASK = [{"role": "user", "content": "Name a colour."}]
 
 @pytest.fixture(scope="module")
 def proxy(hosted_vllm: str) -> Iterator[FaultProxy]:
-    with FaultProxy(hosted_vllm, slow_s=8.0) as proxy:
+    # Slower than the providers' first-byte bound below, and both far above what the stand-in
+    # needs even on a loaded 2-core machine (a stream's first byte, a whole short answer).
+    with FaultProxy(hosted_vllm, slow_s=15.0) as proxy:
         yield proxy
 
 
@@ -53,16 +55,16 @@ def spillover(ray_cluster: dict[str, str], serve_port: int, proxy: FaultProxy, t
         "embeddings": [],
         "providers": [
             {"name": "hosted-openai", "kind": "openai", "base_url": proxy.base_url + "/v1", "api_key_file": str(key_file),
-             "models": {MODEL: "hosted-smollm2"}, "first_byte_timeout_s": 5.0},
+             "models": {MODEL: "hosted-smollm2"}, "first_byte_timeout_s": 10.0},
             {"name": "hosted-anthropic", "kind": "anthropic", "base_url": proxy.base_url + "/v1", "api_key_file": str(key_file),
              "auth_header": "bearer",  # vLLM's Messages endpoint checks Authorization, not x-api-key
-             "models": {MODEL: "hosted-smollm2", CLAUDE: "hosted-smollm2"}, "first_byte_timeout_s": 5.0},
+             "models": {MODEL: "hosted-smollm2", CLAUDE: "hosted-smollm2"}, "first_byte_timeout_s": 10.0},
         ],
         "routes": {
             MODEL: {"ttft_target_s": 1.0, "hosted": [{"provider": "hosted-openai"}, {"provider": "hosted-anthropic"}]},
             CLAUDE: {"hosted": [{"provider": "hosted-anthropic"}]},
         },
-        "failover": {"attempts_per_target": 2, "deadline_s": 20, "breaker_consecutive_failures": 3,
+        "failover": {"attempts_per_target": 2, "deadline_s": 60, "breaker_consecutive_failures": 3,
                      "breaker_failure_rate": 1.0, "breaker_cooldown_s": 3},
     }
     with spillover_serving(ray_cluster, serve_port, config, workdir) as process:
@@ -77,6 +79,11 @@ def client(spillover: SpilloverServe) -> openai.OpenAI:
 def _create(client: openai.OpenAI, **kwargs):
     raw = client.chat.completions.with_raw_response.create(**kwargs)
     return raw.headers, raw.parse()
+
+
+def _stream_text(client: openai.OpenAI, **kwargs) -> tuple[httpx.Headers, str]:
+    raw = client.chat.completions.with_raw_response.create(stream=True, **kwargs)
+    return raw.headers, "".join(chunk.choices[0].delta.content or "" for chunk in raw.parse() if chunk.choices)
 
 
 def test_pinned_hosted_request_forwards_the_key(client: openai.OpenAI, proxy: FaultProxy) -> None:
@@ -126,18 +133,25 @@ def test_anthropic_provider_live_system_multiturn_stop_stream_and_tools(client: 
     assert sent["tools"] == [{"name": "get_weather", "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}}}]
 
 
-@pytest.mark.parametrize(("faults", "destination", "reason"), [
-    (["429"], "hosted-openai", "pinned"),             # retried on the same target after Retry-After
-    (["500", "500"], "hosted-anthropic", "failover_error"),
-    (["529", "529"], "hosted-anthropic", "failover_error"),
-    (["slow", "slow"], "hosted-anthropic", "failover_error"),
-    (["reset", "reset"], "hosted-anthropic", "failover_error"),
+@pytest.mark.parametrize(("faults", "stream", "destination", "reason"), [
+    (["429"], False, "hosted-openai", "pinned"),             # retried on the same target after Retry-After
+    (["500", "500"], False, "hosted-anthropic", "failover_error"),
+    (["529", "529"], False, "hosted-anthropic", "failover_error"),
+    (["slow", "slow"], True, "hosted-anthropic", "failover_error"),  # past first_byte_timeout_s
+    (["slow"], False, "hosted-openai", "pinned"),  # a non-stream body is the first byte: it is waited for
+    (["reset", "reset"], False, "hosted-anthropic", "failover_error"),
 ])
-def test_faults_before_the_first_token_retry_or_fail_over(client: openai.OpenAI, proxy: FaultProxy, faults: list[str], destination: str, reason: str) -> None:
+def test_faults_before_the_first_token_retry_or_fail_over(client: openai.OpenAI, proxy: FaultProxy, faults: list[str], stream: bool,
+                                                          destination: str, reason: str) -> None:
     proxy.inject(*faults)
-    headers, response = _create(client, model=MODEL, messages=ASK, max_tokens=6, extra_headers={"X-Spillover-Route": "hosted-only"})
+    pinned = {"X-Spillover-Route": "hosted-only"}
+    if stream:
+        headers, text = _stream_text(client, model=MODEL, messages=ASK, max_tokens=6, extra_headers=pinned)
+    else:
+        headers, response = _create(client, model=MODEL, messages=ASK, max_tokens=6, extra_headers=pinned)
+        text = response.choices[0].message.content
     assert (headers["x-spillover-destination"], headers["x-spillover-reason"]) == (destination, reason)
-    assert response.choices[0].message.content is not None
+    assert text is not None
     assert not proxy.faults
     # A clean request goes back to the first target (its failure streak ends there).
     headers, _ = _create(client, model=MODEL, messages=ASK, max_tokens=2, extra_headers={"X-Spillover-Route": "hosted-only"})

@@ -1,0 +1,69 @@
+"""The local start timeout bounds a stream's first chunk, never a non-stream answer.
+
+A non-stream answer is its own first item: bounding it would cut every answer longer than the
+timeout and pay for it twice (the local work, then the hosted call).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+
+import pytest
+
+from fallback.breaker import CircuitBreaker
+from fallback.decision import HostedTarget, Route
+from fallback.providers import OpenAICompatibleProvider, ProviderConfig
+from serving.context import Api, RequestContext
+from serving.errors import SpilloverError
+from serving.stages.dispatch import Dispatch
+from serving.wire import ChatCompletionBody, parse_body
+from tests.serving.scripted_engines import ScriptedEngines, chunk, completion
+
+TIMEOUT_S = 0.2
+
+
+def _closed_port() -> int:
+    """A loopback port nothing listens on: the hosted target refuses at once."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _dispatch(engines: ScriptedEngines) -> Dispatch:
+    provider = OpenAICompatibleProvider(ProviderConfig(name="h", base_url=f"http://127.0.0.1:{_closed_port()}/v1"))
+    route = Route(name="m", local_model="m", ttft_target_s=60.0, hosted=(HostedTarget(provider="h", model="m"),))
+    return Dispatch(engines, {"m": route}, providers={"h": provider}, breakers={"h": CircuitBreaker()},
+                    default_max_tokens=16, local_start_timeout_s=TIMEOUT_S)
+
+
+def _context(stream: bool) -> RequestContext:
+    body = {"model": "m", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 4, "stream": stream}
+    return RequestContext(request_id="r", api=Api.CHAT, model="m", body=body, stream=stream, headers={}, route="m",
+                          parsed=parse_body(ChatCompletionBody, body))
+
+
+async def _items(ctx: RequestContext) -> list:
+    assert ctx.upstream is not None
+    return [item async for item in ctx.upstream]
+
+
+def test_a_non_stream_answer_slower_than_the_start_timeout_stays_local() -> None:
+    engines = ScriptedEngines()
+    engines.script, engines.delay_s = [completion("slow but whole")], TIMEOUT_S * 3
+    ctx = _context(stream=False)
+    asyncio.run(_dispatch(engines).process(ctx))
+    assert ctx.destination == "local"
+    assert asyncio.run(_items(ctx)) == [completion("slow but whole")]
+
+
+def test_a_stream_with_no_first_chunk_in_time_leaves_the_local_engine() -> None:
+    engines = ScriptedEngines()
+    engines.script, engines.delay_s = [[chunk("late", role="assistant")]], TIMEOUT_S * 3
+
+    async def run() -> None:
+        with pytest.raises(SpilloverError):  # the hosted target refuses too: nowhere left
+            await _dispatch(engines).process(_context(stream=True))
+        assert engines.closed.is_set(), "the local call is cancelled, not left running"
+
+    asyncio.run(run())
