@@ -1,10 +1,12 @@
 """Replica presets: what one engine replica of a model on some hardware can do, in token rates.
 
 A preset is a committed YAML file under ``autoscaler/presets/`` with its sources. The step model
-is vLLM's continuous batching reduced to two numbers: a step costs ``step_overhead_s`` (reading
-the weights once, the memory-bound part) plus ``tokens / prefill_tokens_per_s`` for every token
-it processes (decode tokens and prefill chunks alike, the compute-bound part). So a lone decode
-runs at ``1 / step_overhead_s`` tokens/s, a batch of ``b`` at ``b / (overhead + b / rate)``.
+is vLLM's continuous batching reduced to three numbers: a step costs ``step_overhead_s`` (reading
+the weights once, the memory-bound part), plus ``1 / prefill_tokens_per_s`` per prompt token it
+prefills, plus ``decode_token_s`` per sequence it decodes. On a GPU a decode token costs the
+compute of a prompt token, so ``decode_token_s`` defaults to ``1 / prefill_tokens_per_s``; on a
+CPU it is measured apart (attention over the KV cache and per-sequence work weigh more there).
+So a batch of ``b`` decodes at ``b / (overhead + b * decode_token_s)`` tokens/s.
 """
 
 from __future__ import annotations
@@ -30,13 +32,20 @@ class ReplicaPreset:
     kv_capacity_tokens: int
     cold_start_s: float
     sources: tuple[str, ...] = field(default=())
+    #: Seconds one decoding sequence adds to a step; ``None``: a prompt token's cost.
+    decode_token_s: float | None = None
 
-    def step_s(self, tokens: int) -> float:
-        return self.step_overhead_s + tokens / self.prefill_tokens_per_s
+    @property
+    def decode_cost_s(self) -> float:
+        return self.decode_token_s if self.decode_token_s is not None else 1 / self.prefill_tokens_per_s
+
+    def step_s(self, prefill_tokens: int, decoding: int) -> float:
+        """How long one engine step lasts that prefills ``prefill_tokens`` and decodes ``decoding`` sequences."""
+        return self.step_overhead_s + prefill_tokens / self.prefill_tokens_per_s + decoding * self.decode_cost_s
 
     def decode_tokens_per_s(self, batch: int) -> float:
         batch = max(batch, 1)
-        return batch / self.step_s(batch)
+        return batch / self.step_s(0, batch)
 
 
 def load_preset(name_or_path: str) -> ReplicaPreset:

@@ -104,7 +104,7 @@ class _Replica:
         p = self.preset
         budget = p.max_batched_tokens - len(self.running)
         prefilled: list[_Request] = []
-        tokens = len(self.running)
+        decoding, prefill_tokens = len(self.running), 0
         while self.waiting and budget > 0:
             head = self.waiting[0]
             if id(head) not in self.admitted:
@@ -116,13 +116,13 @@ class _Replica:
             chunk = min(head.prefill_left, budget)
             head.prefill_left -= chunk
             budget -= chunk
-            tokens += chunk
+            prefill_tokens += chunk
             if head.prefill_left:
                 break
             self.waiting.popleft()
             self.admitted.discard(id(head))
             prefilled.append(head)
-        end = now + p.step_s(tokens)
+        end = now + p.step_s(prefill_tokens, decoding)
         self.steps += 1
         for request in prefilled:
             request.first_token_s = end
@@ -327,7 +327,7 @@ class Simulation:
             arrival_rps=rate,
             arrival_trend=(later - earlier) / 30,
             spilled_rps=sum(1 for _, spilled in self._recent if spilled) / 60,
-            mean_service_s=statistics.fmean(self._service) if self._service else self.preset.step_s(1) * 64,
+            mean_service_s=statistics.fmean(self._service) if self._service else self.preset.step_s(0, 1) * 64,
         )
 
     def _fleet(self, now: float) -> FleetState:

@@ -52,6 +52,8 @@ SERVE_PORT, HOSTED_PORT = 8000, 8100
 HOSTED, HOSTED_MODEL = "hosted", "hosted-smollm2"
 SETUPS = ("queue_only", "spillover", "error_fallback")
 PROBE_CONCURRENCY = 32
+#: The step-cost probe's decode streams: how many at once, and how long each.
+DECODE_BATCH, DECODE_TOKENS = 16, 64
 GOODPUT_STEP_S = 20.0
 PRESET_FILE = PRESETS_DIR / "smollm2-135m-cpu-1core.yaml"
 
@@ -282,32 +284,70 @@ def main() -> None:
 
 
 async def calibrate(raw: list[Arrival], prompts: list[str], median_index: int) -> dict[str, float]:
-    """Unloaded TTFT for the median prompt (→ the target), then the local capacity and rates."""
+    """Unloaded TTFT for the median prompt (→ the target), the step model's three costs, then
+    the local capacity."""
     median = raw[median_index]
     alone = [await send_once(median, prompts[median_index]) for _ in range(10)]
     unloaded = statistics.median(o.ttft_s for o in alone if o.ok)
-    itl = statistics.median((o.total_s - o.ttft_s) / (median.output_tokens - 1) for o in alone if o.ok)
     target = 2 * unloaded
+    steps = await step_costs(raw, prompts)
     capacity, concurrency = await goodput(raw, prompts, target)
     raw_capacity, _ = await closed_loop(raw, prompts, PROBE_CONCURRENCY, 30.0)
-    state = httpx.get(f"http://127.0.0.1:{SERVE_PORT}/v1/engine/state").json()["data"][MODEL]
-    prefill_tps = state["prefill_tokens_per_s"]
+    prefill_tps = steps["prefill_tokens_per_s"]
     # Decode throughput chosen so the work model's capacity equals the measured raw one.
     mean_prompt = statistics.fmean(a.prompt_tokens for a in raw)
     mean_output = statistics.fmean(a.output_tokens for a in raw)
     decode_time = 1 / raw_capacity - mean_prompt / prefill_tps
-    decode_tps = mean_output / decode_time if decode_time > 0 else state["decode_tokens_per_s"]
+    # (Else the step model's rate at that concurrency.)
+    step_rate = PROBE_CONCURRENCY / (steps["step_overhead_s"] + PROBE_CONCURRENCY * steps["decode_token_s"])
+    decode_tps = mean_output / decode_time if decode_time > 0 else step_rate
     return {
         "unloaded_ttft_p50_s": round(unloaded, 3),
         "target_s": round(target, 3),
         "capacity_rps": round(capacity, 3),
         "capacity_concurrency": concurrency,
         "raw_capacity_rps": round(raw_capacity, 3),
-        "prefill_tokens_per_s": round(prefill_tps, 1),
         "decode_tokens_per_s": round(decode_tps, 1),
         "overhead_s": round(max(0.0, unloaded - median.prompt_tokens / prefill_tps), 3),
-        "inter_token_s": round(itl, 4),
+        **steps,
     }
+
+
+async def step_costs(raw: list[Arrival], prompts: list[str]) -> dict[str, float]:
+    """The replica's step model (autoscaler/presets.py), each cost measured on its own.
+
+    Prefill: the unloaded TTFT difference between the window's longest and shortest prompts.
+    Decode: the inter-token time of one stream alone (a step's overhead plus one sequence) and of
+    ``DECODE_BATCH`` streams together (the overhead plus that many); their difference is the
+    per-sequence cost. The engine's own rates are no substitute: its prefill rate divides mixed
+    steps by their prompt tokens, so under load it folds the decodes in.
+    """
+    order = sorted(range(len(raw)), key=lambda i: raw[i].prompt_tokens)
+    short, long = order[0], order[-1]
+
+    async def ttft(i: int) -> float:
+        outcomes = [await send_once(Arrival(0.0, raw[i].prompt_tokens, 1), prompts[i]) for _ in range(5)]
+        return statistics.median(o.ttft_s for o in outcomes if o.ok)
+
+    prefill = (raw[long].prompt_tokens - raw[short].prompt_tokens) / max(await ttft(long) - await ttft(short), 1e-3)
+    decode = Arrival(0.0, raw[short].prompt_tokens, DECODE_TOKENS)
+    alone = [await send_once(decode, prompts[short]) for _ in range(3)]
+    async with httpx.AsyncClient(timeout=600) as client:
+        together = await asyncio.gather(*(send(client, decode, prompts[short]) for _ in range(DECODE_BATCH)))
+    itl_one, itl_batch = inter_token_s(alone), inter_token_s(together)
+    per_sequence = max(0.0, (itl_batch - itl_one) / (DECODE_BATCH - 1))
+    return {
+        "prefill_tokens_per_s": round(prefill, 1),
+        "inter_token_s": round(itl_one, 4),
+        f"inter_token_s_at_{DECODE_BATCH}": round(itl_batch, 4),
+        "step_overhead_s": round(max(0.001, itl_one - per_sequence), 4),
+        "decode_token_s": round(per_sequence, 5),
+    }
+
+
+def inter_token_s(outcomes: list[Outcome]) -> float:
+    """Median time per token after the first, over streams of ``DECODE_TOKENS`` tokens."""
+    return statistics.median((o.total_s - o.ttft_s) / (DECODE_TOKENS - 1) for o in outcomes if o.ok)
 
 
 async def send_once(arrival: Arrival, prompt: str) -> Outcome:
@@ -317,14 +357,14 @@ async def send_once(arrival: Arrival, prompt: str) -> Outcome:
 
 def cpu_preset(probe: dict) -> ReplicaPreset:
     """This machine's replica (one core) in the simulator's terms, from the probe's numbers."""
-    prefill = probe["prefill_tokens_per_s"]
     return ReplicaPreset(
-        name="smollm2-135m-cpu-1core", gpus_per_replica=0, step_overhead_s=max(0.001, probe["inter_token_s"] - 1 / prefill),
-        prefill_tokens_per_s=prefill, max_num_seqs=256, max_batched_tokens=2048,
+        name="smollm2-135m-cpu-1core", gpus_per_replica=0, step_overhead_s=probe["step_overhead_s"],
+        prefill_tokens_per_s=probe["prefill_tokens_per_s"], decode_token_s=probe["decode_token_s"], max_num_seqs=256, max_batched_tokens=2048,
         # VLLM_CPU_KVCACHE_SPACE=1 GiB; SmolLM2-135M keeps 30 layers x 3 KV heads x 64 dims x 2 x 2 bytes per token.
         kv_capacity_tokens=2**30 // (30 * 3 * 64 * 2 * 2), cold_start_s=50.0,
-        sources=(f"Calibrated by bench/spillover.py on {machine()}, {time.strftime('%Y-%m-%d')}: unloaded inter-token "
-                 f"time {probe['inter_token_s']} s and prefill {prefill} tokens/s.",),
+        sources=(f"Calibrated by bench/spillover.py on {machine()}, {time.strftime('%Y-%m-%d')}: inter-token time "
+                 f"{probe['inter_token_s']} s alone and {probe[f'inter_token_s_at_{DECODE_BATCH}']} s at {DECODE_BATCH} streams, "
+                 f"prefill {probe['prefill_tokens_per_s']} tokens/s (unloaded TTFT, longest vs shortest prompt).",),
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -27,6 +28,15 @@ def test_one_request_costs_its_prefill_steps_and_one_replica_for_its_duration() 
     assert result.ttft_p50_s == pytest.approx(0.02 * 2 + 1.0)
     assert result.slo_attainment == 0.0 and result.api_usd == 0.0
     assert result.gpu_hours == pytest.approx(2 * (1.04 + 9 * 0.021) / 3600)
+
+
+def test_a_measured_decode_cost_replaces_the_prompt_token_cost_in_decode_steps_only() -> None:
+    cpu = dataclasses.replace(PRESET, decode_token_s=0.005)
+    result = simulate([Arrival(0.0, 1000, 10)], cpu, StaticFleet(1), **COMMON)
+    assert result.ttft_p50_s == pytest.approx(0.02 * 2 + 1.0), "prefill steps decode nothing"
+    assert result.gpu_hours == pytest.approx(2 * (1.04 + 9 * 0.025) / 3600)
+    assert cpu.decode_tokens_per_s(8) == pytest.approx(8 / (0.02 + 8 * 0.005))
+    assert PRESET.decode_tokens_per_s(8) == pytest.approx(8 / (0.02 + 8 / 1000))
 
 
 def test_a_queue_past_capacity_misses_without_spill_and_spills_with_it() -> None:
@@ -58,7 +68,7 @@ def test_scaled_up_replicas_are_paid_from_the_ask_and_serve_after_the_cold_start
 def test_presets_load_with_their_sources() -> None:
     for name in ("llama3-70b-a100x4", "llama3-70b-h100x4"):
         preset = load_preset(name)
-        assert preset.sources and preset.decode_tokens_per_s(1) == pytest.approx(1 / preset.step_s(1))
+        assert preset.sources and preset.decode_tokens_per_s(1) == pytest.approx(1 / preset.step_s(0, 1))
     with pytest.raises(FileNotFoundError, match="known"):
         load_preset("no-such-preset")
 
