@@ -6,7 +6,10 @@ the weights once, the memory-bound part), plus ``1 / prefill_tokens_per_s`` per 
 prefills, plus ``decode_token_s`` per sequence it decodes. On a GPU a decode token costs the
 compute of a prompt token, so ``decode_token_s`` defaults to ``1 / prefill_tokens_per_s``; on a
 CPU it is measured apart (attention over the KV cache and per-sequence work weigh more there).
-So a batch of ``b`` decodes at ``b / (overhead + b * decode_token_s)`` tokens/s.
+So a batch of ``b`` decodes at ``b / (overhead + b * decode_token_s)`` tokens/s. A step that
+admits a request also pays ``request_overhead_s`` for it: the per-request work around the engine
+(scheduling, detokenising, the serving path) that shares the replica's cores; 0 on a GPU, where
+the host CPU does it beside the device.
 """
 
 from __future__ import annotations
@@ -34,14 +37,18 @@ class ReplicaPreset:
     sources: tuple[str, ...] = field(default=())
     #: Seconds one decoding sequence adds to a step; ``None``: a prompt token's cost.
     decode_token_s: float | None = None
+    #: Seconds a step pays for each request it admits.
+    request_overhead_s: float = 0.0
 
     @property
     def decode_cost_s(self) -> float:
         return self.decode_token_s if self.decode_token_s is not None else 1 / self.prefill_tokens_per_s
 
-    def step_s(self, prefill_tokens: int, decoding: int) -> float:
-        """How long one engine step lasts that prefills ``prefill_tokens`` and decodes ``decoding`` sequences."""
-        return self.step_overhead_s + prefill_tokens / self.prefill_tokens_per_s + decoding * self.decode_cost_s
+    def step_s(self, prefill_tokens: int, decoding: int, admitted: int = 0) -> float:
+        """How long one engine step lasts that prefills ``prefill_tokens``, decodes ``decoding``
+        sequences and admits ``admitted`` new requests."""
+        return (self.step_overhead_s + prefill_tokens / self.prefill_tokens_per_s + decoding * self.decode_cost_s
+                + admitted * self.request_overhead_s)
 
     def decode_tokens_per_s(self, batch: int) -> float:
         batch = max(batch, 1)

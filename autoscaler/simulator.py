@@ -104,7 +104,7 @@ class _Replica:
         p = self.preset
         budget = p.max_batched_tokens - len(self.running)
         prefilled: list[_Request] = []
-        decoding, prefill_tokens = len(self.running), 0
+        decoding, prefill_tokens, admitted = len(self.running), 0, 0
         while self.waiting and budget > 0:
             head = self.waiting[0]
             if id(head) not in self.admitted:
@@ -113,6 +113,7 @@ class _Replica:
                     break
                 self.admitted.add(id(head))
                 self.kv_used += need
+                admitted += 1
             chunk = min(head.prefill_left, budget)
             head.prefill_left -= chunk
             budget -= chunk
@@ -122,7 +123,7 @@ class _Replica:
             self.waiting.popleft()
             self.admitted.discard(id(head))
             prefilled.append(head)
-        end = now + p.step_s(prefill_tokens, decoding)
+        end = now + p.step_s(prefill_tokens, decoding, admitted)
         self.steps += 1
         for request in prefilled:
             request.first_token_s = end

@@ -301,6 +301,8 @@ async def calibrate(raw: list[Arrival], prompts: list[str], median_index: int) -
     # (Else the step model's rate at that concurrency.)
     step_rate = PROBE_CONCURRENCY / (steps["step_overhead_s"] + PROBE_CONCURRENCY * steps["decode_token_s"])
     decode_tps = mean_output / decode_time if decode_time > 0 else step_rate
+    # What the saturated loop paid per request beyond the engine steps: the preset's per-request cost.
+    request_overhead = max(0.0, 1 / raw_capacity - mean_prompt / prefill_tps - mean_output / step_rate)
     return {
         "unloaded_ttft_p50_s": round(unloaded, 3),
         "target_s": round(target, 3),
@@ -310,6 +312,9 @@ async def calibrate(raw: list[Arrival], prompts: list[str], median_index: int) -
         "decode_tokens_per_s": round(decode_tps, 1),
         "overhead_s": round(max(0.0, unloaded - median.prompt_tokens / prefill_tps), 3),
         **steps,
+        "request_overhead_s": round(request_overhead, 4),
+        # The fitted preset's own unloaded TTFT for the median prompt, beside the measured one.
+        "preset_unloaded_ttft_s": round(steps["step_overhead_s"] + median.prompt_tokens / prefill_tps + request_overhead, 3),
     }
 
 
@@ -359,12 +364,14 @@ def cpu_preset(probe: dict) -> ReplicaPreset:
     """This machine's replica (one core) in the simulator's terms, from the probe's numbers."""
     return ReplicaPreset(
         name="smollm2-135m-cpu-1core", gpus_per_replica=0, step_overhead_s=probe["step_overhead_s"],
-        prefill_tokens_per_s=probe["prefill_tokens_per_s"], decode_token_s=probe["decode_token_s"], max_num_seqs=256, max_batched_tokens=2048,
+        prefill_tokens_per_s=probe["prefill_tokens_per_s"], decode_token_s=probe["decode_token_s"],
+        request_overhead_s=probe["request_overhead_s"], max_num_seqs=256, max_batched_tokens=2048,
         # VLLM_CPU_KVCACHE_SPACE=1 GiB; SmolLM2-135M keeps 30 layers x 3 KV heads x 64 dims x 2 x 2 bytes per token.
         kv_capacity_tokens=2**30 // (30 * 3 * 64 * 2 * 2), cold_start_s=50.0,
         sources=(f"Calibrated by bench/spillover.py on {machine()}, {time.strftime('%Y-%m-%d')}: inter-token time "
                  f"{probe['inter_token_s']} s alone and {probe[f'inter_token_s_at_{DECODE_BATCH}']} s at {DECODE_BATCH} streams, "
-                 f"prefill {probe['prefill_tokens_per_s']} tokens/s (unloaded TTFT, longest vs shortest prompt).",),
+                 f"prefill {probe['prefill_tokens_per_s']} tokens/s (unloaded TTFT, longest vs shortest prompt), "
+                 f"{probe['request_overhead_s']} s per request (the rest of the saturated loop's time per request).",),
     )
 
 

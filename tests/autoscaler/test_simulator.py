@@ -36,6 +36,13 @@ def test_a_measured_decode_cost_replaces_the_prompt_token_cost_in_decode_steps_o
     assert result.ttft_p50_s == pytest.approx(0.02 * 2 + 1.0), "prefill steps decode nothing"
     assert result.gpu_hours == pytest.approx(2 * (1.04 + 9 * 0.025) / 3600)
     assert cpu.decode_tokens_per_s(8) == pytest.approx(8 / (0.02 + 8 * 0.005))
+
+
+def test_a_request_s_own_overhead_is_paid_once_in_the_step_that_admits_it() -> None:
+    cpu = dataclasses.replace(PRESET, request_overhead_s=0.1)
+    result = simulate([Arrival(0.0, 1000, 10)], cpu, StaticFleet(1), **COMMON)
+    assert result.ttft_p50_s == pytest.approx(0.02 * 2 + 1.0 + 0.1)
+    assert result.gpu_hours == pytest.approx(2 * (1.14 + 9 * 0.021) / 3600)
     assert PRESET.decode_tokens_per_s(8) == pytest.approx(8 / (0.02 + 8 / 1000))
 
 
