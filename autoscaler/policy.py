@@ -15,7 +15,9 @@ keeps is wider than ±30% around any steady load, so such noise moves the target
 and once down, a down window apart.
 Stabilisation, as in Kubernetes' HPA: scale up to the lowest recommendation of the (short) up
 window, down to the highest of the (long) down window, so a burst scales up fast and a lull must
-last before capacity goes. A failed signal read holds the current target and never scales down.
+last before capacity goes. The windows hold from the policy's first reading: until they are full,
+the fleet as found stands for their earlier part, so a (re)started loop is no quicker to buy or
+shed replicas than a running one. A failed signal read holds the current target and never scales down.
 """
 
 from __future__ import annotations
@@ -114,23 +116,24 @@ class ScalingPolicy:
         self.config = config
         self._history: deque[tuple[float, int]] = deque()
         self._last_demand_at: float | None = None
+        self._first_at: float | None = None
 
     def decide(self, now: float, signals: Signals | None, fleet: FleetState) -> ScaleDecision:
         current = fleet.provisioned
         if signals is None:
             return ScaleDecision(self._clamp(current), ScaleReason.HOLD_READ_FAILED, current)
         recommended, reason = self._recommend(now, signals, fleet)
+        if self._first_at is None:
+            self._first_at = now
         self._history.append((now, recommended))
         horizon = max(self.config.up_window_s, self.config.down_window_s)
         while self._history and self._history[0][0] < now - horizon:
             self._history.popleft()
         target = current
         if recommended > current:
-            target = min(r for t, r in self._history if t >= now - self.config.up_window_s)
-            target = max(target, current)
+            target = max(min(self._window(now, self.config.up_window_s, current)), current)
         elif recommended < current:
-            target = max(r for t, r in self._history if t >= now - self.config.down_window_s)
-            target = min(target, current)
+            target = min(max(self._window(now, self.config.down_window_s, current)), current)
         if target != recommended:
             reason = ScaleReason.STABILISING
         clamped = self._clamp(target)
@@ -139,6 +142,15 @@ class ScalingPolicy:
         if clamped != target and current in (clamped, target):
             reason = ScaleReason.BOUNDS
         return ScaleDecision(clamped, reason, recommended)
+
+    def _window(self, now: float, window_s: float, current: int) -> list[int]:
+        """The recommendations of the last ``window_s``. Where the window reaches back before the
+        first reading, the fleet as found stands for that part: a burst must outlast the up window
+        after a (re)start too, else a restarted loop buys replicas for a burst a cold start outlives."""
+        recommendations = [r for t, r in self._history if t >= now - window_s]
+        if now - window_s < self._first_at:  # type: ignore[operator]
+            recommendations.append(current)
+        return recommendations
 
     def _recommend(self, now: float, s: Signals, fleet: FleetState) -> tuple[int, ScaleReason]:
         c = self.config

@@ -77,6 +77,17 @@ def test_queue_leads_and_a_burst_scales_up_in_one_tick() -> None:
     assert (decision.target, decision.reason) == (7, ScaleReason.QUEUE)  # 38 ongoing, +30% headroom
 
 
+def test_a_fresh_policy_makes_a_burst_outlast_the_up_window_before_buying_replicas() -> None:
+    """A (re)started loop has no history; the fleet as found stands for the part of the window
+    before its first reading, so a burst shorter than the up window buys nothing."""
+    policy = ScalingPolicy(PolicyConfig(max_replicas=10, target_ongoing_per_replica=8, up_window_s=240, down_window_s=300))
+    burst, fleet = Signals(running=8, waiting=30), FleetState(ready=1)
+    assert [policy.decide(t, burst, fleet).target for t in (0, 10, 230)] == [1, 1, 1]
+    assert policy.decide(240, burst, fleet).target == 7, "held for the whole up window"
+    lull = ScalingPolicy(PolicyConfig(max_replicas=10, target_ongoing_per_replica=8, down_window_s=300))
+    assert lull.decide(0, Signals(running=0, waiting=0), FleetState(ready=4)).target == 4, "nor a lull at start sheds replicas"
+
+
 def test_a_move_the_bounds_shorten_keeps_its_reason_and_a_held_fleet_says_bounds() -> None:
     config = PolicyConfig(min_replicas=1, max_replicas=2, target_ongoing_per_replica=2)
     capped = ScalingPolicy(config).decide(0, Signals(running=8, waiting=4), FleetState(ready=1))
