@@ -38,8 +38,8 @@ class SpilloverFleet(FleetPolicy):
 class StaticFleet(FleetPolicy):
     name = "static_peak"
 
-    def __init__(self, replicas: int) -> None:
-        self.replicas = replicas
+    def __init__(self, replicas: int, *, spill: bool = False) -> None:
+        self.replicas, self.spill = replicas, spill
 
     def initial(self) -> int:
         return self.replicas

@@ -3,7 +3,7 @@
 A trace's requests arrive at their times. Each goes where :func:`fallback.decision.decide` (the
 function the ingress runs, imported, never copied) sends it, on an :class:`EngineState` built
 from the simulated replicas; local requests join the ready replica with the fewest prompt tokens
-in flight, as the live request router (serving.token_router) sends them. Every
+not yet started (then in flight), as the live request router (serving.token_router) sends them. Every
 ``tick_s`` a fleet policy (``autoscaler.baselines``) reads the signals the live loop reads and
 sets the target; new replicas serve after the preset's cold start, removed ones drain first.
 Replicas are paid for from the moment they are asked for until they have drained.
@@ -30,9 +30,19 @@ from fallback.start_meter import StartMeter
 from fallback.decision import LOCAL, NOT_LOCAL_DEMAND, DispatchRequest, HostedTarget, Route, decide
 from serving.engine_state import EngineState
 
-__all__ = ["FleetPolicy", "HostedModel", "SimResult", "Simulation", "simulate"]
+__all__ = ["FleetPolicy", "HostedModel", "ROUTERS", "SimResult", "Simulation", "simulate"]
 
 MODEL = "local"
+
+#: How a local request picks its ready replica (the lowest key wins). ``unstarted_tokens`` is the
+#: live router (serving.token_router); the others are what it replaced, kept to measure it against:
+#: prompt tokens in flight, and requests in flight (Serve's default counts requests, though it
+#: compares two random replicas rather than all).
+ROUTERS: dict[str, Callable[[_Replica], tuple[int, ...]]] = {
+    "unstarted_tokens": lambda r: (r.unstarted_tokens, r.in_flight_tokens),
+    "tokens_in_flight": lambda r: (r.in_flight_tokens,),
+    "requests": lambda r: (r.load,),
+}
 
 
 @dataclass(frozen=True)
@@ -79,7 +89,9 @@ class _Replica:
         self.running: list[tuple[int, int, _Request]] = []  # (finish step, tiebreak, request)
         self.admitted: set[int] = set()
         self.kv_used = 0
-        #: Prompt tokens of the requests sent here and not finished: what the router ranks by.
+        #: Prompt tokens of the requests sent here and not started, and not finished: what the
+        #: router ranks by, in that order.
+        self.unstarted_tokens = 0
         self.in_flight_tokens = 0
         self.steps = 0
         self.stepping = False
@@ -127,6 +139,7 @@ class _Replica:
         self.steps += 1
         for request in prefilled:
             request.first_token_s = end
+            self.unstarted_tokens -= request.arrival.prompt_tokens
             heapq.heappush(self.running, (self.steps + request.arrival.output_tokens - 1, id(request), request))
         while self.running and self.running[0][0] <= self.steps:
             _, _, request = heapq.heappop(self.running)
@@ -163,7 +176,10 @@ class SimResult:
 
 class Simulation:
     def __init__(self, arrivals: Sequence[Arrival], preset: ReplicaPreset, policy: FleetPolicy, *, hosted: HostedModel,
-                 ttft_target_s: float, gpu_usd_per_hour: float, tick_s: float = 10.0) -> None:
+                 ttft_target_s: float, gpu_usd_per_hour: float, tick_s: float = 10.0, router: str = "unstarted_tokens") -> None:
+        if router not in ROUTERS:
+            raise ValueError(f"unknown router {router!r}; choose from {', '.join(ROUTERS)}")
+        self.router = ROUTERS[router]
         self.arrivals, self.preset, self.policy, self.hosted = arrivals, preset, policy, hosted
         self.target_s, self.gpu_usd_per_hour, self.tick_s = ttft_target_s, gpu_usd_per_hour, tick_s
         hosted_targets = (HostedTarget("hosted", "hosted"),) if policy.spill else ()
@@ -238,11 +254,12 @@ class Simulation:
         if not ready:
             self.pending.append(request)
             return
-        self._enqueue(now, min(ready, key=lambda r: r.in_flight_tokens), request)
+        self._enqueue(now, min(ready, key=self.router), request)
 
     def _enqueue(self, now: float, replica: _Replica, request: _Request) -> None:
         replica.waiting.append(request)
         replica.in_flight_tokens += request.arrival.prompt_tokens
+        replica.unstarted_tokens += request.arrival.prompt_tokens
         if not replica.stepping:
             replica.stepping = True
             self._push(now, "step", replica)
@@ -266,7 +283,7 @@ class Simulation:
     def _drain_pending(self, now: float) -> None:
         ready = self._ready(now)
         while ready and self.pending:
-            self._enqueue(now, min(ready, key=lambda r: r.in_flight_tokens), self.pending.popleft())
+            self._enqueue(now, min(ready, key=self.router), self.pending.popleft())
 
     def _tick(self, now: float) -> None:
         while self._recent and self._recent[0][0] < now - 60:
@@ -366,5 +383,5 @@ class Simulation:
 
 
 def simulate(arrivals: Sequence[Arrival], preset: ReplicaPreset, policy: FleetPolicy, *,
-             progress: Callable[[float], None] | None = None, **kwargs: float | HostedModel) -> SimResult:
+             progress: Callable[[float], None] | None = None, **kwargs: float | str | HostedModel) -> SimResult:
     return Simulation(arrivals, preset, policy, **kwargs).run(progress)  # type: ignore[arg-type]

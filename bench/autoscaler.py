@@ -5,6 +5,10 @@ requests) with the Llama 3 70B on 4x A100 preset, every policy in one run, fixed
 hosted target at GPT-4o's list price, GPUs at $2.50/hour, a 4-minute cold start, a 2 s TTFT
 target. Writes ``bench/results/autoscaler.json`` and ``bench/results/autoscaler.png``.
 
+Then, in the same run, routing inside a fleet: fixed fleets of 2 and 3 replicas with spill-over
+on, each request sent to the replica with the fewest prompt tokens not yet started (the live
+router), with the fewest prompt tokens in flight (its predecessor), or with the fewest requests.
+
     python bench/autoscaler.py [--preset llama3-70b-a100x4] [--target-ongoing 8]
 """
 
@@ -15,7 +19,11 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from autoscaler.simulate import add_arguments, run  # noqa: E402
+from autoscaler.baselines import StaticFleet  # noqa: E402
+from autoscaler.presets import ReplicaPreset, load_preset  # noqa: E402
+from autoscaler.simulate import GPT4O, add_arguments, run  # noqa: E402
+from autoscaler.simulator import ROUTERS, simulate  # noqa: E402
+from autoscaler.trace import read_trace  # noqa: E402
 from bench._common import RESULTS, record, table  # noqa: E402
 
 TRACE = Path(__file__).resolve().parents[2] / "shared" / "data" / "traces" / "azure_llm_2023_code.csv"
@@ -48,8 +56,28 @@ def main() -> None:
         f"{summary['spillover_vs_static_peak_cost']}; cheapest of the policies meeting 99%: "
         f"{summary['spillover_cheapest_meeting_target']}. Plot: bench/results/autoscaler.png."
     )
+    routing = routing_inside_a_fleet(args)
+    summary["routing"] = routing
+    routing_rows = [(key.split("/")[0], key.split("/")[1], f["slo_attainment"], f["ttft_p99_s"], f["spilled_share"], f["total_usd"])
+                    for key, f in routing.items()]
+    text += "\n\nRouting inside a fixed fleet, spill-over on:\n\n" + table(
+        ["replicas", "router", "slo_attainment", "ttft_p99_s", "spilled_share", "total_usd"], routing_rows)
     print(text)
     record("autoscaler", "Autoscaler policies on the Azure code trace (simulated)", summary, text + "\n\n" + note, merge=False)
+
+
+def routing_inside_a_fleet(args: argparse.Namespace) -> dict[str, dict[str, float]]:
+    """Fixed fleets with spill-over on, one run per router: what replica choice costs in target."""
+    _, arrivals = read_trace(TRACE)
+    preset = load_preset(args.preset)
+    preset = ReplicaPreset(**{**preset.__dict__, "cold_start_s": args.cold_start_s})
+    out = {}
+    for replicas in (2, 3):
+        for router in ROUTERS:
+            result = simulate(arrivals, preset, StaticFleet(replicas, spill=True), hosted=GPT4O, ttft_target_s=args.ttft_target_s,
+                              gpu_usd_per_hour=args.gpu_usd_per_hour, router=router)
+            out[f"{replicas}/{router}"] = result.figures()
+    return out
 
 
 if __name__ == "__main__":

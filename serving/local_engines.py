@@ -23,7 +23,7 @@ from serving.engine_state import EngineState
 from serving.engine_state_board import EngineStateReader
 from serving.errors import LocalEngineFailedError
 from serving.replica_time import ReplicaInterval
-from serving.token_router import PROMPT_TOKENS_KWARG
+from serving.token_router import IN_FLIGHT, PROMPT_TOKENS_KWARG, REQUEST_ID_KWARG
 
 __all__ = ["LocalEngines", "ServeEngines", "GENERATE_METHOD"]
 
@@ -68,9 +68,13 @@ class ServeEngines:
 
     async def generate(self, api: str, model: str, body: dict[str, Any], request_id: str, prompt_tokens: int = 0) -> AsyncIterator[Any]:
         call = getattr(self._handles[model], GENERATE_METHOD)
-        responses = call.remote(api, body, request_id, **{PROMPT_TOKENS_KWARG: prompt_tokens})
+        responses = call.remote(api, body, **{REQUEST_ID_KWARG: request_id, PROMPT_TOKENS_KWARG: prompt_tokens})
+        first = True
         try:
             async for item in responses:
+                if first:  # its prompt no longer waits ahead of others on that replica
+                    IN_FLIGHT.started(request_id)
+                    first = False
                 yield item
         except RayError as exc:
             # A replica died or was torn down under the request: before the first token the

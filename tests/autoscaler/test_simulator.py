@@ -12,7 +12,7 @@ from autoscaler.baselines import AllApi, KedaQueue, RayDefault, SpilloverFleet, 
 from autoscaler.policy import PolicyConfig
 from autoscaler.presets import ReplicaPreset, load_preset
 from autoscaler.simulate import GPT4O, run
-from autoscaler.simulator import HostedModel, simulate
+from autoscaler.simulator import HostedModel, Simulation, simulate
 from autoscaler.trace import Arrival, compress_time, read_trace, scale_tokens, window
 
 PRESET = ReplicaPreset(name="toy", gpus_per_replica=2, step_overhead_s=0.02, prefill_tokens_per_s=1000.0,
@@ -54,6 +54,20 @@ def test_a_queue_past_capacity_misses_without_spill_and_spills_with_it() -> None
     assert spilled.slo_attainment >= 0.95, "hosted answers in 0.5 s, kept ones were predicted in time"
     assert 0 < spilled.spilled_share < 1 and spilled.api_usd == pytest.approx(
         sum(HOSTED.cost(400, 50) for _ in range(round(spilled.spilled_share * 40))))
+
+
+def test_a_short_prompt_goes_to_the_replica_whose_long_prompt_already_started() -> None:
+    """Replica A decodes a long prompt that has started; B has a medium one still to prefill.
+    The live router's choice (tokens not yet started) puts a short probe on A, behind nothing;
+    ranking by tokens in flight puts it on B, behind the medium prompt's prefill."""
+    trace = [Arrival(0.0, 3000, 400), Arrival(3.5, 1500, 5), Arrival(3.55, 100, 5)]
+    ttft = {}
+    for router in ("unstarted_tokens", "tokens_in_flight"):
+        sim = Simulation(trace, PRESET, StaticFleet(2), router=router, **COMMON)
+        sim.run()
+        probe = sim.requests[-1]
+        ttft[router] = probe.first_token_s - probe.arrival.at_s
+    assert ttft["unstarted_tokens"] < 0.2 < 1.0 < ttft["tokens_in_flight"], ttft
 
 
 def test_all_api_pays_only_tokens() -> None:

@@ -2,7 +2,9 @@
 
 One replica holds a long prompt, the other three short ones; a fourth short request comes. Serve's
 count-based router sends it to the shorter queue, behind the long prompt; the token router sends
-it to the replica with fewer prompt tokens in flight.
+it to the replica with fewer prompt tokens waiting. Once the long prompt has started answering
+(the ingress marks it on the process's book), a fifth goes to its replica: only the short ones
+still wait to start.
 A throwaway Ray instance in a subprocess, a plain deployment standing in for the engine: this
 checks routing, which does not need a model.
 """
@@ -21,7 +23,7 @@ pytestmark = pytest.mark.e2e
 SCRIPT = textwrap.dedent('''
     import asyncio, json, ray
     from ray import serve
-    from serving.token_router import PROMPT_TOKENS_KWARG, ROUTER_PATH
+    from serving.token_router import IN_FLIGHT, PROMPT_TOKENS_KWARG, ROUTER_PATH
 
     @serve.deployment(num_replicas=2, max_ongoing_requests=8, ray_actor_options={"num_cpus": 0},
                       request_router_config={"request_router_class": ROUTER_PATH})
@@ -33,13 +35,18 @@ SCRIPT = textwrap.dedent('''
     async def main():
         handle = serve.run(Engine.bind(), name="token-router-check", route_prefix=None)
         call = handle.spillover_generate
-        await call.remote("chat", {"hold_s": 0.01}, "warm", **{PROMPT_TOKENS_KWARG: 1})
-        long = call.remote("chat", {"hold_s": 4}, "long", **{PROMPT_TOKENS_KWARG: 10000})
+        def send(name, hold_s, tokens):
+            return call.remote("chat", {"hold_s": hold_s}, request_id=name, **{PROMPT_TOKENS_KWARG: tokens})
+
+        await send("warm", 0.01, 1)
+        long = send("long", 6, 10000)
         await asyncio.sleep(0.5)
-        shorts = [call.remote("chat", {"hold_s": 3}, f"s{i}", **{PROMPT_TOKENS_KWARG: 100}) for i in range(3)]
+        shorts = [send(f"s{i}", 5, 100) for i in range(3)]
         await asyncio.sleep(0.5)
-        probe = call.remote("chat", {"hold_s": 0.01}, "probe", **{PROMPT_TOKENS_KWARG: 100})
-        placed = {"long": await long, "short": [await s for s in shorts], "probe": await probe}
+        probe = await send("probe", 0.01, 100)
+        IN_FLIGHT.started("long")
+        after_start = await send("after_start", 0.01, 100)
+        placed = {"long": await long, "short": [await s for s in shorts], "probe": probe, "after_start": after_start}
         print("PLACED", json.dumps(placed), flush=True)
 
     ray.init(address="local", num_cpus=4, include_dashboard=False, log_to_driver=False)
@@ -56,3 +63,4 @@ def test_short_prompts_go_around_the_replica_busy_with_a_long_one() -> None:
     assert result.returncode == 0, result.stderr[-3000:]
     placed = json.loads(next(line for line in result.stdout.splitlines() if line.startswith("PLACED "))[7:])
     assert placed["long"] not in [*placed["short"], placed["probe"]], placed
+    assert placed["after_start"] == placed["long"], placed
