@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import os
 import statistics
@@ -32,8 +33,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import yaml
@@ -55,6 +58,8 @@ PROBE_CONCURRENCY = 32
 #: The step-cost probe's decode streams: how many at once, and how long each.
 DECODE_BATCH, DECODE_TOKENS = 16, 64
 GOODPUT_STEP_S = 20.0
+#: Fresh prompts for the closed-loop probes, more than they can send on this machine.
+PROBE_SENDS = 2000
 PRESET_FILE = PRESETS_DIR / "smollm2-135m-cpu-1core.yaml"
 
 
@@ -68,9 +73,17 @@ class Outcome:
     total_s: float | None = None
 
 
-def prompt_texts(arrivals: list[Arrival]) -> list[str]:
-    """Text of each request's scaled length, cut from Arena-Hard at staggered offsets so no two
-    share a prefix (prefix caching would otherwise make prefill free)."""
+def prompt_texts(arrivals: list[Arrival], first_index: int = 0) -> list[str]:
+    """Text of each request's scaled length, cut from Arena-Hard at staggered offsets (by the
+    request's index, from ``first_index``) so no two share a prefix (prefix caching would
+    otherwise make prefill free)."""
+    tokenizer, ids = _corpus()
+    return [tokenizer.decode(ids[(i * 7919) % (len(ids) - a.prompt_tokens):][: a.prompt_tokens])
+            for i, a in enumerate(arrivals, start=first_index)]
+
+
+@functools.cache
+def _corpus() -> tuple[Any, list[int]]:
     from transformers import AutoTokenizer
 
     from serving.builtin_models import resolve_source
@@ -78,8 +91,27 @@ def prompt_texts(arrivals: list[Arrival]) -> list[str]:
     tokenizer = AutoTokenizer.from_pretrained(resolve_source(f"builtin:{MODEL}"))
     rows = [json.loads(line) for line in PROMPTS.read_text().splitlines()]
     corpus = " ".join(r.get("prompt") or r["turns"][0]["content"] for r in rows)
-    ids = tokenizer(corpus, add_special_tokens=False)["input_ids"]
-    return [tokenizer.decode(ids[(i * 7919) % (len(ids) - a.prompt_tokens):][: a.prompt_tokens]) for i, a in enumerate(arrivals)]
+    return tokenizer, tokenizer(corpus, add_special_tokens=False)["input_ids"]
+
+
+class FreshPrompts:
+    """Texts no earlier send used. A probe that repeats a prompt hits vLLM's prefix cache from
+    the second send on: its TTFT then shows no prefill, and a target set from it is out of reach
+    for any new prompt (the fourth simulator check: 0.22 s repeated, 0.6-2 s for new prompts of
+    the same lengths). The replay's own prompts come first; probes take indices after them."""
+
+    def __init__(self, first_index: int) -> None:
+        self._next = first_index
+
+    def of(self, arrivals: list[Arrival]) -> list[str]:
+        texts = prompt_texts(arrivals, self._next)
+        self._next += len(arrivals)
+        return texts
+
+    def pairs(self, arrivals: list[Arrival], count: int) -> Iterator[tuple[Arrival, str]]:
+        """``count`` sends cycling through ``arrivals``' lengths, each with a new text."""
+        cycled = [arrivals[i % len(arrivals)] for i in range(count)]
+        return iter(zip(cycled, self.of(cycled)))
 
 
 def serve_config(setup: str, target_s: float) -> dict:
@@ -151,18 +183,17 @@ async def replay(arrivals: list[Arrival], prompts: list[str]) -> list[Outcome]:
         return list(await asyncio.gather(*(at(a, p) for a, p in zip(arrivals, prompts))))
 
 
-async def closed_loop(arrivals: list[Arrival], prompts: list[str], concurrency: int, duration_s: float) -> tuple[float, list[float]]:
-    """Completed requests per second with ``concurrency`` always in flight, and their TTFTs."""
+async def closed_loop(sends: Iterator[tuple[Arrival, str]], concurrency: int, duration_s: float) -> tuple[float, list[float]]:
+    """Completed requests per second with ``concurrency`` always in flight, and their TTFTs;
+    each send takes the next of ``sends`` (fresh prompts: see :class:`FreshPrompts`)."""
     ttfts: list[float] = []
-    next_index = 0
     deadline = time.perf_counter() + duration_s
     async with httpx.AsyncClient(timeout=600) as client:
 
         async def worker() -> None:
-            nonlocal next_index
             while time.perf_counter() < deadline:
-                i, next_index = next_index % len(arrivals), next_index + 1
-                outcome = await send(client, arrivals[i], prompts[i])
+                arrival, text = next(sends)
+                outcome = await send(client, arrival, text)
                 if outcome.ok and outcome.ttft_s is not None:
                     ttfts.append(outcome.ttft_s)
         started = time.perf_counter()
@@ -170,7 +201,7 @@ async def closed_loop(arrivals: list[Arrival], prompts: list[str], concurrency: 
         return len(ttfts) / (time.perf_counter() - started), ttfts
 
 
-async def goodput(arrivals: list[Arrival], prompts: list[str], target_s: float) -> tuple[float, int]:
+async def goodput(sends: Iterator[tuple[Arrival, str]], target_s: float) -> tuple[float, int]:
     """The local replica's capacity at the target: the throughput of the highest concurrency
     (doubling from 1; 1 at least) whose TTFT p90 stays within ``target_s``, and that concurrency.
 
@@ -180,7 +211,7 @@ async def goodput(arrivals: list[Arrival], prompts: list[str], target_s: float) 
     to a hosted stand-in no bigger than the local replica."""
     best, best_concurrency = 0.0, 0
     for concurrency in (1, 2, 4, 8, 16):
-        rate, ttfts = await closed_loop(arrivals, prompts, concurrency, GOODPUT_STEP_S)
+        rate, ttfts = await closed_loop(sends, concurrency, GOODPUT_STEP_S)
         p90 = sorted(ttfts)[int(0.9 * (len(ttfts) - 1))] if ttfts else float("inf")
         print(f"probe: {concurrency} in flight: {rate:.2f} requests/s, TTFT p50 {statistics.median(ttfts) if ttfts else float('nan'):.3f} s, "
               f"p90 {p90:.3f} s (target {target_s:.3f} s)", flush=True)
@@ -265,7 +296,7 @@ def main() -> None:
                 try:
                     wait_ready(process, SERVE_PORT)
                     if setup == "queue_only":  # its behaviour does not depend on the target: probe here
-                        probe = asyncio.run(calibrate(raw, prompts, median_index))
+                        probe = asyncio.run(calibrate(raw, median_index))
                         target_s = probe["target_s"]
                         arrivals = compress_time(raw, args.load * probe["capacity_rps"] * args.window_s / len(raw))
                         print(f"probe: {probe}; replaying at {len(arrivals) / arrivals[-1].at_s:.2f} requests/s", flush=True)
@@ -283,16 +314,18 @@ def main() -> None:
     report(args, trace_start, raw, arrivals, probe, results)
 
 
-async def calibrate(raw: list[Arrival], prompts: list[str], median_index: int) -> dict[str, float]:
+async def calibrate(raw: list[Arrival], median_index: int) -> dict[str, float]:
     """Unloaded TTFT for the median prompt (→ the target), the step model's three costs, then
-    the local capacity."""
+    the local capacity. Every probe send has a prompt no other send used (:class:`FreshPrompts`)."""
+    fresh = FreshPrompts(first_index=len(raw))
     median = raw[median_index]
-    alone = [await send_once(median, prompts[median_index]) for _ in range(10)]
+    alone = [await send_once(median, text) for text in fresh.of([median] * 10)]
     unloaded = statistics.median(o.ttft_s for o in alone if o.ok)
     target = 2 * unloaded
-    steps = await step_costs(raw, prompts)
-    capacity, concurrency = await goodput(raw, prompts, target)
-    raw_capacity, _ = await closed_loop(raw, prompts, PROBE_CONCURRENCY, 30.0)
+    steps = await step_costs(raw, fresh)
+    loops = fresh.pairs(raw, PROBE_SENDS)
+    capacity, concurrency = await goodput(loops, target)
+    raw_capacity, _ = await closed_loop(loops, PROBE_CONCURRENCY, 30.0)
     prefill_tps = steps["prefill_tokens_per_s"]
     # Decode throughput chosen so the work model's capacity equals the measured raw one.
     mean_prompt = statistics.fmean(a.prompt_tokens for a in raw)
@@ -318,7 +351,7 @@ async def calibrate(raw: list[Arrival], prompts: list[str], median_index: int) -
     }
 
 
-async def step_costs(raw: list[Arrival], prompts: list[str]) -> dict[str, float]:
+async def step_costs(raw: list[Arrival], fresh: FreshPrompts) -> dict[str, float]:
     """The replica's step model (autoscaler/presets.py), each cost measured on its own.
 
     Prefill: the unloaded TTFT difference between the window's longest and shortest prompts.
@@ -331,14 +364,15 @@ async def step_costs(raw: list[Arrival], prompts: list[str]) -> dict[str, float]
     short, long = order[0], order[-1]
 
     async def ttft(i: int) -> float:
-        outcomes = [await send_once(Arrival(0.0, raw[i].prompt_tokens, 1), prompts[i]) for _ in range(5)]
+        one = Arrival(0.0, raw[i].prompt_tokens, 1)
+        outcomes = [await send_once(one, text) for text in fresh.of([one] * 5)]
         return statistics.median(o.ttft_s for o in outcomes if o.ok)
 
     prefill = (raw[long].prompt_tokens - raw[short].prompt_tokens) / max(await ttft(long) - await ttft(short), 1e-3)
     decode = Arrival(0.0, raw[short].prompt_tokens, DECODE_TOKENS)
-    alone = [await send_once(decode, prompts[short]) for _ in range(3)]
+    alone = [await send_once(decode, text) for text in fresh.of([decode] * 3)]
     async with httpx.AsyncClient(timeout=600) as client:
-        together = await asyncio.gather(*(send(client, decode, prompts[short]) for _ in range(DECODE_BATCH)))
+        together = await asyncio.gather(*(send(client, decode, text) for text in fresh.of([decode] * DECODE_BATCH)))
     itl_one, itl_batch = inter_token_s(alone), inter_token_s(together)
     per_sequence = max(0.0, (itl_batch - itl_one) / (DECODE_BATCH - 1))
     return {
