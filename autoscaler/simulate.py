@@ -7,6 +7,7 @@ system. Prints a table, writes the figures as JSON and a PNG of load, replicas a
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import statistics
 from collections.abc import Callable, Sequence
@@ -18,7 +19,7 @@ from autoscaler.presets import ReplicaPreset, load_preset
 from autoscaler.simulator import FleetPolicy, HostedModel, SimResult, simulate
 from autoscaler.trace import Arrival, read_trace
 
-__all__ = ["add_arguments", "break_even_utilisation", "run", "run_policies", "static_peak"]
+__all__ = ["add_arguments", "break_even_utilisation", "preset_for", "run", "run_policies", "static_peak"]
 
 #: GPT-4o's list price per million tokens (../shared/data/prices, LiteLLM's table).
 GPT4O = HostedModel(input_usd_per_mtok=2.5, output_usd_per_mtok=10.0, ttft_s=1.0)
@@ -42,9 +43,7 @@ def run(args: argparse.Namespace) -> dict[str, SimResult]:
     from rich.progress import Progress
 
     _, arrivals = read_trace(Path(args.trace))
-    preset = load_preset(args.preset)
-    if args.cold_start_s is not None:
-        preset = ReplicaPreset(**{**preset.__dict__, "cold_start_s": args.cold_start_s})
+    preset = preset_for(args)
     names = [n.strip() for n in args.policy.split(",") if n.strip()]
     with Progress() as bar:
         tasks = {n: bar.add_task(n, total=1.0) for n in names}
@@ -55,6 +54,12 @@ def run(args: argparse.Namespace) -> dict[str, SimResult]:
     if args.plot:
         plot(results, args.plot)
     return results
+
+
+def preset_for(args: argparse.Namespace) -> ReplicaPreset:
+    """The preset named on the command line, with its cold start overridden when one is given."""
+    preset = load_preset(args.preset)
+    return preset if args.cold_start_s is None else dataclasses.replace(preset, cold_start_s=args.cold_start_s)
 
 
 def run_policies(arrivals: Sequence[Arrival], preset: ReplicaPreset, names: Sequence[str], args: argparse.Namespace,

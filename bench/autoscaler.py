@@ -20,8 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from autoscaler.baselines import StaticFleet  # noqa: E402
-from autoscaler.presets import ReplicaPreset, load_preset  # noqa: E402
-from autoscaler.simulate import GPT4O, add_arguments, run  # noqa: E402
+from autoscaler.simulate import GPT4O, add_arguments, preset_for, run  # noqa: E402
 from autoscaler.simulator import ROUTERS, simulate  # noqa: E402
 from autoscaler.trace import read_trace  # noqa: E402
 from bench._common import RESULTS, record, table  # noqa: E402
@@ -69,8 +68,7 @@ def main() -> None:
 def routing_inside_a_fleet(args: argparse.Namespace) -> dict[str, dict[str, float]]:
     """Fixed fleets with spill-over on, one run per router: what replica choice costs in target."""
     _, arrivals = read_trace(TRACE)
-    preset = load_preset(args.preset)
-    preset = ReplicaPreset(**{**preset.__dict__, "cold_start_s": args.cold_start_s})
+    preset = preset_for(args)
     out = {}
     for replicas in (2, 3):
         for router in ROUTERS:

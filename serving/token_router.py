@@ -92,9 +92,8 @@ class InFlightTokens:
         with self._lock:
             self._tokens.pop(replica, None)
             self._unstarted.pop(replica, None)
-            gone = {k for k, v in self._requests.items() if v.replica == replica}
-            self._requests = {k: v for k, v in self._requests.items() if k not in gone}
-            self._by_sender = {k: v for k, v in self._by_sender.items() if v not in gone}
+            self._requests = {k: v for k, v in self._requests.items() if v.replica != replica}
+            self._by_sender = {k: v for k, v in self._by_sender.items() if v in self._requests}
 
     def of(self, replica: Hashable) -> int:
         with self._lock:
