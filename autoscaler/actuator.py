@@ -18,11 +18,12 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass
+from typing import Protocol
 
-from serving.engine_state_board import PUBLISH_PERIOD_S, board_handle
-from serving.serve_config import APP_NAME, llm_deployment_name
+from contracts.deployments import APP_NAME, llm_deployment_name
+from contracts.engine_state import PUBLISH_PERIOD_S
 
-__all__ = ["ReplicaCounts", "ServeActuator"]
+__all__ = ["DrainMarks", "ReplicaCounts", "ServeActuator"]
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +35,12 @@ class ReplicaCounts:
     stopping: int = 0
 
 
+class DrainMarks(Protocol):
+    """Where the ingress learns that a model is draining (serving.state_board's board in a deployment)."""
+
+    async def set_draining(self, model: str, draining: bool) -> None: ...
+
+
 class ServeActuator:
     """Scales local models of one spillover application; call from a driver joined to its cluster.
 
@@ -41,7 +48,8 @@ class ServeActuator:
     ingress's engine-state reader.
     """
 
-    def __init__(self, app_name: str = APP_NAME, *, notice_s: float = 3 * PUBLISH_PERIOD_S, poll_s: float = 0.5) -> None:
+    def __init__(self, drain: DrainMarks, app_name: str = APP_NAME, *, notice_s: float = 3 * PUBLISH_PERIOD_S, poll_s: float = 0.5) -> None:
+        self._drain = drain
         self._app_name = app_name
         self._notice_s = notice_s
         self._poll_s = poll_s
@@ -63,9 +71,8 @@ class ServeActuator:
         if replicas < 0:
             raise ValueError("replicas must be >= 0")
         await self.counts(model)  # fail early, before marking anything, on an unknown model
-        board = board_handle(self._app_name)
         if replicas == 0:
-            await board.set_draining.remote(model, True)
+            await self._drain.set_draining(model, True)
             await asyncio.sleep(self._notice_s)
             await self._update(model, 0)
             logger.info("scaling %s to zero: marked draining, Serve stops replicas after their work", model)
@@ -74,7 +81,7 @@ class ServeActuator:
         deadline = time.monotonic() + settle_timeout_s
         while (await self.counts(model)).stopping and time.monotonic() < deadline:
             await asyncio.sleep(self._poll_s)
-        await board.set_draining.remote(model, False)
+        await self._drain.set_draining(model, False)
         logger.info("scaling %s to %d replicas", model, replicas)
 
     async def _update(self, model: str, replicas: int) -> None:

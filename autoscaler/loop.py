@@ -19,8 +19,8 @@ from typing import Protocol
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from autoscaler.actuator import ReplicaCounts
+from autoscaler.config import AutoscalingConfig, ReplicaConfig
 from autoscaler.policy import FleetState, PolicyConfig, ScaleDecision, ScalingPolicy, Signals
-from serving.config import ModelConfig
 
 __all__ = ["ControlLoop", "LoopMetrics", "policy_for"]
 
@@ -37,10 +37,10 @@ class Actuator(Protocol):
     async def set_replicas(self, model: str, replicas: int) -> None: ...
 
 
-def policy_for(model: ModelConfig) -> ScalingPolicy:
-    a = model.autoscaling
+def policy_for(replicas: ReplicaConfig, a: AutoscalingConfig) -> ScalingPolicy:
+    """One model's policy from its replica bounds and autoscaling knobs."""
     return ScalingPolicy(PolicyConfig(
-        min_replicas=model.replicas.min, max_replicas=model.replicas.max,
+        min_replicas=replicas.min, max_replicas=replicas.max,
         target_ongoing_per_replica=a.target_ongoing_per_replica, max_kv_cache_usage=a.max_kv_cache_usage,
         ttft_p99_target_s=a.ttft_p99_target_s, up_window_s=a.up_window_s, down_window_s=a.down_window_s,
         idle_to_zero_s=a.idle_to_zero_s, scale_up_headroom=a.scale_up_headroom, scale_down_below=a.scale_down_below,

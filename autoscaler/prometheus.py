@@ -16,8 +16,8 @@ import math
 import httpx
 
 from autoscaler.policy import Signals
-from fallback.decision import NOT_LOCAL_DEMAND
-from serving.metrics import ENGINE_GAUGES, REQUEST_DURATION, REQUESTS_TOTAL, TTFT
+from contracts.metric_names import ENGINE_GAUGES, REQUEST_DURATION, REQUESTS_TOTAL, TTFT
+from contracts.spill import NOT_LOCAL_DEMAND
 
 __all__ = ["PrometheusSignals", "queries_for"]
 

@@ -25,7 +25,7 @@ import httpx
 import yaml
 
 from autoscaler.actuator import ServeActuator
-from serving.serve_config import APP_NAME, llm_deployment_name
+from contracts.deployments import APP_NAME, llm_deployment_name
 
 __all__ = ["KubeApi", "RayServiceActuator", "with_replicas"]
 

@@ -26,9 +26,10 @@ from dataclasses import dataclass, field
 from autoscaler.policy import FleetState, Signals
 from autoscaler.presets import ReplicaPreset
 from autoscaler.trace import Arrival
+from contracts.engine_state import EngineState
+from contracts.spill import LOCAL, NOT_LOCAL_DEMAND
+from fallback.decision import DispatchRequest, HostedTarget, Route, decide
 from fallback.start_meter import StartMeter
-from fallback.decision import LOCAL, NOT_LOCAL_DEMAND, DispatchRequest, HostedTarget, Route, decide
-from serving.engine_state import EngineState
 
 __all__ = ["FleetPolicy", "HostedModel", "ROUTERS", "SimResult", "Simulation", "simulate"]
 

@@ -10,13 +10,14 @@ from __future__ import annotations
 import json
 import os
 import platform
-import signal
 import statistics
 import subprocess
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+
+from tests.helpers import terminate_tree
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "bench" / "results"
@@ -30,7 +31,7 @@ import signal, sys, threading
 import ray
 from ray import serve
 from ray.serve.llm import build_openai_app
-from serving.config import load_config
+from spillover.config import load_config
 from serving.llm_deployment import llm_config_for
 config = load_config(None)
 ray.init(num_cpus=8, include_dashboard=False, log_to_driver=False)
@@ -94,13 +95,9 @@ def record(name: str, title: str, figures: dict[str, object], body_markdown: str
 
 
 def terminate(child: subprocess.Popen[bytes], wait_s: float) -> None:
-    """SIGTERM, up to ``wait_s`` for a clean exit (servers drain), then SIGKILL."""
-    child.send_signal(signal.SIGTERM)
-    try:
-        child.wait(wait_s)
-    except subprocess.TimeoutExpired:
-        child.kill()
-        child.wait()
+    """SIGTERM, up to ``wait_s`` for a clean exit (servers drain), then SIGKILL; the Ray
+    processes the child started go with it, by pid (tests.helpers.terminate_tree)."""
+    terminate_tree(child, wait_s)
 
 
 def git_commit() -> str:

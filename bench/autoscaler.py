@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from autoscaler.baselines import StaticFleet  # noqa: E402
-from autoscaler.simulate import GPT4O, add_arguments, preset_for, run  # noqa: E402
+from autoscaler.replay import GPT4O, add_arguments, preset_for, run  # noqa: E402
 from autoscaler.simulator import ROUTERS, simulate  # noqa: E402
 from autoscaler.trace import read_trace  # noqa: E402
 from bench._common import RESULTS, record, table  # noqa: E402

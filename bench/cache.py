@@ -30,17 +30,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._common import median, record, table  # noqa: E402
 from bench.cache_quality import DATA, decide_latency_ms, partner_only, test_split, whole_index  # noqa: E402
+from contracts.context import ANONYMOUS, Api, RequestContext  # noqa: E402
 from costlevers.cache.entries import CachedResponse  # noqa: E402
 from costlevers.cache.exact_store import RedisExactStore  # noqa: E402
-from costlevers.cache.pairs import load_pairs  # noqa: E402
 from costlevers.cache.redis_semantic import RedisSemanticStore  # noqa: E402
 from costlevers.cache.request_key import request_keys  # noqa: E402
 from costlevers.cache.semantic_store import entry_id  # noqa: E402
 from costlevers.cache.stage import CacheStage, RoutePolicy  # noqa: E402
-from costlevers.cache.train_verifier import embed_all  # noqa: E402
 from costlevers.cache.verifier import HitVerifier  # noqa: E402
-from serving.context import ANONYMOUS, Api, RequestContext  # noqa: E402
-from serving.redis_pool import redis_client  # noqa: E402
+from stores.redis import redis_client  # noqa: E402
+from training.cache_verifier import embed_all  # noqa: E402
+from training.pairs import load_pairs  # noqa: E402
 
 ROUTE = "bench"
 POLICY = RoutePolicy(ttl_s=3600, model_version="v1", prompt_version="1", non_deterministic=False, tool_calls=False, semantic=True)

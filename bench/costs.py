@@ -109,7 +109,7 @@ def litellm_config(workdir: Path) -> Path:
 
 def create_key(config: Path) -> str:
     """A key through the CLI, as an operator makes one; rpm and tpm far above the load."""
-    out = subprocess.run([sys.executable, "-m", "serving.cli", "keys", "--config", str(config), "create", "--user", "bench-user",
+    out = subprocess.run([sys.executable, "-m", "spillover.cli", "keys", "--config", str(config), "create", "--user", "bench-user",
                           "--team", TEAM, "--rpm", "1000000", "--tpm", "1000000000"],
                          env=_env(), capture_output=True, text=True)
     if out.returncode != 0:

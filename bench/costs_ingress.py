@@ -1,9 +1,9 @@
 """spillover's ingress app alone under uvicorn, for the costs benchmark (bench/costs.py).
 
-No Ray: the app is built with :func:`serving.app.create_app` over :class:`NoLocalEngines`, and
+No Ray: the app is built with :func:`spillover.app.create_app` over :class:`NoLocalEngines`, and
 the benchmark's config routes its model to a hosted provider only (a route with no local model
 always spills, reason ``no_ready_replica``), so no request ever asks for a local engine. With
-``--stages on`` the app gets a :class:`~costbook.runtime.Costbook` (auth, rate limits, budgets,
+``--stages on`` the app gets a :class:`~costbook.costbook.Costbook` (auth, rate limits, budgets,
 ledger over the configured Redis and PostgreSQL); with ``off``, none. Logging is configured as
 ``spillover serve`` configures it: one JSON access line per request.
 
@@ -18,13 +18,13 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from serving.engine_state import EngineState  # noqa: E402
-from serving.errors import NoReplicaError  # noqa: E402
+from contracts.engine_state import EngineState  # noqa: E402
+from contracts.errors import NoReplicaError  # noqa: E402
 from serving.replica_time import ReplicaInterval  # noqa: E402
 
 
 class NoLocalEngines:
-    """The smallest honest :class:`~serving.local_engines.LocalEngines`: there are none.
+    """The smallest honest :class:`~serving.ray_engines.LocalEngines`: there are none.
     Every route of the benchmark is hosted-only, so dispatch never calls ``generate``."""
 
     def models(self) -> list[str]:
@@ -53,13 +53,13 @@ class NoLocalEngines:
 
 def build(config_path: str, stages_on: bool) -> Any:
     """The app exactly as the ingress deployment builds it, over no local engines."""
-    from serving.app import create_app
-    from serving.config import load_config
+    from spillover.app import create_app
+    from spillover.config import load_config
 
     config = load_config(config_path)
     costbook = None
     if stages_on:
-        from costbook.runtime import Costbook
+        from costbook.costbook import Costbook
 
         costbook = Costbook.from_config(config)
     return create_app(config, NoLocalEngines(), costbook=costbook)

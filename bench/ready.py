@@ -72,7 +72,7 @@ def _ready() -> bool:
 def run_once(setup: str, cache_dir: str) -> tuple[float, float]:
     env = {**os.environ, "SPILLOVER_CACHE_DIR": cache_dir, "HF_HUB_OFFLINE": "1", "RAY_USAGE_STATS_ENABLED": "0"}
     env.pop("RAY_ADDRESS", None)
-    args = [sys.executable, "-m", "serving.cli", "serve"] if setup == "spillover" else [sys.executable, "-c", RAY_SERVE_LLM_PEER, str(PORT)]
+    args = [sys.executable, "-m", "spillover.cli", "serve"] if setup == "spillover" else [sys.executable, "-c", RAY_SERVE_LLM_PEER, str(PORT)]
     started = time.monotonic()
     process = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     memory = PeakRss(process.pid)
@@ -88,7 +88,6 @@ def run_once(setup: str, cache_dir: str) -> tuple[float, float]:
     finally:
         terminate(process, 180)
         peak = memory.stop()
-        subprocess.run([str(Path(sys.executable).parent / "ray"), "stop", "--force"], capture_output=True)
     return ready_s, peak
 
 

@@ -36,12 +36,11 @@ PROMPTS = Path(__file__).resolve().parents[2] / "shared" / "data" / "prompts" / 
 LEVELS = (1, 4, 16)
 
 
-
 def load_prompts(n: int) -> list[str]:
     """The first ``n`` Arena-Hard questions, each cut to 256 tokens of the served model."""
     from transformers import AutoTokenizer
 
-    from serving.builtin_models import resolve_source
+    from stores.builtin_models import resolve_source
 
     tokenizer = AutoTokenizer.from_pretrained(resolve_source(f"builtin:{MODEL}"))
     prompts = []
@@ -64,7 +63,7 @@ def start(setup: str, workdir: Path, model_overrides: dict | None = None) -> sub
         model = {"name": MODEL, "source": f"builtin:{MODEL}", "tool_call_parser": "hermes", **(model_overrides or {})}
         # Every optional stage off: the cache would answer rounds 2 and 3 (temperature 0, same prompts).
         config.write_text(json.dumps({"models": [model], "embeddings": [], "cache": {"enabled": False}, "costs": {"ledger": False}}))
-        args = [sys.executable, "-m", "serving.cli", "serve", "--config", str(config)]
+        args = [sys.executable, "-m", "spillover.cli", "serve", "--config", str(config)]
     elif setup == "ray_serve_llm":
         args = [sys.executable, "-c", RAY_SERVE_LLM_PEER, str(PORT)]
     else:
@@ -76,8 +75,8 @@ def start(setup: str, workdir: Path, model_overrides: dict | None = None) -> sub
 
 def vllm_args(port: int = PORT, served_name: str = MODEL) -> list[str]:
     """vLLM's own server with exactly the engine arguments spillover gives Ray Serve LLM."""
-    from serving.config import load_config
     from serving.llm_deployment import llm_config_for
+    from spillover.config import load_config
 
     config = load_config(None)
     llm = llm_config_for(config.models[0], config.ingress)
@@ -95,7 +94,6 @@ def vllm_args(port: int = PORT, served_name: str = MODEL) -> list[str]:
 
 def stop(process: subprocess.Popen[bytes]) -> None:
     terminate(process, 120)
-    subprocess.run([str(Path(sys.executable).parent / "ray"), "stop", "--force"], capture_output=True)
     time.sleep(3)
 
 

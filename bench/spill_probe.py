@@ -57,7 +57,7 @@ def prompt_texts(arrivals: list[Arrival], first_index: int = 0) -> list[str]:
 def _corpus() -> tuple[Any, list[int]]:
     from transformers import AutoTokenizer
 
-    from serving.builtin_models import resolve_source
+    from stores.builtin_models import resolve_source
 
     tokenizer = AutoTokenizer.from_pretrained(resolve_source(f"builtin:{MODEL}"))
     rows = [json.loads(line) for line in PROMPTS.read_text().splitlines()]

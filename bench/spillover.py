@@ -168,7 +168,7 @@ def main() -> None:
                 config.write_text(json.dumps(serve_config(setup, target_s or 1.0)))
                 # Only the engine is pinned (its compute threads, by VLLM_CPU_OMP_THREADS_BIND in the
                 # model's engine_env): Ray's proxy and the ingress must not queue behind it.
-                process = start_pinned(None, [sys.executable, "-m", "serving.cli", "serve", "--config", str(config)], Path(tmp) / f"{setup}.log")
+                process = start_pinned(None, [sys.executable, "-m", "spillover.cli", "serve", "--config", str(config)], Path(tmp) / f"{setup}.log")
                 try:
                     wait_ready(process, SERVE_PORT)
                     if setup == "queue_only":  # its behaviour does not depend on the target: probe here

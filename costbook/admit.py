@@ -22,16 +22,13 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
-from redis.exceptions import RedisError
-
-from costbook.counters import Charge, Counters
-from costbook.keys import KeyCache
+from access.keys import KeyCache
+from contracts.context import Api, Principal, RequestContext
+from contracts.errors import RateLimitError, StoreUnavailableError
+from contracts.pipeline import Stage
+from contracts.stores import Charge, CounterStore
 from costbook.ledger import Pricer
 from costbook.local_cost import Allocation
-from serving.context import Api, Principal, RequestContext
-from serving.errors import RateLimitError, StoreUnavailableError
-from serving.pipeline import Stage
-from serving.wire import estimate_prompt_tokens
 
 __all__ = ["Admit", "BudgetLimit", "BudgetWatcher", "Reservation", "period_keys"]
 
@@ -81,8 +78,8 @@ def period_keys(now: dt.datetime) -> dict[str, tuple[str, int]]:
 class Admit(Stage):
     name = "admit"
 
-    def __init__(self, counters: Counters, keys: KeyCache | None, budgets: Sequence[BudgetLimit], pricer: Pricer, *,
-                 worst_prices: Mapping[str, tuple[Decimal, Decimal]], local_ceiling_usd_per_mtok: Decimal, default_max_tokens: int,
+    def __init__(self, counters: CounterStore, keys: KeyCache | None, budgets: Sequence[BudgetLimit], pricer: Pricer, *,
+                 worst_prices: Mapping[str, tuple[Decimal, Decimal]], local_ceiling_usd_per_mtok: Decimal,
                  watch_team_budget: BudgetWatcher | None = None, clock: Callable[[], float] = time.time) -> None:
         self._counters = counters
         self._keys = keys
@@ -90,8 +87,7 @@ class Admit(Stage):
         self._pricer = pricer
         self._worst = worst_prices
         self._local_ceiling = local_ceiling_usd_per_mtok
-        self._default_max_tokens = default_max_tokens
-        self._watch = watch_team_budget
+        self.watch_team_budget = watch_team_budget
         self._clock = clock
 
     def limits_for(self, principal: Principal) -> list[BudgetLimit]:
@@ -118,10 +114,7 @@ class Admit(Stage):
         now = dt.datetime.fromtimestamp(self._clock(), dt.UTC)
         minute = now.strftime("%Y-%m-%dT%H:%M")
         periods = period_keys(now)
-        if ctx.api is Api.EMBEDDINGS or ctx.parsed is None:
-            prompt, max_tokens = 0, 0
-        else:
-            prompt, max_tokens = estimate_prompt_tokens(ctx.parsed), ctx.parsed.output_limit(self._default_max_tokens)
+        prompt, max_tokens = ctx.facts.prompt_tokens, ctx.facts.max_tokens
         cost = 0 if ctx.api is Api.EMBEDDINGS else self.worst_cost(ctx, prompt, max_tokens)
         record = self._keys.by_id(ctx.principal.key_id) if self._keys is not None else None
         charges: list[Charge] = []
@@ -136,12 +129,12 @@ class Admit(Stage):
         budget_charges = [Charge(key, cost, b.limit_micro_usd, periods[b.period][1]) for b, key in budgets]
         try:
             failed = await self._counters.admit([*charges, *budget_charges])
-        except RedisError as exc:
-            logger.warning("rate-limit store unavailable: %s", type(exc).__name__, extra={"request_id": ctx.request_id})
-            raise StoreUnavailableError("Rate limits and budgets cannot be checked right now; retry shortly.", retry_after_s=1.0) from None
+        except StoreUnavailableError as exc:
+            logger.warning("rate-limit store unavailable: %s", type(exc.__cause__).__name__, extra={"request_id": ctx.request_id})
+            raise
         if failed is not None:
             raise self._refusal(failed, charges, limits, now)
-        ctx.reservation = Reservation(limits, [c.key for c in budget_charges], tokens_key, cost, prompt + max_tokens)
+        ctx.put(Reservation(limits, [c.key for c in budget_charges], tokens_key, cost, prompt + max_tokens))
 
     def _refusal(self, failed: int, rate_charges: list[Charge], limits: list[BudgetLimit], now: dt.datetime) -> RateLimitError:
         if failed < len(rate_charges):
@@ -154,10 +147,9 @@ class Admit(Stage):
             "this request's worst case does not fit in what is left.", param=f"budget.{b.scope}.{b.period}")
 
     async def settle(self, ctx: RequestContext) -> None:
-        reservation: Reservation | None = ctx.reservation
+        reservation = ctx.pop(Reservation)
         if reservation is None:
             return
-        ctx.reservation = None
         actual = self._pricer.priced(ctx).cost_micro_usd
         deltas = dict.fromkeys(reservation.budget_keys, actual - reservation.cost_micro_usd)
         if reservation.tokens_key is not None:
@@ -183,7 +175,7 @@ class Admit(Stage):
         self._watch_teams(((budgets[key], key) for key in deltas), spent)
 
     def _watch_teams(self, budgets: Iterable[tuple[BudgetLimit, str]], spent: Mapping[str, int]) -> None:
-        if self._watch is not None:
+        if self.watch_team_budget is not None:
             for budget, key in budgets:
                 if budget.scope == "team":
-                    self._watch(budget, spent[key])
+                    self.watch_team_budget(budget, spent[key])

@@ -13,33 +13,13 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Protocol
 
-__all__ = ["Charge", "Counters", "MemoryCounters", "RedisCounters"]
+from redis.exceptions import RedisError
 
+from contracts.errors import StoreUnavailableError
+from contracts.stores import Charge
 
-@dataclass(frozen=True)
-class Charge:
-    """Add ``amount`` to counter ``key`` if it stays within ``limit`` (``None``: no limit)."""
-
-    key: str
-    amount: int
-    limit: int | None
-    #: Seconds the counter must outlive its period by (it expires after).
-    ttl_s: int
-
-
-class Counters(Protocol):
-    async def admit(self, charges: Sequence[Charge]) -> int | None:
-        """Apply every charge, or none; ``None`` on success, else the index of the first
-        charge that would cross its limit."""
-
-    async def add(self, deltas: Mapping[str, int]) -> dict[str, int]:
-        """Add each delta (may be negative) to its counter in one round trip, settling what admit
-        reserved; returns the counters' new values."""
-
-    async def values(self, keys: Sequence[str]) -> list[int]: ...
+__all__ = ["MemoryCounters", "RedisCounters"]
 
 
 class MemoryCounters:
@@ -99,7 +79,7 @@ _LATE_TTL_S = 32 * 86_400
 
 
 class RedisCounters:
-    """Counters shared by every ingress replica, under ``prefix`` in Redis."""
+    """CounterStore shared by every ingress replica, under ``prefix`` in Redis."""
 
     def __init__(self, client: object, prefix: str = "spillover:") -> None:
         self._redis = client
@@ -110,7 +90,10 @@ class RedisCounters:
         args: list[int] = []
         for c in charges:
             args += [c.amount, -1 if c.limit is None else c.limit, c.ttl_s]
-        failed = await self._admit(keys=[self._prefix + c.key for c in charges], args=args)
+        try:
+            failed = await self._admit(keys=[self._prefix + c.key for c in charges], args=args)
+        except RedisError as exc:
+            raise StoreUnavailableError("Rate limits and budgets cannot be checked right now; retry shortly.", retry_after_s=1.0) from exc
         return None if failed == 0 else int(failed) - 1
 
     async def add(self, deltas: Mapping[str, int]) -> dict[str, int]:
@@ -127,6 +110,3 @@ class RedisCounters:
     async def values(self, keys: Sequence[str]) -> list[int]:
         raw = await self._redis.mget([self._prefix + k for k in keys])  # type: ignore[attr-defined]
         return [int(v or 0) for v in raw]
-
-    async def aclose(self) -> None:
-        await self._redis.aclose()  # type: ignore[attr-defined]

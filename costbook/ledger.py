@@ -7,61 +7,23 @@ shows. Money is integer micro-dollars; ``price_version`` says which price table 
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
 
+from contracts.context import RequestContext
+from contracts.ledger_row import LedgerRow
+from contracts.spill import LOCAL
 from costbook.prices import ModelPrice, PriceTable, cost_micro_usd
-from fallback.decision import LOCAL
-from serving.context import RequestContext
 
-__all__ = ["LOCAL_PENDING_VERSION", "LedgerRow", "Pricer"]
+__all__ = ["LOCAL_PENDING_VERSION", "Pricer"]
 
 #: Local rows carry a provisional cost (tokens at the configured ceiling) until the replica time
 #: of the interval they finished in is shared out (costbook.local_cost).
 LOCAL_PENDING_VERSION = "gpu:pending"
 UNPRICED_VERSION = "unpriced"
-
-@dataclass(frozen=True)
-class LedgerRow:
-    request_id: str
-    at: dt.datetime
-    key_id: str
-    user_name: str
-    team: str
-    feature: str | None
-    api: str
-    model_asked: str
-    model_served: str | None
-    destination: str | None
-    prompt_tokens: int
-    cached_tokens: int
-    cache_write_tokens: int
-    completion_tokens: int
-    reasoning_tokens: int
-    cost_micro_usd: int
-    price_version: str
-    cache_result: str
-    ttft_ms: float | None
-    total_ms: float | None
-    status: str
-    spill_reason: str | None
-    finished_at: dt.datetime | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        finished = None if self.finished_at is None else self.finished_at.isoformat()
-        return {**dataclasses.asdict(self), "at": self.at.isoformat(), "finished_at": finished}
-
-    @classmethod
-    def from_json(cls, raw: dict[str, Any]) -> LedgerRow:
-        finished = raw.get("finished_at")
-        return cls(**{**raw, "at": dt.datetime.fromisoformat(raw["at"]),
-                      "finished_at": None if finished is None else dt.datetime.fromisoformat(finished)})
 
 
 class Pricer:
@@ -79,9 +41,11 @@ class Pricer:
 
     def priced(self, ctx: RequestContext) -> LedgerRow:
         """The request's row, priced once (settle and the ledger sink both need it)."""
-        if ctx.ledger_row is None:
-            ctx.ledger_row = self.row(ctx)
-        return ctx.ledger_row
+        row = ctx.slot(LedgerRow)
+        if row is None:
+            row = self.row(ctx)
+            ctx.put(row)
+        return row
 
     def row(self, ctx: RequestContext) -> LedgerRow:
         usage, principal, timings = ctx.usage, ctx.principal, ctx.timings

@@ -27,11 +27,12 @@ from decimal import ROUND_HALF_EVEN, Decimal
 
 import sqlalchemy as sa
 
+from contracts.background import run_every
+from contracts.engine_state import ReplicaInterval, interval_start
+from contracts.spill import LOCAL
 from costbook.ledger import LOCAL_PENDING_VERSION
-from costbook.schema import ledger_table as ledger
-from costbook.schema import local_intervals_table as intervals
-from fallback.decision import LOCAL
-from serving.replica_time import ReplicaInterval, interval_start
+from stores.sql_schema import ledger_table as ledger
+from stores.sql_schema import local_intervals_table as intervals
 
 __all__ = ["Allocation", "AllocationLoop", "LocalCostAllocator", "Priced", "ReplicaTimeSource", "largest_remainder"]
 
@@ -194,10 +195,6 @@ class AllocationLoop:
             await self._on_priced(priced)
         return priced
 
-    async def run(self) -> None:
-        while True:
-            try:
-                await self.run_once()
-            except Exception:  # a database or board hiccup: the next round prices it
-                logger.warning("local cost allocation failed; retrying next round", exc_info=True)
-            await asyncio.sleep(self._allocator.interval_s / 2)
+    def start(self) -> asyncio.Task[None]:
+        """Price every half interval; a database or board hiccup is priced the next round."""
+        return run_every(self._allocator.interval_s / 2, self.run_once, logger=logger, what="local cost allocation", first_at_once=True)

@@ -5,7 +5,7 @@ kept as integer micro-dollars (never floats that drift over millions of rows), r
 once per request. Each ledger row keeps the table version it was priced with; a new table is a
 new version, and old rows keep their price.
 
-Usage reaches here normalised (serving.context.Usage, OpenAI's convention: prompt tokens include
+Usage reaches here normalised (contracts.context.Usage, OpenAI's convention: prompt tokens include
 cached reads and cache writes; completion tokens include reasoning), so provider semantics are
 settled where the usage is read: Anthropic's ``input_tokens`` exclude cache reads and writes and
 are summed up in fallback/anthropic_wire; OpenAI's ``cached_tokens`` are already inside
@@ -22,7 +22,7 @@ from typing import Any
 
 import yaml
 
-from serving.context import Usage
+from contracts.context import Usage
 
 __all__ = ["DEFAULT_PRICES", "LocalPrice", "ModelPrice", "PriceTable", "cost_micro_usd", "usd"]
 

@@ -1,6 +1,6 @@
 """The ledger's writer: every finished request's row, durable before its last byte.
 
-The pipeline runs sinks before it releases a response's last packet (serving.pipeline), and
+The pipeline runs sinks before it releases a response's last packet (contracts.pipeline), and
 :meth:`LedgerRecorder.append` returns only once the row is fsync'd in the spool; the mover
 carries rows on to the database in the background.
 """
@@ -11,9 +11,10 @@ import asyncio
 import contextlib
 from pathlib import Path
 
-from costbook.ledger import LedgerRow
+from contracts.background import stop_tasks
+from contracts.ledger_row import LedgerRow
+from contracts.stores import LedgerStore
 from costbook.spool import LedgerMover, Spool
-from costbook.store import LedgerStore
 
 __all__ = ["LedgerRecorder"]
 
@@ -28,14 +29,11 @@ class LedgerRecorder:
         await self.spool.append(row)
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self.mover.run())
+        self._task = self.mover.start()
 
     async def aclose(self) -> None:
         """Stop moving, move what is spooled (the database may be down: then it stays on disk)."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await stop_tasks(self._task)
         with contextlib.suppress(Exception):
             await self.mover.move_once()
         self.spool.close()

@@ -20,9 +20,9 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from costbook.schema import ledger_table as t
-from costbook.schema import local_intervals_table as idle_t
-from fallback.decision import LOCAL
+from contracts.spill import LOCAL
+from stores.sql_schema import ledger_table as t
+from stores.sql_schema import local_intervals_table as idle_t
 
 __all__ = ["GROUPS", "add_arguments", "parse_since", "report_rows", "render"]
 

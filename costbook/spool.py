@@ -26,7 +26,8 @@ import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from costbook.ledger import LedgerRow
+from contracts.background import run_every
+from contracts.ledger_row import LedgerRow
 
 __all__ = ["LedgerMover", "Spool", "read_rows"]
 
@@ -121,13 +122,9 @@ class LedgerMover:
         self._insert = insert
         self._period_s = period_s
 
-    async def run(self) -> None:
-        while True:
-            try:
-                await self.move_once()
-            except Exception:  # the database may be down: rows wait on disk, serving goes on
-                logger.exception("moving ledger rows failed; they stay spooled")
-            await asyncio.sleep(self._period_s)
+    def start(self) -> asyncio.Task[None]:
+        """Move rows every period; while the database is down they wait on disk and serving goes on."""
+        return run_every(self._period_s, self.move_once, logger=logger, what="moving ledger rows", first_at_once=True)
 
     async def move_once(self) -> int:
         await self._spool.seal()

@@ -2,5 +2,5 @@
 
 ``cache`` (exact and semantic), ``routing`` (cheap first, escalate on a failed check),
 ``compression`` and ``batch`` arrive with their issues as pipeline stages
-(:class:`serving.pipeline.Stage`) that can answer on their own or rewrite the request.
+(:class:`contracts.pipeline.Stage`) that can answer on their own or rewrite the request.
 """

@@ -10,7 +10,7 @@ messages) become ``tool_result`` blocks in a user turn; assistant ``tool_calls``
 ``stop`` becomes ``stop_sequences``; ``tool_choice`` maps auto/required/none/named to
 auto/any/none/tool. Responses: text and tool_use blocks become ``content`` and ``tool_calls``,
 ``stop_reason`` becomes ``finish_reason``, and usage keeps Anthropic's cache counts apart
-(:class:`~serving.context.Usage`: its ``input_tokens`` exclude cache reads and writes).
+(:class:`~contracts.context.Usage`: its ``input_tokens`` exclude cache reads and writes).
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from serving.context import Usage
-from serving.errors import InvalidRequestError
+from contracts.context import Usage
+from contracts.errors import InvalidRequestError
 
 __all__ = ["to_messages_request", "from_messages_response", "StreamTranslator", "usage_from_anthropic", "DEFAULT_MAX_TOKENS"]
 

@@ -8,57 +8,20 @@ platform does. Its reasons (:class:`SpillReason`) appear verbatim in the
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass, field
 
-from serving.engine_state import EngineState
+from contracts.engine_state import EngineState
+from contracts.spill import LOCAL, Destination, RoutePin, SpillReason
 
 __all__ = [
-    "LOCAL",
-    "NOT_LOCAL_DEMAND",
     "Decision",
     "DispatchRequest",
     "HostedTarget",
     "Route",
-    "RoutePin",
-    "SpillReason",
     "alone_ttft_s",
     "decide",
     "predict_ttft_s",
 ]
-
-#: The destination name of the local engines; hosted destinations are provider names.
-LOCAL = "local"
-Destination = str
-
-
-class SpillReason(enum.StrEnum):
-    LOCAL_OK = "local_ok"
-    PREDICTED_WAIT = "predicted_wait"
-    #: Even an idle replica would miss the target on this prompt's prefill alone: more local
-    #: replicas would not help, so the autoscaler does not count it as demand.
-    LONG_PROMPT = "long_prompt"
-    NO_READY_REPLICA = "no_ready_replica"
-    COLD_START = "cold_start"
-    #: The local replicas are finishing their work before a scale to zero.
-    DRAINING = "draining"
-    UNHEALTHY = "unhealthy"
-    PINNED = "pinned"
-    FAILOVER_ERROR = "failover_error"
-    BREAKER_OPEN = "breaker_open"
-    HOSTED_FORBIDDEN = "hosted_forbidden"
-
-
-#: Spills that more local replicas would not have kept: the autoscaler leaves them out of demand.
-NOT_LOCAL_DEMAND = frozenset({SpillReason.LONG_PROMPT, SpillReason.PINNED, SpillReason.HOSTED_FORBIDDEN})
-
-
-class RoutePin(enum.StrEnum):
-    """``X-Spillover-Route``: let the decision choose, or pin one side."""
-
-    AUTO = "auto"
-    LOCAL_ONLY = "local-only"
-    HOSTED_ONLY = "hosted-only"
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """Failover before the first token: try each target in order until one starts answering.
 
-A target "starts answering" when its first item arrives (a whole body, the first stream batch,
-or a client error it owns, such as a 400). Until then a retryable failure (timeout, 429, 5xx,
+A target "starts answering" when its first item arrives (a whole body, the first stream batch)
+or it raises a client error it owns, such as a 400. Until then a retryable failure (timeout, 429, 5xx,
 529, connection reset) is retried on the same target after the backoff of
 :mod:`fallback.retry` (the upstream's ``Retry-After`` first), then on the next target, all under
 one deadline; each outcome feeds that target's circuit breaker. After the first token nothing
@@ -20,9 +20,7 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from fallback.breaker import CircuitBreaker
-from fallback.retry import backoff_s
-from serving.errors import (
+from contracts.errors import (
     CapacityError,
     LocalStartTimeoutError,
     RateLimitError,
@@ -30,6 +28,8 @@ from serving.errors import (
     UpstreamError,
     UpstreamRateLimitError,
 )
+from fallback.breaker import CircuitBreaker
+from fallback.retry import backoff_s
 
 __all__ = ["Failover", "Started", "Target"]
 
@@ -80,16 +80,14 @@ class Failover:
                 try:
                     first = await _first_item(target, stream)
                 except StopAsyncIteration:
-                    first, error = None, UpstreamError(f"{target.name} closed without answering.")
+                    error = UpstreamError(f"{target.name} closed without answering.")
                 except UpstreamError as exc:
-                    first, error = None, exc
+                    error = exc
                 except SpilloverError:
                     # The target understood and refused (a 4xx it owns): that is its answer.
                     _record(breaker, True)
                     raise
                 else:
-                    error = _server_error_item(target.name, first)
-                if error is None:
                     _record(breaker, True)
                     return Started(target.name, first, stream, failures)
                 await _close(stream)
@@ -124,13 +122,6 @@ async def _first_item(target: Target, stream: AsyncIterator[Any]) -> Any:
 def _record(breaker: CircuitBreaker | None, success: bool) -> None:
     if breaker is not None:
         breaker.record(success)
-
-
-def _server_error_item(target: str, item: Any) -> UpstreamError | None:
-    """An engine's error item of 5xx is a failure to fail over from; a 4xx is its answer."""
-    if isinstance(item, dict) and "error" in item and int(item.get("status") or 500) >= 500:
-        return UpstreamError(f"{target} failed: {(item.get('error') or {}).get('message', 'engine error')}")
-    return None
 
 
 async def _close(stream: AsyncIterator[Any]) -> None:

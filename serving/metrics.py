@@ -1,15 +1,8 @@
-"""Every metric name spillover exports, in one place (dashboards and alert rules read these).
+"""The ingress's own request series and the engine-state gauges, on a registry it is handed.
 
-Three families, each scraped from its own place (README, "Metrics"):
-
-* ``spillover_*``: the platform's own, from each ingress replica's ``GET /metrics``.
-* vLLM's engine metrics: under Ray Serve LLM they leave through Ray's metrics export as
-  ``ray_vllm_*`` (``:`` becomes ``_``) every 10 s on each Ray node's metrics-export port;
-  ``k8s/base/monitoring/vllm-names.rules.yaml`` gives back vLLM's own names
-  (:data:`VLLM_RECORDED`).
-* ``DCGM_FI_DEV_*``: GPU metrics read through NVML by the exporter (autoscaler issue).
-
-Labels stay small: model, destination, reason, status, api, team, feature. Never a user id or a key.
+Names come from :mod:`contracts.metric_names`; the costs and the cache declare their series on
+the same registry (:mod:`costbook.metrics`, :mod:`costlevers.cache.metrics`), so one
+``GET /metrics`` serves them all. Labels stay small: model, destination, reason, status, api.
 """
 
 from __future__ import annotations
@@ -20,75 +13,11 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from serving.engine_state import EngineState
+from contracts.context import RequestContext
+from contracts.engine_state import EngineState
+from contracts.metric_names import ENGINE_GAUGES, IN_FLIGHT, INGRESS_OVERHEAD, REQUEST_DURATION, REQUESTS_TOTAL, TTFT
 
-__all__ = [
-    "REQUESTS_TOTAL",
-    "REQUEST_DURATION",
-    "TTFT",
-    "INGRESS_OVERHEAD",
-    "IN_FLIGHT",
-    "COST_TOTAL",
-    "TOKENS_TOTAL",
-    "LOCAL_IDLE_COST_TOTAL",
-    "CACHE_REQUESTS_TOTAL",
-    "CACHE_HIT_RATIO",
-    "CACHE_SHADOW_TOTAL",
-    "CACHE_FALSE_HIT_ESTIMATE",
-    "BUDGET_REMAINING",
-    "BUDGET_SOFT_LIMIT",
-    "ENGINE_GAUGES",
-    "VLLM_RECORDED",
-    "Metrics",
-]
-
-REQUESTS_TOTAL = "spillover_requests_total"
-REQUEST_DURATION = "spillover_request_duration_seconds"
-TTFT = "spillover_time_to_first_token_seconds"
-INGRESS_OVERHEAD = "spillover_ingress_overhead_seconds"
-IN_FLIGHT = "spillover_requests_in_flight"
-#: Money and tokens per team, feature, model and destination (per user: the ledger, not labels).
-COST_TOTAL = "spillover_cost_usd_total"
-TOKENS_TOTAL = "spillover_tokens_total"
-#: What local replicas cost while their engines had no work, per model (attributed cost: COST_TOTAL).
-LOCAL_IDLE_COST_TOTAL = "spillover_local_idle_cost_usd_total"
-#: Cache lookups by kind (exact, semantic) and result (hit, miss, bypass), and the hit ratio so far.
-CACHE_REQUESTS_TOTAL = "spillover_cache_requests_total"
-CACHE_HIT_RATIO = "spillover_cache_hit_ratio"
-#: Shadow checks of semantic hits (the answer asked of the model again), agree or disagree,
-#: and the false-hit estimate they give (its sample size: the checks' total).
-CACHE_SHADOW_TOTAL = "spillover_cache_shadow_checks_total"
-CACHE_FALSE_HIT_ESTIMATE = "spillover_cache_semantic_false_hit_estimate"
-#: Per team budget and UTC period: what is left, and 1 once 80% is spent (the soft limit).
-BUDGET_REMAINING = "spillover_budget_remaining_usd"
-BUDGET_SOFT_LIMIT = "spillover_budget_soft_limit"
-#: Engine state as the spill-over decision sees it (fresh to ~1 s), per model.
-ENGINE_GAUGES: dict[str, tuple[str, str]] = {
-    "replicas_ready": ("spillover_engine_replicas_ready", "Engine replicas ready."),
-    "replicas_starting": ("spillover_engine_replicas_starting", "Engine replicas starting."),
-    "replicas_unhealthy": ("spillover_engine_replicas_unhealthy", "Engine replicas stalled with work waiting."),
-    "replicas_draining": ("spillover_engine_replicas_draining", "Engine replicas finishing their work before a scale to zero."),
-    "running": ("spillover_engine_requests_running", "Requests in the engines' running batch."),
-    "waiting": ("spillover_engine_requests_waiting", "Requests queued in the engines."),
-    "kv_cache_usage": ("spillover_engine_kv_cache_usage_ratio", "Mean KV-cache use, 0..1."),
-    "prefill_tokens_per_s": ("spillover_engine_prefill_tokens_per_second", "Measured prefill rate."),
-    "decode_tokens_per_s": ("spillover_engine_decode_tokens_per_second", "Measured decode rate."),
-}
-#: vLLM's own names, recorded from Ray's ``ray_vllm_*`` export by the recording rules.
-VLLM_RECORDED: dict[str, str] = {
-    "vllm:num_requests_running": "ray_vllm_num_requests_running",
-    "vllm:num_requests_waiting": "ray_vllm_num_requests_waiting",
-    "vllm:kv_cache_usage_perc": "ray_vllm_kv_cache_usage_perc",
-    "vllm:prompt_tokens_total": "ray_vllm_prompt_tokens_total",
-    "vllm:generation_tokens_total": "ray_vllm_generation_tokens_total",
-    "vllm:request_success_total": "ray_vllm_request_success_total",
-    "vllm:time_to_first_token_seconds_bucket": "ray_vllm_time_to_first_token_seconds_bucket",
-    "vllm:time_to_first_token_seconds_sum": "ray_vllm_time_to_first_token_seconds_sum",
-    "vllm:time_to_first_token_seconds_count": "ray_vllm_time_to_first_token_seconds_count",
-    "vllm:e2e_request_latency_seconds_bucket": "ray_vllm_e2e_request_latency_seconds_bucket",
-    "vllm:e2e_request_latency_seconds_sum": "ray_vllm_e2e_request_latency_seconds_sum",
-    "vllm:e2e_request_latency_seconds_count": "ray_vllm_e2e_request_latency_seconds_count",
-}
+__all__ = ["RequestMetrics"]
 
 _LATENCY_BUCKETS_S = (0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 16, 32, 64, 128, 256)
 _OVERHEAD_BUCKETS_S = (0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25)
@@ -109,53 +38,46 @@ class _EngineStateCollector(Collector):
             yield family
 
 
-class Metrics:
-    """The ingress's metrics, in a registry of its own (one per app, so tests can build many)."""
+class RequestMetrics:
+    """Requests by outcome, their latencies, the ingress's own overhead, and engine state."""
 
-    def __init__(self, engine_states: Callable[[], dict[str, EngineState]] | None = None) -> None:
-        self.registry = CollectorRegistry()
+    def __init__(self, registry: CollectorRegistry, engine_states: Callable[[], dict[str, EngineState]] | None = None) -> None:
         self.requests = Counter(
             REQUESTS_TOTAL,
             "Requests finished, by where they were served, why, and how they ended.",
             ["model", "destination", "reason", "status"],
-            registry=self.registry,
+            registry=registry,
         )
         self.duration = Histogram(
-            REQUEST_DURATION,
-            "Time from request received to last byte.",
-            ["model", "destination"],
-            buckets=_LATENCY_BUCKETS_S,
-            registry=self.registry,
+            REQUEST_DURATION, "Time from request received to last byte.", ["model", "destination"],
+            buckets=_LATENCY_BUCKETS_S, registry=registry,
         )
         self.ttft = Histogram(
-            TTFT,
-            "Time from request received to the first token sent.",
-            ["model", "destination"],
-            buckets=_LATENCY_BUCKETS_S,
-            registry=self.registry,
+            TTFT, "Time from request received to the first token sent.", ["model", "destination"],
+            buckets=_LATENCY_BUCKETS_S, registry=registry,
         )
         self.overhead = Histogram(
-            INGRESS_OVERHEAD,
-            "The ingress's own time per request: received to dispatched, in seconds.",
-            ["api"],
-            buckets=_OVERHEAD_BUCKETS_S,
-            registry=self.registry,
+            INGRESS_OVERHEAD, "The ingress's own time per request: received to dispatched, in seconds.", ["api"],
+            buckets=_OVERHEAD_BUCKETS_S, registry=registry,
         )
-        self.in_flight = Gauge(IN_FLIGHT, "Requests in flight in this ingress replica.", ["model"], registry=self.registry)
-        spend = ["team", "feature", "model", "destination"]
-        self.cost = Counter(COST_TOTAL, "List-price cost of finished requests (local work once priced).", spend, registry=self.registry)
-        self.tokens = Counter(TOKENS_TOTAL, "Tokens of finished requests, by kind (prompt, completion).", [*spend, "kind"],
-                              registry=self.registry)
-        self.local_idle_cost = Counter(LOCAL_IDLE_COST_TOTAL, "Cost of local replica time with no work, by model.", ["model"],
-                                       registry=self.registry)
-        self.cache_requests = Counter(CACHE_REQUESTS_TOTAL, "Cache lookups by kind and result.", ["kind", "result"], registry=self.registry)
-        self.cache_hit_ratio = Gauge(CACHE_HIT_RATIO, "Hits over hits and misses since start, by kind.", ["kind"], registry=self.registry)
-        self.cache_shadow = Counter(CACHE_SHADOW_TOTAL, "Semantic hits checked against the model's own answer.", ["result"],
-                                    registry=self.registry)
-        self.cache_false_hit = Gauge(CACHE_FALSE_HIT_ESTIMATE, "Disagreeing shadow checks over all of them.", registry=self.registry)
-        self.budget_remaining = Gauge(BUDGET_REMAINING, "What a team's budget has left this period.", ["team", "period"],
-                                      registry=self.registry)
-        self.budget_soft_limit = Gauge(BUDGET_SOFT_LIMIT, "1 once a team has spent 80% of a budget this period.", ["team", "period"],
-                                       registry=self.registry)
+        self.in_flight = Gauge(IN_FLIGHT, "Requests in flight in this ingress replica.", ["model"], registry=registry)
         if engine_states is not None:
-            self.registry.register(_EngineStateCollector(engine_states))
+            registry.register(_EngineStateCollector(engine_states))
+
+    def started(self, ctx: RequestContext) -> None:
+        """A request entered the pipeline (its starter)."""
+        self.in_flight.labels(ctx.model).inc()
+
+    def finished(self, ctx: RequestContext) -> None:
+        """A request left it (its sink): outcome, latencies and the ingress's own overhead."""
+        destination = ctx.destination or "none"
+        reason = ctx.spill_reason.value if ctx.spill_reason else "none"
+        self.in_flight.labels(ctx.model).dec()
+        self.requests.labels(ctx.model, destination, reason, ctx.status.value).inc()
+        if ctx.timings.dispatched is not None:
+            self.overhead.labels(ctx.api.value).observe(ctx.timings.dispatched - ctx.timings.received)
+        ttft, total = ctx.timings.ttft_s(), ctx.timings.total_s()
+        if ttft is not None:
+            self.ttft.labels(ctx.model, destination).observe(ttft)
+        if total is not None:
+            self.duration.labels(ctx.model, destination).observe(total)

@@ -10,26 +10,9 @@ growth of its engine's busy seconds as busy time, both split across interval bou
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
+from contracts.engine_state import ReplicaInterval, ReplicaState, interval_start
 
-from serving.engine_state import ReplicaState
-
-__all__ = ["ReplicaInterval", "ReplicaTimeBook", "interval_start"]
-
-
-@dataclass(frozen=True)
-class ReplicaInterval:
-    model: str
-    replica_id: str
-    #: Interval start, epoch seconds, a multiple of the interval length.
-    start: float
-    up_s: float
-    busy_s: float
-
-
-def interval_start(at: float, interval_s: float) -> float:
-    return math.floor(at / interval_s) * interval_s
+__all__ = ["ReplicaTimeBook"]
 
 
 class ReplicaTimeBook:

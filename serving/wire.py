@@ -1,4 +1,5 @@
-"""Reading OpenAI request bodies at the ingress: size limit, JSON, and the fields we act on.
+"""The OpenAI request bodies as the ingress reads them: the fields we act on, and the facts
+worked out from them once per request (size limit and JSON: :mod:`webio.bodies`).
 
 The ingress checks only what it needs to act (model, messages, stream, token limits) and what
 must fail as 400 rather than deeper in the engine; the engine's own OpenAI models validate the
@@ -7,26 +8,20 @@ rest. Unknown fields pass through to the engine, and their names are logged at d
 
 from __future__ import annotations
 
-import json
-import logging
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from starlette.requests import Request
+from pydantic import BaseModel, ConfigDict, Field
 
-from serving.errors import InvalidRequestError, PayloadTooLargeError
+from contracts.context import RequestFacts
+from contracts.tokens import estimate_prompt_tokens
 
 __all__ = [
     "ChatCompletionBody",
     "CompletionBody",
     "EmbeddingBody",
     "GenerationBody",
-    "read_json_body",
-    "parse_body",
-    "estimate_prompt_tokens",
+    "request_facts",
 ]
-
-logger = logging.getLogger(__name__)
 
 
 class _Message(BaseModel):
@@ -64,25 +59,11 @@ class ChatCompletionBody(_GenerationFields):
     messages: Annotated[list[_Message], Field(min_length=1)]
     max_completion_tokens: Annotated[int, Field(ge=1)] | None = None
 
-    def prompt_chars(self) -> int:
-        chars = 0
-        for message in self.messages:
-            if isinstance(message.content, str):
-                chars += len(message.content) + 16
-            elif message.content:
-                chars += sum(len(str(part.get("text", ""))) for part in message.content) + 16
-        return chars
-
 
 class CompletionBody(_GenerationFields):
     """``POST /v1/completions``."""
 
     prompt: str | Annotated[list[str], Field(min_length=1)] | Annotated[list[int], Field(min_length=1)] | Annotated[list[list[int]], Field(min_length=1)]
-
-    def prompt_chars(self) -> int:
-        if isinstance(self.prompt, str):
-            return len(self.prompt)
-        return sum(len(p) if isinstance(p, str) else 4 * (len(p) if isinstance(p, list) else 1) for p in self.prompt)
 
 
 GenerationBody = ChatCompletionBody | CompletionBody
@@ -98,55 +79,13 @@ class EmbeddingBody(BaseModel):
     dimensions: Annotated[int, Field(ge=1)] | None = None
 
 
-async def read_json_body(request: Request, max_bytes: int) -> dict[str, Any]:
-    """Read at most ``max_bytes`` of body (413 past that) and parse a JSON object (400 if not)."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > max_bytes:
-        raise PayloadTooLargeError(f"Request body of {declared} bytes exceeds the limit of {max_bytes} bytes.")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > max_bytes:
-            raise PayloadTooLargeError(f"Request body exceeds the limit of {max_bytes} bytes.")
-        chunks.append(chunk)
-    try:
-        body = json.loads(b"".join(chunks))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InvalidRequestError(f"We could not parse the JSON body of your request: {exc}.") from None
-    if not isinstance(body, dict):
-        raise InvalidRequestError("The request body must be a JSON object.")
-    return body
+def request_facts(parsed: GenerationBody, body: dict[str, Any], default_max_tokens: int) -> RequestFacts:
+    """What every stage may need of a generation request, worked out once."""
+    return RequestFacts(
+        prompt_tokens=estimate_prompt_tokens(body),
+        max_tokens=parsed.output_limit(default_max_tokens),
+        wants_usage_chunk=parsed.wants_usage_chunk(),
+        has_tools=bool(body.get("tools") or body.get("functions")),
+    )
 
 
-def parse_body(model: type[BaseModel], body: dict[str, Any]) -> Any:
-    """Validate ``body`` against one of the wire models above; 400 with ``param`` if it fails."""
-    try:
-        parsed = model.model_validate(body)
-    except ValidationError as exc:
-        raise _invalid(exc) from None
-    if parsed.model_extra and logger.isEnabledFor(logging.DEBUG):
-        logger.debug("passing through fields the ingress does not read: %s", sorted(parsed.model_extra))
-    return parsed
-
-
-def estimate_prompt_tokens(body: GenerationBody) -> int:
-    """A tokenizer-free estimate (about four characters a token) for the spill decision."""
-    return max(1, body.prompt_chars() // 4)
-
-
-_TYPE_TAGS = frozenset({"str", "int", "float", "bool", "list", "dict", "none"})
-
-
-def _invalid(exc: ValidationError) -> InvalidRequestError:
-    first = exc.errors()[0]
-    # Union members show up in the location as type tags ("str", "list[int]"): not parameters.
-    loc = [p for p in first["loc"] if isinstance(p, int) or (str(p).isidentifier() and p not in _TYPE_TAGS)]
-    param = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".") or None
-    if first["type"] == "missing":
-        message = f"Missing required parameter: '{param}'."
-    elif first["type"] == "too_short" and param in ("messages", "prompt", "input"):
-        message = f"'{param}' must not be empty."
-    else:
-        message = f"Invalid value for '{param}': {first['msg']}."
-    return InvalidRequestError(message, param=param, code="missing_required_parameter" if first["type"] == "missing" else "invalid_value")

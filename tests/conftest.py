@@ -11,12 +11,16 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
+import sqlalchemy as sa
 
-from tests.helpers import free_port, wait_for
+from stores.sql import database_url
+from tests.helpers import free_port, terminate_tree, wait_for
 
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -28,20 +32,26 @@ def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, 
     gcs_port, metrics_port = free_port(), free_port()
     # A throwaway loopback cluster: token auth off on both sides (see SpilloverServe).
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled"}
-    subprocess.run(
+    # --block: the head stays this process's child, and stopping it stops exactly the cluster it
+    # started (never `ray stop --force`, which ends every Ray process on the machine).
+    head = subprocess.Popen(
         [
-            str(BIN / "ray"), "start", "--head", f"--port={gcs_port}", "--num-cpus=8",
+            str(BIN / "ray"), "start", "--head", "--block", f"--port={gcs_port}", "--num-cpus=8",
             "--include-dashboard=false", "--disable-usage-stats", f"--metrics-export-port={metrics_port}",
         ],
-        check=True, env=env, stdout=subprocess.DEVNULL,
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     # Ray registers the node under its interface address; a driver must dial that, not loopback.
     from ray.util import get_node_ip_address
 
+    address = f"{get_node_ip_address()}:{gcs_port}"
     try:
-        yield {"address": f"{get_node_ip_address()}:{gcs_port}", "metrics_port": str(metrics_port)}
+        wait_for(lambda: _ray_head_up(address, env) or head.poll() is not None, timeout_s=120, what="ray head")
+        if head.poll() is not None:
+            raise RuntimeError(f"ray start --head exited with {head.returncode}")
+        yield {"address": address, "metrics_port": str(metrics_port)}
     finally:
-        subprocess.run([str(BIN / "ray"), "stop", "--force"], env=env, stdout=subprocess.DEVNULL, check=False)
+        terminate_tree(head, 60)
 
 
 @pytest.fixture(scope="session")
@@ -62,7 +72,30 @@ def postgres_dsn() -> str:
     return os.environ.get("SPILLOVER_TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/test")
 
 
+def _ray_head_up(address: str, env: dict[str, str]) -> bool:
+    status = subprocess.run([str(BIN / "ray"), "status", f"--address={address}"], env=env, capture_output=True, check=False)
+    return status.returncode == 0
+
+
 def _redis_ping(url: str) -> bool:
     import redis
 
     return bool(redis.Redis.from_url(url).ping())
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def ledger_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield database_url(None, str(tmp_path / "ledger.db"))
+        return
+    base = database_url(request.getfixturevalue("postgres_dsn"), "")
+    schema = f"spillover_test_{uuid.uuid4().hex[:10]}"
+    admin = sa.create_engine(base)
+    with admin.begin() as connection:
+        connection.execute(sa.text(f"CREATE SCHEMA {schema}"))
+    try:
+        yield f"{base}{'&' if '?' in base else '?'}options={quote(f'-csearch_path={schema}')}"
+    finally:
+        with admin.begin() as connection:
+            connection.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))
+        admin.dispose()

@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
+import psutil
 import yaml
 
 BIN = Path(sys.executable).parent
@@ -28,6 +29,33 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
+
+
+def terminate_tree(child: subprocess.Popen[bytes], wait_s: float, *, descendants_wait_s: float = 15.0) -> None:
+    """Stop ``child`` and every process it started, and nothing else.
+
+    SIGTERM, up to ``wait_s`` for a clean exit (servers drain, ``ray start --block`` stops the
+    cluster it started), then SIGKILL; then the descendants recorded before the signal get
+    ``descendants_wait_s`` to leave on their own, and any still alive are killed by pid. Never
+    ``ray stop --force``: that ends every Ray process on the machine, other people's included.
+    """
+    try:
+        descendants = psutil.Process(child.pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        descendants = []
+    child.send_signal(signal.SIGTERM)
+    try:
+        child.wait(wait_s)
+    except subprocess.TimeoutExpired:
+        child.kill()
+        child.wait()
+    _, alive = psutil.wait_procs(descendants, timeout=descendants_wait_s)
+    for process in alive:
+        try:
+            process.kill()
+        except psutil.NoSuchProcess:
+            pass
+    psutil.wait_procs(alive, timeout=5)
 
 
 def free_port() -> int:

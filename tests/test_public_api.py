@@ -5,7 +5,7 @@ import pkgutil
 
 import pytest
 
-PACKAGES = ["serving", "fallback", "autoscaler", "costbook", "costlevers"]
+PACKAGES = ["contracts", "stores", "webio", "fallback", "access", "autoscaler", "costbook", "costlevers", "serving", "spillover", "training"]
 
 
 def _modules() -> list[str]:

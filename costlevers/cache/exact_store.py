@@ -11,40 +11,10 @@ from __future__ import annotations
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Protocol
-from urllib.parse import quote
 
-__all__ = ["ExactStore", "MemoryExactStore", "PurgeFilter", "RedisExactStore"]
+from contracts.stores import PurgeFilter
 
-
-@dataclass(frozen=True)
-class PurgeFilter:
-    """Which entries an admin purge removes; unset parts match anything."""
-
-    route: str | None = None
-    model_version: str | None = None
-    prompt_version: str | None = None
-    scope: str | None = None
-
-    def parts(self) -> list[str | None]:
-        return [None if p is None else quote(p, safe="") for p in (self.route, self.model_version, self.prompt_version, self.scope)]
-
-    def matches(self, namespace: str) -> bool:
-        have = namespace.split(":")[:4]
-        return all(want is None or want == got for want, got in zip(self.parts(), have, strict=True))
-
-    def glob(self) -> str:
-        """A Redis MATCH pattern (quoted parts hold no glob characters)."""
-        return ":".join("*" if p is None else p for p in self.parts()) + ":*"
-
-
-class ExactStore(Protocol):
-    async def get(self, key: str) -> bytes | None: ...
-
-    async def put(self, key: str, value: bytes, ttl_s: int) -> None: ...
-
-    async def purge(self, which: PurgeFilter) -> int: ...
+__all__ = ["MemoryExactStore", "RedisExactStore"]
 
 
 class MemoryExactStore:

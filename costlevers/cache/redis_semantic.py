@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from costlevers.cache.exact_store import PurgeFilter
-from costlevers.cache.semantic_store import SemanticEntry, SemanticStore
+from contracts.stores import PurgeFilter, SemanticEntry
+from costlevers.cache.semantic_store import SemanticStore
 
 __all__ = ["RedisSemanticStore"]
 

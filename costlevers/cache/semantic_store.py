@@ -18,37 +18,17 @@ import hashlib
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
-from usearch.index import Index
 
-from costlevers.cache.exact_store import PurgeFilter
+from contracts.stores import Candidate, PurgeFilter, SemanticEntry
 
-__all__ = ["Candidate", "SemanticEntry", "SemanticStore", "entry_id"]
+__all__ = ["SemanticStore", "entry_id"]
 
 
 def entry_id(partition: str, text: str) -> int:
     return int.from_bytes(hashlib.sha256(f"{partition}\n{text}".encode()).digest()[:8], "big") >> 1  # fits int64
-
-
-@dataclass(frozen=True)
-class SemanticEntry:
-    id: int
-    partition: str
-    text: str
-    vector: np.ndarray
-    expires_at: float
-
-    @property
-    def namespace(self) -> str:
-        return self.partition.rsplit(":", 1)[0]
-
-
-@dataclass(frozen=True)
-class Candidate:
-    entry: SemanticEntry
-    cosine: float
 
 
 class SemanticStore:
@@ -57,7 +37,7 @@ class SemanticStore:
     def __init__(self, max_entries: int, clock: Callable[[], float] = time.time) -> None:
         self._max = max_entries
         self._clock = clock
-        self._indexes: dict[str, Index] = {}
+        self._indexes: dict[str, Any] = {}
         self._entries: OrderedDict[int, SemanticEntry] = OrderedDict()
         self._answers: dict[int, bytes] = {}
 
@@ -72,7 +52,7 @@ class SemanticStore:
         index = self._indexes.get(entry.partition)
         if index is None:
             # Inner product of unit vectors: cosine. The encoder's size comes with its vectors.
-            index = self._indexes[entry.partition] = Index(ndim=entry.vector.shape[0], metric="ip", dtype="f32")
+            index = self._indexes[entry.partition] = _new_index(entry.vector.shape[0])
         index.add(entry.id, entry.vector.astype(np.float32, copy=False))
         self._entries[entry.id] = entry
 
@@ -131,3 +111,15 @@ class SemanticStore:
         index = sum(i.memory_usage for i in self._indexes.values())
         own = sum(len(e.text.encode()) + e.vector.nbytes for e in self._entries.values())
         return (index + own) / len(self._entries)
+
+
+def _new_index(ndim: int) -> Any:
+    """An empty HNSW index over inner products (vectors are unit length, so cosine).
+
+    usearch is imported here, not at module import: its native library loaded before torch's
+    breaks torch's (a ``std::regex_error`` abort when vLLM loads later in the same process).
+    A replica builds its first index long after its engines' libraries are in.
+    """
+    from usearch.index import Index
+
+    return Index(ndim=ndim, metric="ip", dtype="f32")

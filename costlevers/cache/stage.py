@@ -12,6 +12,7 @@ call unless the route opts in).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import random
 import time
@@ -21,22 +22,19 @@ from typing import Protocol
 
 import numpy as np
 
+from contracts.context import Api, CacheResult, Outcome, Principal, RequestContext, Status, new_request_id
+from contracts.pipeline import Pipeline, Stage
+from contracts.spill import CACHE
+from contracts.stores import ExactStore, SemanticEntry
 from costlevers.cache.entries import CachedResponse
-from costlevers.cache.exact_store import ExactStore
+from costlevers.cache.metrics import CacheMetrics
 from costlevers.cache.request_key import CacheKeys, deterministic, request_keys
-from costlevers.cache.semantic_store import SemanticEntry, SemanticStore, entry_id
-from serving.context import Api, CacheResult, Outcome, Principal, RequestContext, Status
-from serving.metrics import Metrics
-from serving.pipeline import Stage
+from costlevers.cache.semantic_store import SemanticStore, entry_id
 
-__all__ = ["CACHE", "CacheStage", "HitDecision", "RoutePolicy", "ShadowCheck"]
+__all__ = ["CacheStage", "HitDecision", "RoutePolicy", "ShadowCheck"]
 
 logger = logging.getLogger(__name__)
 
-#: The destination of a request the cache answered (headers, ledger, metrics).
-CACHE = "cache"
-CACHE_HEADER = "x-spillover-cache"
-_HEADER_VALUE = {CacheResult.EXACT: "hit-exact", CacheResult.SEMANTIC: "hit-semantic"}
 
 Embed = Callable[[str], Awaitable[np.ndarray]]
 
@@ -61,14 +59,14 @@ class RoutePolicy:
 
 @dataclass
 class _Lookup:
+    """What the cache stage keeps for one request between lookup and store (its context slot)."""
+
     policy: RoutePolicy
     keys: CacheKeys
     store: bool
     vector: np.ndarray | None = None
-
-
-def header_value(result: CacheResult) -> str:
-    return _HEADER_VALUE.get(result, "miss")
+    #: The stream's packets as the client got them, kept to store a whole streamed answer.
+    captured: list[str] | None = None
 
 
 def cache_directives(headers: Mapping[str, str]) -> set[str]:
@@ -80,7 +78,7 @@ class CacheStage(Stage):
 
     def __init__(self, policies: Mapping[str, RoutePolicy], exact: ExactStore, *, scope: str = "team",
                  semantic: SemanticStore | None = None, embed: Embed | None = None, decision: HitDecision | None = None,
-                 candidates: int = 5, min_cosine: float = 0.75, metrics: Metrics | None = None,
+                 candidates: int = 5, min_cosine: float = 0.75, metrics: CacheMetrics | None = None,
                  shadow: ShadowCheck | None = None, clock: Callable[[], float] = time.time) -> None:
         self._policies = policies
         self._exact = exact
@@ -105,7 +103,8 @@ class CacheStage(Stage):
         directives = cache_directives(ctx.headers)
         keys = request_keys(ctx.body, route=ctx.route, model_version=policy.model_version, prompt_version=policy.prompt_version,
                             scope=self._scope_of(ctx.principal))
-        lookup = ctx.cache_state = _Lookup(policy, keys, store="no-store" not in directives)
+        lookup = _Lookup(policy, keys, store="no-store" not in directives)
+        ctx.put(lookup)
         ctx.cache_result = CacheResult.MISS
         read = "no-cache" not in directives
         if read and (raw := await self._read_exact(ctx, keys.exact)) is not None:
@@ -128,10 +127,20 @@ class CacheStage(Stage):
                 if found is not None:
                     self._answer(ctx, found[0], CacheResult.SEMANTIC)
                     if self._shadow is not None:
-                        self._shadow.maybe_check(ctx.body, ctx.principal, found[1])
+                        self._shadow.maybe_check(ctx, found[1])
                     return
         if lookup.store:
-            ctx.capture = []
+            lookup.captured = []
+
+    def attach(self, pipeline: Pipeline) -> None:
+        if self._shadow is not None:
+            self._shadow.pipeline = pipeline
+
+    def observe(self, ctx: RequestContext, stream: AsyncIterator[str]) -> AsyncIterator[str]:
+        lookup = ctx.slot(_Lookup)
+        if lookup is None or lookup.captured is None:
+            return stream
+        return _tee(stream, lookup.captured)
 
     async def _read_exact(self, ctx: RequestContext, key: str) -> bytes | None:
         """A store that cannot answer is a miss: the cache never fails a request."""
@@ -159,17 +168,20 @@ class CacheStage(Stage):
         ctx.timings.dispatched = ctx.timings.first_token = time.perf_counter()
         response_id = f"chatcmpl-{ctx.request_id}"
         if ctx.stream:
-            include_usage = ctx.parsed.wants_usage_chunk() if ctx.parsed is not None else False
-            ctx.outcome = Outcome(stream=_replay(cached.as_stream(response_id, include_usage=include_usage)))
+            ctx.outcome = Outcome(stream=_replay(cached.as_stream(response_id, include_usage=ctx.facts.wants_usage_chunk)))
         else:
             ctx.outcome = Outcome(body=cached.as_body(response_id))
 
     async def settle(self, ctx: RequestContext) -> None:
-        lookup: _Lookup | None = ctx.cache_state
+        lookup = ctx.slot(_Lookup)
         if lookup is None or ctx.cache_result is not CacheResult.MISS or not lookup.store or ctx.status is not Status.OK:
             return
         outcome = ctx.outcome
-        cached = CachedResponse(outcome.body) if outcome is not None and outcome.body is not None else CachedResponse.from_stream(ctx.capture or [])
+        if outcome is not None and outcome.body is not None:
+            cached: CachedResponse | None = CachedResponse(outcome.body)
+        else:
+            # The usage chunk reached the client only if it asked; the request's usage stands in.
+            cached = CachedResponse.from_stream(lookup.captured or [], usage=ctx.usage.to_openai())
         if cached is None or not cached.cacheable(tool_calls=lookup.policy.tool_calls):
             return
         raw = cached.to_bytes()
@@ -200,34 +212,55 @@ async def _replay(payloads: list[str]) -> AsyncIterator[str]:
         yield payload
 
 
+async def _tee(stream: AsyncIterator[str], captured: list[str]) -> AsyncIterator[str]:
+    async for packet in stream:
+        captured.append(packet)
+        yield packet
+
+
 @dataclass
 class ShadowCheck:
     """Sends a share of semantic hits to the model as well and compares the two answers by their
     embeddings: the live estimate of the false-hit rate, with its sample size.
 
-    ``ask`` runs the request past the cache (dispatch and respond) and returns the answer's text.
+    The question goes through the stages after the cache (``pipeline``, the one the cache stage
+    runs in), under the caller's principal with feature ``cache-shadow``: a ledger row of its own.
     """
 
     share: float
     agree_cosine: float
-    ask: Callable[[dict, Principal], Awaitable[str | None]]
     embed: Embed
-    metrics: Metrics | None = None
+    metrics: CacheMetrics | None = None
+    pipeline: Pipeline | None = None
     rng: random.Random = field(default_factory=random.Random)
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
     agree: int = 0
     disagree: int = 0
 
-    def maybe_check(self, body: dict, principal: Principal, cached: CachedResponse) -> None:
-        if self.share <= 0 or self.rng.random() >= self.share:
+    def maybe_check(self, ctx: RequestContext, cached: CachedResponse) -> None:
+        if self.share <= 0 or self.pipeline is None or self.rng.random() >= self.share:
             return
-        task = asyncio.create_task(self.check(body, principal, cached))
+        task = asyncio.create_task(self.check(self._shadow_of(ctx), cached))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def check(self, body: dict, principal: Principal, cached: CachedResponse) -> bool | None:
+    @staticmethod
+    def _shadow_of(ctx: RequestContext) -> RequestContext:
+        """The same question, asked anew without streaming, billed to feature ``cache-shadow``."""
+        return RequestContext(new_request_id(), ctx.api, ctx.model, {**ctx.body, "stream": False}, False, {},
+                              facts=dataclasses.replace(ctx.facts, wants_usage_chunk=False), route=ctx.route,
+                              principal=dataclasses.replace(ctx.principal, feature="cache-shadow"))
+
+    async def ask(self, ctx: RequestContext) -> str | None:
+        """The model's own answer to ``ctx``'s question, past the cache."""
+        assert self.pipeline is not None
+        outcome = await self.pipeline.run(ctx, after=CacheStage.name)
+        choices = (outcome.body or {}).get("choices") or [{}]
+        return (choices[0].get("message") or {}).get("content")
+
+    async def check(self, shadow: RequestContext, cached: CachedResponse) -> bool | None:
         try:
-            fresh = await self.ask({**body, "stream": False}, principal)
+            fresh = await self.ask(shadow)
             old = ((cached.body.get("choices") or [{}])[0].get("message") or {}).get("content")
             if not fresh or not old:
                 return None

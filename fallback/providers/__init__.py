@@ -1,8 +1,8 @@
 """Hosted providers behind one small interface (one call that streams or not; close).
 
-A provider yields the same item shapes as the local engines (:mod:`serving.local_engines`):
-a whole OpenAI-shaped body, or batches of OpenAI SSE payloads, so the respond stage never knows
-who answered. Failures raise the upstream branch of :mod:`serving.errors`; each adapter
+A provider is an :class:`contracts.upstream.Upstream`, like the local engines: the same call,
+the same items (a whole OpenAI-shaped body, or batches of OpenAI SSE payloads), so the respond
+stage never knows who answered. Failures raise the upstream branch of :mod:`contracts.errors`; each adapter
 translates its transport's and its API's errors in one place (``_errors.py``), so nothing
 outside ``fallback/`` ever sees an httpx or vendor exception.
 """
@@ -10,8 +10,9 @@ outside ``fallback/`` ever sees an httpx or vendor exception.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any, Protocol
+from typing import Protocol
 
+from contracts.upstream import Item, UpstreamCall
 from fallback.providers.anthropic import AnthropicProvider
 from fallback.providers.config import ProviderConfig
 from fallback.providers.openai_compatible import OpenAICompatibleProvider
@@ -23,7 +24,7 @@ class Provider(Protocol):
     name: str
     config: ProviderConfig
 
-    def generate(self, api: str, body: dict[str, Any], public_model: str, request_id: str) -> AsyncIterator[Any]: ...
+    def generate(self, call: UpstreamCall) -> AsyncIterator[Item]: ...
 
     async def aclose(self) -> None: ...
 

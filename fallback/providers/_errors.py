@@ -8,8 +8,7 @@ from contextlib import contextmanager
 
 import httpx
 
-from fallback.retry import retry_after_s
-from serving.errors import (
+from contracts.errors import (
     ClientError,
     InvalidRequestError,
     NotFoundError,
@@ -19,6 +18,7 @@ from serving.errors import (
     UpstreamTimeoutError,
     UpstreamUnavailableError,
 )
+from fallback.retry import retry_after_s
 
 __all__ = ["status_error", "transport_errors"]
 

@@ -7,9 +7,9 @@ from typing import Any
 
 import httpx
 
+from contracts.errors import UpstreamTimeoutError
 from fallback.providers._errors import status_error, transport_errors
 from fallback.providers.config import ProviderConfig
-from serving.errors import UpstreamTimeoutError
 
 __all__ = ["HttpProvider"]
 

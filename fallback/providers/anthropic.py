@@ -7,22 +7,24 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+from contracts.errors import InvalidRequestError, UpstreamRateLimitError, UpstreamUnavailableError
+from contracts.upstream import Item, UpstreamCall
 from fallback.anthropic_wire import StreamTranslator, from_messages_response, to_messages_request
 from fallback.providers._errors import transport_errors
 from fallback.providers._http import HttpProvider
 from fallback.sse import sse_data
-from serving.errors import InvalidRequestError, UpstreamRateLimitError, UpstreamUnavailableError
 
 __all__ = ["AnthropicProvider"]
 
 
 class AnthropicProvider(HttpProvider):
-    async def generate(self, api: str, body: dict[str, Any], public_model: str, request_id: str) -> AsyncIterator[Any]:
-        if api != "chat":
+    async def generate(self, call: UpstreamCall) -> AsyncIterator[Item]:
+        public_model = call.model
+        if call.api != "chat":
             raise InvalidRequestError(f"{self.name} serves chat completions only.")
         deadline = time.monotonic() + self.config.total_timeout_s
-        payload = to_messages_request(body, self.config.upstream_model(public_model))
-        headers = {"anthropic-version": self.config.anthropic_version, "x-request-id": request_id}
+        payload = to_messages_request(call.body, self.config.upstream_model(public_model))
+        headers = {"anthropic-version": self.config.anthropic_version, "x-request-id": call.request_id}
         headers |= self.config.auth_headers()
         response = await self._send("/messages", payload, headers)
         try:

@@ -1,8 +1,8 @@
 """OpenAI's wire format: OpenAI itself, Together, Fireworks, vLLM, anything that speaks it.
 
-The body passes through with the provider's model name; streams always ask for usage
-(``stream_options.include_usage``) so every token is accounted, and the respond stage drops
-that chunk when the client did not ask for it.
+The body passes through with the provider's model name (dispatch has already asked streams for
+usage, so every token is accounted; the respond stage drops that chunk when the client did not
+ask for it).
 """
 
 from __future__ import annotations
@@ -10,12 +10,12 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import AsyncIterator
-from typing import Any
 
+from contracts.errors import UpstreamUnavailableError
+from contracts.upstream import Item, UpstreamCall
 from fallback.providers._errors import transport_errors
 from fallback.providers._http import HttpProvider
 from fallback.sse import sse_data
-from serving.errors import UpstreamUnavailableError
 
 __all__ = ["OpenAICompatibleProvider"]
 
@@ -23,15 +23,13 @@ _PATHS = {"chat": "/chat/completions", "completions": "/completions"}
 
 
 class OpenAICompatibleProvider(HttpProvider):
-    async def generate(self, api: str, body: dict[str, Any], public_model: str, request_id: str) -> AsyncIterator[Any]:
+    async def generate(self, call: UpstreamCall) -> AsyncIterator[Item]:
         deadline = time.monotonic() + self.config.total_timeout_s
-        payload = {**body, "model": self.config.upstream_model(public_model)}
-        stream = bool(body.get("stream"))
-        if stream:
-            payload["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}
-        headers = {"x-request-id": request_id}
+        payload = {**call.body, "model": self.config.upstream_model(call.model)}
+        stream = bool(call.body.get("stream"))
+        headers = {"x-request-id": call.request_id}
         headers |= self.config.auth_headers()
-        response = await self._send(_PATHS[api], payload, headers)
+        response = await self._send(_PATHS[call.api], payload, headers)
         try:
             if not stream:
                 with transport_errors(self.name):

@@ -1,11 +1,7 @@
-"""The request path's own stages: authenticate, dispatch (local engines or hosted) and respond.
+"""The request path's own stages: dispatch (local engines or hosted) and respond.
 
-Later stages live with their own concern (admit and settle in ``costbook``, cache and routing
-in ``costlevers``) and plug into the same :class:`serving.pipeline.Pipeline`.
+Each lives in its own module and is imported from there, so nothing here loads Ray or httpx.
+The other stages live with their own concern (authenticate in ``access``, admit in
+``costbook``, the cache in ``costlevers``) and plug into the same
+:class:`contracts.pipeline.Pipeline`; ``spillover.assembly`` puts them in order.
 """
-
-from serving.stages.authenticate import Authenticate, static_keys_from_env
-from serving.stages.dispatch import Dispatch
-from serving.stages.respond import Respond
-
-__all__ = ["Authenticate", "Dispatch", "Respond", "static_keys_from_env"]

@@ -14,17 +14,18 @@ import time
 from collections.abc import Collection, Mapping
 from typing import Any
 
+from contracts.context import Api, RequestContext
+from contracts.engine_state import EngineState
+from contracts.errors import CapacityError, InvalidRequestError, NoReplicaError, NotFoundError
+from contracts.local_engines import LocalEngines
+from contracts.pipeline import Stage
+from contracts.spill import LOCAL, RoutePin, SpillReason
+from contracts.upstream import UpstreamCall
 from fallback.breaker import CircuitBreaker
-from fallback.decision import LOCAL, DispatchRequest, Route, RoutePin, SpillReason, decide
+from fallback.decision import DispatchRequest, Route, decide
 from fallback.failover import Failover, Target
 from fallback.providers import Provider
 from fallback.start_meter import StartMeter, metered
-from serving.context import Api, RequestContext
-from serving.engine_state import EngineState
-from serving.errors import CapacityError, InvalidRequestError, NoReplicaError, NotFoundError
-from serving.local_engines import LocalEngines
-from serving.pipeline import Stage
-from serving.wire import estimate_prompt_tokens
 
 __all__ = ["Dispatch", "ROUTE_HEADER"]
 
@@ -43,7 +44,6 @@ class Dispatch(Stage):
         breakers: Mapping[str, CircuitBreaker] | None = None,
         failover: Failover | None = None,
         embedding_models: Collection[str] = (),
-        default_max_tokens: int,
         local_start_timeout_s: float | None = None,
     ) -> None:
         self._engines = engines
@@ -52,7 +52,6 @@ class Dispatch(Stage):
         self._breakers = breakers or {}
         self._failover = failover or Failover(self._breakers)
         self._embedding_models = frozenset(embedding_models)
-        self._default_max_tokens = default_max_tokens
         self._local_start_timeout_s = local_start_timeout_s
         self._meters: dict[str, StartMeter] = {}
 
@@ -61,13 +60,9 @@ class Dispatch(Stage):
             self._dispatch_embeddings(ctx)
             return
         route = self._routes.get(ctx.route)
-        if route is None or ctx.parsed is None:
+        if route is None:
             raise _unknown_model(ctx.model)
-        request = DispatchRequest(
-            prompt_tokens=estimate_prompt_tokens(ctx.parsed),
-            max_tokens=ctx.parsed.output_limit(self._default_max_tokens),
-            pin=_pin(ctx.headers.get(ROUTE_HEADER)),
-        )
+        request = DispatchRequest(prompt_tokens=ctx.facts.prompt_tokens, max_tokens=ctx.facts.max_tokens, pin=_pin(ctx.headers.get(ROUTE_HEADER)))
         state = self._local_state(route.local_model) if route.local_model else None
         decision = decide(request, state, self._with_health(route))
         ctx.spill_reason, ctx.predicted_ttft_s = decision.reason, decision.predicted_ttft_s
@@ -79,7 +74,7 @@ class Dispatch(Stage):
         # A non-stream answer's first item is the whole answer: bounding it would cut long
         # answers and pay twice; an engine that fails still fails it over.
         local_timeout = self._local_start_timeout_s if len(order) > 1 and ctx.stream else None
-        targets = [self._target(name, route, ctx, body, local_timeout, request.prompt_tokens) for name in order]
+        targets = [self._target(name, route, ctx, body, local_timeout) for name in order]
         ctx.timings.dispatched = time.perf_counter()
         started = await self._failover.start(targets, ctx.request_id)
         ctx.destination = started.target
@@ -108,17 +103,15 @@ class Dispatch(Stage):
         )
         return dataclasses.replace(route, hosted=hosted)
 
-    def _target(self, name: str, route: Route, ctx: RequestContext, body: dict[str, Any], local_timeout_s: float | None,
-                prompt_tokens: int) -> Target:
+    def _target(self, name: str, route: Route, ctx: RequestContext, body: dict[str, Any], local_timeout_s: float | None) -> Target:
         if name == LOCAL:
             assert route.local_model is not None
-            local_model = route.local_model
-            meter = self._meter(local_model)
-            generate = self._engines.generate
-            return Target(LOCAL, lambda: metered(meter, generate(ctx.api.value, local_model, body, ctx.request_id, prompt_tokens), prompt_tokens), local_timeout_s)
+            call = UpstreamCall(ctx.api.value, body, route.local_model, ctx.request_id, ctx.facts.prompt_tokens)
+            meter, engines = self._meter(route.local_model), self._engines
+            return Target(LOCAL, lambda: metered(meter, engines.generate(call), call.prompt_tokens), local_timeout_s)
         provider = self._providers[name]
-        model = self._hosted_model(route, name)
-        return Target(name, lambda: provider.generate(ctx.api.value, body, model, ctx.request_id))
+        call = UpstreamCall(ctx.api.value, body, self._hosted_model(route, name), ctx.request_id, ctx.facts.prompt_tokens)
+        return Target(name, lambda: provider.generate(call))
 
     @staticmethod
     def _hosted_model(route: Route, provider: str) -> str:

@@ -7,7 +7,7 @@ import asyncio
 from autoscaler.actuator import ReplicaCounts
 from autoscaler.loop import ControlLoop, policy_for
 from autoscaler.policy import PolicyConfig, ScaleReason, ScalingPolicy, Signals
-from serving.config import load_config
+from spillover.config import load_config
 
 
 class Readings:
@@ -67,5 +67,5 @@ async def test_a_model_being_scaled_is_left_alone_until_the_scale_returns() -> N
 
 def test_the_policy_comes_from_the_models_config() -> None:
     config = load_config(None, env={"SPILLOVER__MODELS__0__REPLICAS__MAX": "3", "SPILLOVER__MODELS__0__AUTOSCALING__DOWN_WINDOW_S": "20"})
-    policy = policy_for(config.models[0])
+    policy = policy_for(config.models[0].replicas, config.models[0].autoscaling)
     assert (policy.config.max_replicas, policy.config.down_window_s) == (3, 20)

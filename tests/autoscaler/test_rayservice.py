@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from autoscaler.rayservice import with_replicas
-from serving.serve_config import APP_NAME, llm_deployment_name
+from contracts.deployments import APP_NAME, llm_deployment_name
 
 OVERLAY = Path(__file__).resolve().parents[2] / "k8s" / "overlays" / "llama3-70b-a100" / "serve-config.patch.yaml"
 DEPLOYMENT = llm_deployment_name("llama-3-70b")

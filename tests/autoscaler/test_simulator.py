@@ -11,7 +11,7 @@ import pytest
 from autoscaler.baselines import AllApi, KedaQueue, RayDefault, SpilloverFleet, StaticFleet
 from autoscaler.policy import PolicyConfig
 from autoscaler.presets import ReplicaPreset, load_preset
-from autoscaler.simulate import GPT4O, run
+from autoscaler.replay import GPT4O, run
 from autoscaler.simulator import HostedModel, Simulation, simulate
 from autoscaler.trace import Arrival, compress_time, read_trace, scale_tokens, window
 

@@ -5,7 +5,10 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 
-from costbook.ledger import LOCAL_PENDING_VERSION, LedgerRow
+from contracts.ledger_row import LedgerRow
+from costbook.ledger import LOCAL_PENDING_VERSION
+from costbook.ledger_store import SqlLedgerStore
+from stores.sql import Database
 
 
 def row(request_id: str, cost: int = 100, team: str = "t1") -> LedgerRow:
@@ -23,3 +26,11 @@ def local_row(request_id: str, tokens: int, finished_at: dt.datetime, *, provisi
         row(request_id, provisional, team), at=finished_at - dt.timedelta(seconds=1), finished_at=finished_at, model_served="m",
         destination="local", prompt_tokens=tokens - tokens // 2, completion_tokens=tokens // 2, price_version=LOCAL_PENDING_VERSION,
         spill_reason="local_ok")
+
+
+
+def open_ledger(url: str) -> SqlLedgerStore:
+    """A ledger over the database at ``url``, its schema migrated (dispose with ``.engine.dispose()``)."""
+    database = Database(url)
+    database.migrate()
+    return SqlLedgerStore(database)

@@ -12,18 +12,21 @@ from decimal import Decimal
 import pytest
 import sqlalchemy as sa
 
+from contracts.context import Api, Principal, RequestContext, Status, Usage
+from contracts.engine_state import ReplicaInterval, interval_start
+from contracts.errors import RateLimitError
+from contracts.spill import LOCAL
+from contracts.stores import CounterStore
 from costbook.admit import Admit, BudgetLimit, InsufficientQuotaError
-from costbook.counters import Counters, MemoryCounters, RedisCounters
+from costbook.counters import MemoryCounters, RedisCounters
 from costbook.ledger import Pricer
+from costbook.ledger_store import SqlLedgerStore
 from costbook.local_cost import LocalCostAllocator
 from costbook.prices import DEFAULT_PRICES, PriceTable
-from costbook.schema import ledger_table
-from costbook.store import LedgerStore
-from fallback.decision import LOCAL
-from serving.context import Api, Principal, RequestContext, Status, Usage
-from serving.replica_time import ReplicaInterval, interval_start
-from serving.errors import RateLimitError
-from serving.wire import ChatCompletionBody, estimate_prompt_tokens
+from serving.wire import ChatCompletionBody, request_facts
+from stores.redis import RedisPools
+from stores.sql import Database
+from stores.sql_schema import ledger_table
 
 PRICER = Pricer(PriceTable.load(DEFAULT_PRICES))
 GPT4O = PRICER.table.models["gpt-4o"]
@@ -31,7 +34,7 @@ NOW = dt.datetime(2026, 11, 28, 12, 30, 15, tzinfo=dt.UTC).timestamp()
 
 
 @pytest.fixture(params=["memory", "redis"])
-async def counters(request: pytest.FixtureRequest) -> AsyncIterator[Counters]:
+async def counters(request: pytest.FixtureRequest) -> AsyncIterator[CounterStore]:
     if request.param == "memory":
         yield MemoryCounters()
         return
@@ -48,21 +51,21 @@ async def counters(request: pytest.FixtureRequest) -> AsyncIterator[Counters]:
         await client.aclose()
 
 
-def admit(counters: Counters, budgets: list[BudgetLimit]) -> Admit:
+def admit(counters: CounterStore, budgets: list[BudgetLimit]) -> Admit:
     return Admit(counters, None, budgets, PRICER, worst_prices={"m": (GPT4O.input, GPT4O.output)},
-                 local_ceiling_usd_per_mtok=Decimal(1), default_max_tokens=256, clock=lambda: NOW)
+                 local_ceiling_usd_per_mtok=Decimal(1), clock=lambda: NOW)
 
 
 def request(max_tokens: int = 100) -> RequestContext:
     body = {"model": "m", "messages": [{"role": "user", "content": "x" * 400}], "max_tokens": max_tokens}
-    ctx = RequestContext("r-" + uuid.uuid4().hex, Api.CHAT, "m", body, False, {}, parsed=ChatCompletionBody.model_validate(body),
-                         principal=Principal("k1", "ana", "search"))
+    ctx = RequestContext("r-" + uuid.uuid4().hex, Api.CHAT, "m", body, False, {},
+                         facts=request_facts(ChatCompletionBody.model_validate(body), body, 256), principal=Principal("k1", "ana", "search"))
     return ctx
 
 
-async def test_a_hundred_concurrent_requests_never_overspend_and_counters_equal_the_ledger(counters: Counters) -> None:
+async def test_a_hundred_concurrent_requests_never_overspend_and_counters_equal_the_ledger(counters: CounterStore) -> None:
     probe = request()
-    worst = admit(counters, []).worst_cost(probe, estimate_prompt_tokens(probe.parsed), 100)
+    worst = admit(counters, []).worst_cost(probe, probe.facts.prompt_tokens, 100)
     assert worst == pytest.approx(1_250, abs=50)  # ~100 prompt tokens x $2.50 + 100 x $10 per million
     budget = BudgetLimit("team", "search", "day", 10 * worst + worst // 2)  # ten fit at once, not eleven
     stage = admit(counters, [budget])
@@ -90,11 +93,11 @@ async def test_a_hundred_concurrent_requests_never_overspend_and_counters_equal_
     assert counter == sum(spent), "settled counters equal the ledger to the micro-dollar"
 
 
-async def test_a_failed_request_gives_its_reservation_back(counters: Counters) -> None:
+async def test_a_failed_request_gives_its_reservation_back(counters: CounterStore) -> None:
     stage = admit(counters, [BudgetLimit("user", "ana", "month", 2_000)])
     ctx = request()
     await stage.process(ctx)
-    assert await counters.values(["spend:user:ana:2026-11"]) == [stage.worst_cost(ctx, estimate_prompt_tokens(ctx.parsed), 100)]
+    assert await counters.values(["spend:user:ana:2026-11"]) == [stage.worst_cost(ctx, ctx.facts.prompt_tokens, 100)]
     ctx.status = Status.ERROR
     await stage.settle(ctx)
     assert await counters.values(["spend:user:ana:2026-11"]) == [0]
@@ -103,14 +106,14 @@ async def test_a_failed_request_gives_its_reservation_back(counters: Counters) -
     assert refused.value.status_code == 429 and refused.value.code == "insufficient_quota" and "user 'ana'" in refused.value.message
 
 
-async def test_rpm_and_tpm_refuse_with_retry_after_until_the_minute_turns(counters: Counters) -> None:
-    from costbook.keys import KeyRecord
+async def test_rpm_and_tpm_refuse_with_retry_after_until_the_minute_turns(counters: CounterStore) -> None:
+    from access.keys import KeyRecord
 
     class Keys:
         def by_id(self, key_id: str) -> KeyRecord:
             return KeyRecord("k1", "ana", "search", None, 2, 1000, dt.datetime.now(dt.UTC), None)
 
-    stage = Admit(counters, Keys(), [], PRICER, worst_prices={}, local_ceiling_usd_per_mtok=Decimal(0), default_max_tokens=256,  # type: ignore[arg-type]
+    stage = Admit(counters, Keys(), [], PRICER, worst_prices={}, local_ceiling_usd_per_mtok=Decimal(0),  # type: ignore[arg-type]
                   clock=lambda: NOW)
     await stage.process(request())
     with pytest.raises(RateLimitError) as too_many_tokens:
@@ -123,17 +126,18 @@ async def test_rpm_and_tpm_refuse_with_retry_after_until_the_minute_turns(counte
 
 
 async def test_local_work_holds_the_budget_until_priced_then_counters_follow_the_ledger(
-        counters: Counters, ledger_url: str, caplog: pytest.LogCaptureFixture) -> None:
+        counters: CounterStore, ledger_url: str, caplog: pytest.LogCaptureFixture) -> None:
     """A hundred local requests at once against a team budget that fits ten at the ceiling: the
     provisional charges never exceed it; when the interval's replica time is shared out (dearer
     than the ceiling here) the counters move to the ledger's figures exactly, the one overshoot
     is logged, and the next request is refused."""
-    store = LedgerStore(ledger_url)
-    store.migrate()
+    database = Database(ledger_url)
+    database.migrate()
+    store = SqlLedgerStore(database)
     pricer = Pricer(PRICER.table, clock=lambda: NOW, local_usd_per_mtok=Decimal(1))
     probe = request()
-    budget = BudgetLimit("team", "search", "day", 10 * (estimate_prompt_tokens(probe.parsed) + 100) + 50)
-    stage = Admit(counters, None, [budget], pricer, worst_prices={}, local_ceiling_usd_per_mtok=Decimal(1), default_max_tokens=256,
+    budget = BudgetLimit("team", "search", "day", 10 * (probe.facts.prompt_tokens + 100) + 50)
+    stage = Admit(counters, None, [budget], pricer, worst_prices={}, local_ceiling_usd_per_mtok=Decimal(1),
                   clock=lambda: NOW)
     rows = []
     refused = 0
@@ -178,18 +182,17 @@ async def test_local_work_holds_the_budget_until_priced_then_counters_follow_the
         with pytest.raises(InsufficientQuotaError):
             await stage.process(request())
     finally:
-        store.dispose()
+        database.dispose()
 
 
 async def test_an_unreachable_redis_refuses_with_503_and_retry_after_rather_than_admitting_unmetered() -> None:
-    from serving.errors import StoreUnavailableError
-    from serving.redis_pool import redis_client
-
-    client = redis_client("redis://127.0.0.1:1/0")  # nothing listens there
+    from contracts.errors import StoreUnavailableError
+    pools = RedisPools()
+    client = pools.client("redis://127.0.0.1:1/0")  # nothing listens there
     stage = admit(RedisCounters(client), [BudgetLimit("team", "search", "day", 10**9)])
     try:
         with pytest.raises(StoreUnavailableError) as refused:
             await stage.process(request())
     finally:
-        await client.aclose()
+        await pools.aclose()
     assert refused.value.status_code == 503 and refused.value.headers() == {"Retry-After": "1"}

@@ -14,10 +14,9 @@ import pytest
 import sqlalchemy as sa
 from prometheus_client.parser import text_string_to_metric_families
 
-from costbook.runtime import Costbook
-from costbook.schema import ledger_table, local_intervals_table
-from serving.app import create_app
-from serving.replica_time import ReplicaInterval, interval_start
+from contracts.engine_state import ReplicaInterval, interval_start
+from spillover.app import create_app
+from stores.sql_schema import ledger_table, local_intervals_table
 from tests.helpers import UvicornThread, wait_for
 from tests.serving.scripted_engines import ScriptedEngines, completion, scripted_config
 
@@ -41,8 +40,8 @@ def replicas(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[list[s
     # One replica up throughout, its engine busy 2 s in every 5.
     now = interval_start(time.time(), 5)
     engines.replica_intervals = [ReplicaInterval("m", "r1", now + t, 5.0, 2.0) for t in range(-60, 180, 5)]
-    with UvicornThread(create_app(config, engines, costbook=Costbook.from_config(config))) as a, \
-            UvicornThread(create_app(config, engines, costbook=Costbook.from_config(config))) as b:
+    with UvicornThread(create_app(config, engines, keys_and_costs=True)) as a, \
+            UvicornThread(create_app(config, engines, keys_and_costs=True)) as b:
         yield [a.base_url, b.base_url]
 
 
@@ -134,7 +133,6 @@ def test_spend_and_team_budgets_reach_the_metrics_and_the_budget_endpoint(replic
     assert {(b["scope"], b["period"], b["limit_usd"], b["remaining_usd"]) for b in mine["budgets"]} == {
         ("key", "month", 1.0, 1.0 - provisional), ("team", "day", 2.5, 2.5 - provisional)}
     assert httpx.get(a + "/v1/budget").status_code == 401
-
 
 
 def test_local_rows_are_priced_from_replica_time_once_and_budgets_and_metrics_follow(replicas: list[str], tmp_path: Path) -> None:

@@ -11,10 +11,11 @@ from decimal import Decimal
 import pytest
 import sqlalchemy as sa
 
+from contracts.engine_state import ReplicaInterval
+from costbook.ledger_store import SqlLedgerStore
 from costbook.local_cost import LocalCostAllocator, largest_remainder
-from costbook.schema import ledger_table, local_intervals_table
-from costbook.store import LedgerStore
-from serving.replica_time import ReplicaInterval
+from stores.sql_schema import ledger_table, local_intervals_table
+from tests.costbook.rows import open_ledger
 from tests.costbook.rows import local_row
 
 T0 = dt.datetime(2026, 11, 28, 12, 0, tzinfo=dt.UTC)
@@ -25,14 +26,13 @@ DUE = START + 75.0  # the 60 s interval ended, and its 10 s grace too
 
 
 @pytest.fixture
-def store(ledger_url: str) -> Iterator[LedgerStore]:
-    store = LedgerStore(ledger_url)
-    store.migrate()
+def store(ledger_url: str) -> Iterator[SqlLedgerStore]:
+    store = open_ledger(ledger_url)
     yield store
-    store.dispose()
+    store.engine.dispose()
 
 
-def allocator(store: LedgerStore) -> LocalCostAllocator:
+def allocator(store: SqlLedgerStore) -> LocalCostAllocator:
     return LocalCostAllocator(store.engine, {"m": PRICE}, "v-test", interval_s=60, grace_s=10)
 
 
@@ -44,18 +44,18 @@ def at(seconds: float) -> dt.datetime:
     return T0 + dt.timedelta(seconds=seconds)
 
 
-def ledger(store: LedgerStore) -> dict[str, tuple[int, str]]:
+def ledger(store: SqlLedgerStore) -> dict[str, tuple[int, str]]:
     with store.engine.connect() as c:
         return {r.request_id: (r.cost_micro_usd, r.price_version) for r in c.execute(sa.select(ledger_table))}
 
 
-def interval(store: LedgerStore) -> sa.Row:
+def interval(store: SqlLedgerStore) -> sa.Row:
     with store.engine.connect() as c:
         (row,) = c.execute(sa.select(local_intervals_table)).all()
     return row
 
 
-def test_busy_time_is_shared_by_tokens_and_the_rest_is_idle(store: LedgerStore) -> None:
+def test_busy_time_is_shared_by_tokens_and_the_rest_is_idle(store: SqlLedgerStore) -> None:
     store.insert([local_row("a", 100, at(10), provisional=100), local_row("b", 200, at(50), provisional=200),
                   local_row("next", 300, at(61))])
     assert allocator(store).allocate(REPLICA_TIME, START + 65).rows == [], "not due during the grace"
@@ -70,7 +70,7 @@ def test_busy_time_is_shared_by_tokens_and_the_rest_is_idle(store: LedgerStore) 
     assert allocator(store).allocate(REPLICA_TIME, DUE + 30).rows == [], "priced once"
 
 
-def test_an_interval_with_no_requests_is_all_idle(store: LedgerStore) -> None:
+def test_an_interval_with_no_requests_is_all_idle(store: SqlLedgerStore) -> None:
     priced = allocator(store).allocate(REPLICA_TIME, DUE)
     assert priced.rows == [] and priced.idle_micro_usd == {"m": 90_000}
     assert interval(store).attributed_micro_usd == 0
@@ -84,20 +84,20 @@ def test_shares_are_whole_micro_dollars_that_sum_exactly() -> None:
     assert sum(shares) == 999_999 and shares == sorted(shares)
 
 
-def test_replicas_pricing_together_price_each_interval_once(store: LedgerStore, ledger_url: str) -> None:
+def test_replicas_pricing_together_price_each_interval_once(store: SqlLedgerStore, ledger_url: str) -> None:
     store.insert([local_row(f"r{i}", 10 + i, at(i)) for i in range(40)])
-    stores = [LedgerStore(ledger_url) for _ in range(4)]
+    stores = [open_ledger(ledger_url) for _ in range(4)]
     try:
         with ThreadPoolExecutor(4) as pool:
             results = list(pool.map(lambda s: allocator(s).allocate(REPLICA_TIME, DUE), stores))
     finally:
         for s in stores:
-            s.dispose()
+            s.engine.dispose()
     assert sorted(len(r.rows) for r in results) == [0, 0, 0, 40]
     assert sum(cost for cost, _ in ledger(store).values()) == interval(store).attributed_micro_usd == 30_000
 
 
-def test_a_late_row_is_priced_at_its_interval_s_rate_out_of_the_idle_cost(store: LedgerStore) -> None:
+def test_a_late_row_is_priced_at_its_interval_s_rate_out_of_the_idle_cost(store: SqlLedgerStore) -> None:
     store.insert([local_row("a", 300, at(10))])
     allocator(store).allocate(REPLICA_TIME, DUE)
     store.insert([local_row("late", 150, at(20))])  # an ingress killed mid-move: its spool was adopted later

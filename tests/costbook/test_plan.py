@@ -8,7 +8,7 @@ import pytest
 
 from costbook.plan import Plan
 from costbook.prices import DEFAULT_PRICES, PriceTable
-from serving.cli import main
+from spillover.cli import main
 
 GPT4O = PriceTable.load(DEFAULT_PRICES).models["gpt-4o"]
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from contracts.context import Usage
 from costbook.prices import DEFAULT_PRICES, ModelPrice, PriceTable, cost_micro_usd
 from fallback.anthropic_wire import usage_from_anthropic
-from serving.context import Usage
 
 TABLE = PriceTable.load(DEFAULT_PRICES)
 FIXTURE = Path(__file__).parents[1] / "fixtures" / "litellm_prices_sample.json"

@@ -5,17 +5,16 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
-from pathlib import Path
-
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 
+from contracts.engine_state import ReplicaInterval
 from costbook.local_cost import LocalCostAllocator
 from costbook.report import parse_since, render, report_rows
-from costbook.store import LedgerStore
-from serving.cli import main
-from serving.replica_time import ReplicaInterval
+from spillover.cli import main
+from tests.costbook.rows import open_ledger
 from tests.costbook.rows import row
 
 
@@ -29,9 +28,8 @@ def rows() -> list:
 
 
 def test_groups_costs_tokens_spill_and_waste(ledger_url: str) -> None:
-    store = LedgerStore(ledger_url)
+    store = open_ledger(ledger_url)
     try:
-        store.migrate()
         store.insert(rows())
         allocator = LocalCostAllocator(store.engine, {"m": Decimal("3.6")}, "v-test", interval_s=60)
         start = dt.datetime(2026, 11, 28, 12, tzinfo=dt.UTC).timestamp()
@@ -40,7 +38,7 @@ def test_groups_costs_tokens_spill_and_waste(ledger_url: str) -> None:
             by_team = {r["team"]: r for r in report_rows(connection, "team", dt.datetime(2026, 1, 1, tzinfo=dt.UTC))}
             by_model = {r["model"]: r for r in report_rows(connection, "model", dt.datetime(2026, 1, 1, tzinfo=dt.UTC))}
     finally:
-        store.dispose()
+        store.engine.dispose()
     idle = by_team.pop("(idle local capacity)")
     assert (idle["requests"], idle["cost_usd"], idle["waste_usd"]) == (0, 0.06, 0.06)
     assert by_model["m (idle local capacity)"]["cost_usd"] == 0.06
@@ -62,10 +60,9 @@ def test_since_takes_an_age_or_a_date() -> None:
 
 def test_the_command_reads_the_configured_store(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     db = tmp_path / "ledger.db"
-    store = LedgerStore(f"sqlite:///{db}")
-    store.migrate()
+    store = open_ledger(f"sqlite:///{db}")
     store.insert(rows())
-    store.dispose()
+    store.engine.dispose()
     monkeypatch.setenv("SPILLOVER__STORES__SQLITE_PATH", str(db))
     assert main(["costs", "report", "--by", "destination", "--since", "2026-01-01", "--format", "json"]) == 0
     by_destination = {r["destination"]: r["requests"] for r in json.loads(capsys.readouterr().out)}

@@ -12,23 +12,24 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from costbook.schema import ledger_table
+from costbook.ledger_store import SqlLedgerStore
 from costbook.spool import CURRENT, LedgerMover, Spool, read_rows
-from costbook.store import LedgerStore, database_url
+from stores.sql import database_url
+from stores.sql_schema import ledger_table
+from tests.costbook.rows import open_ledger
 from tests.costbook.rows import row
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> LedgerStore:
-    store = LedgerStore(database_url(None, str(tmp_path / "ledger.db")))
-    store.migrate()
+def store(tmp_path: Path) -> SqlLedgerStore:
+    store = open_ledger(database_url(None, str(tmp_path / "ledger.db")))
     yield store
-    store.dispose()
+    store.engine.dispose()
 
 
-def ids_in(store: LedgerStore) -> list[str]:
+def ids_in(store: SqlLedgerStore) -> list[str]:
     with store.engine.connect() as connection:
         return sorted(r.request_id for r in connection.execute(sa.select(ledger_table.c.request_id)))
 
@@ -48,7 +49,7 @@ async def test_each_append_returns_once_fsynced_and_appends_close_together_share
         spool.close()
 
 
-async def test_the_mover_moves_sealed_rows_once_and_empties_the_spool(tmp_path: Path, store: LedgerStore) -> None:
+async def test_the_mover_moves_sealed_rows_once_and_empties_the_spool(tmp_path: Path, store: SqlLedgerStore) -> None:
     spool = Spool(tmp_path / "spool")
     mover = LedgerMover(spool, store.insert)
     try:
@@ -64,7 +65,7 @@ async def test_the_mover_moves_sealed_rows_once_and_empties_the_spool(tmp_path: 
         spool.close()
 
 
-async def test_rows_of_an_ingress_killed_with_sigkill_are_adopted_and_moved(tmp_path: Path, store: LedgerStore) -> None:
+async def test_rows_of_an_ingress_killed_with_sigkill_are_adopted_and_moved(tmp_path: Path, store: SqlLedgerStore) -> None:
     base = tmp_path / "spool"
     victim = textwrap.dedent(f"""
         import asyncio, os, signal
@@ -95,7 +96,7 @@ async def test_rows_of_an_ingress_killed_with_sigkill_are_adopted_and_moved(tmp_
         spool.close()
 
 
-async def test_a_live_spool_is_never_adopted(tmp_path: Path, store: LedgerStore) -> None:
+async def test_a_live_spool_is_never_adopted(tmp_path: Path, store: SqlLedgerStore) -> None:
     base = tmp_path / "spool"
     alive, other = Spool(base), Spool(base)
     try:

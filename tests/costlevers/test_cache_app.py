@@ -14,7 +14,7 @@ import openai
 import pytest
 import redis
 
-from serving.app import create_app
+from spillover.app import create_app
 from tests.helpers import UvicornThread
 from tests.serving.scripted_engines import ScriptedEngines, chunk, completion, scripted_config, usage_chunk
 

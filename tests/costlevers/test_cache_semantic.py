@@ -7,14 +7,16 @@ from collections.abc import Iterator
 
 import numpy as np
 import pytest
+from prometheus_client import CollectorRegistry
 
+from contracts.context import Api, CacheResult, Outcome, Principal, RequestContext, Status
+from contracts.pipeline import Pipeline, Stage
 from costlevers.cache.exact_store import MemoryExactStore
+from costlevers.cache.metrics import CacheMetrics
 from costlevers.cache.semantic_store import SemanticStore
 from costlevers.cache.stage import CacheStage, RoutePolicy, ShadowCheck
 from costlevers.cache.verifier import HitVerifier
-from serving.context import Api, CacheResult, Outcome, Principal, RequestContext, Status
 from serving.embeddings import SentenceEncoder
-from serving.metrics import Metrics
 from tests.serving.scripted_engines import completion
 
 POLICY = RoutePolicy(ttl_s=600, model_version="v1", prompt_version="1", non_deterministic=False, tool_calls=False, semantic=True)
@@ -26,7 +28,7 @@ def encoder() -> Iterator[SentenceEncoder]:
     yield SentenceEncoder.builtin(threads=1)
 
 
-def stage(encoder: SentenceEncoder, metrics: Metrics | None = None, shadow: ShadowCheck | None = None) -> CacheStage:
+def stage(encoder: SentenceEncoder, metrics: CacheMetrics | None = None, shadow: ShadowCheck | None = None) -> CacheStage:
     async def embed(text: str) -> np.ndarray:
         return encoder.encode([text])[0]
 
@@ -69,22 +71,38 @@ async def test_other_context_never_shares_an_entry(encoder: SentenceEncoder) -> 
     assert await ask(cache, "what is the capital of france", SYSTEM) is CacheResult.SEMANTIC
 
 
-async def test_shadow_checks_compare_the_model_s_answer_and_estimate_false_hits(encoder: SentenceEncoder) -> None:
-    metrics = Metrics()
-    answers = iter(["Paris is the capital of France.", "Bananas are rich in potassium."])
+class ModelAnswers(Stage):
+    """Stands for the stages after the cache: answers each request with the next scripted text
+    and keeps the contexts it saw."""
 
-    async def ask_model(body: dict, principal: Principal) -> str:
-        return next(answers)
+    name = "model"
+
+    def __init__(self, answers: list[str]) -> None:
+        self.answers = iter(answers)
+        self.seen: list[RequestContext] = []
+
+    async def process(self, ctx: RequestContext) -> None:
+        self.seen.append(ctx)
+        ctx.outcome = Outcome(body=completion(next(self.answers)))
+
+
+async def test_shadow_checks_ask_the_stages_after_the_cache_and_estimate_false_hits(encoder: SentenceEncoder) -> None:
+    registry = CollectorRegistry()
+    metrics = CacheMetrics(registry)
 
     async def embed(text: str) -> np.ndarray:
         return encoder.encode([text])[0]
 
-    shadow = ShadowCheck(share=1.0, agree_cosine=0.6, ask=ask_model, embed=embed, metrics=metrics)
+    shadow = ShadowCheck(share=1.0, agree_cosine=0.6, embed=embed, metrics=metrics)
     cache = stage(encoder, metrics, shadow)
+    model = ModelAnswers(["Paris is the capital of France.", "Bananas are rich in potassium."])
+    Pipeline([cache, model])  # the cache stage learns the pipeline its shadow checks run through
     await ask(cache, "What is the capital of France?", answer="The capital of France is Paris.")
     for _ in range(2):
         assert await ask(cache, "what is the capital of france") is CacheResult.SEMANTIC
         await cache.drain()
     assert (shadow.agree, shadow.disagree) == (1, 1)
-    assert metrics.registry.get_sample_value("spillover_cache_semantic_false_hit_estimate") == 0.5
-    assert metrics.registry.get_sample_value("spillover_cache_requests_total", {"kind": "semantic", "result": "hit"}) == 2
+    assert [c.principal.feature for c in model.seen] == ["cache-shadow", "cache-shadow"]
+    assert all(c.body["stream"] is False and c.request_id != "r" for c in model.seen)
+    assert registry.get_sample_value("spillover_cache_semantic_false_hit_estimate") == 0.5
+    assert registry.get_sample_value("spillover_cache_requests_total", {"kind": "semantic", "result": "hit"}) == 2

@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from costlevers.cache.pairs import DuplicateGraph, Pair, split_of, split_pairs
-from costlevers.cache.protocols import Decisions, lowest_safe_threshold, rates
 from costlevers.cache.verifier import DEFAULT_WEIGHTS, FEATURE_NAMES, HitVerifier
+from training.pairs import DuplicateGraph, Pair, split_of, split_pairs
+from training.protocols import Decisions, lowest_safe_threshold, rates
 
 Embed = Callable[[str], np.ndarray]
 

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 import redis.asyncio as aioredis
 
-from costlevers.cache.exact_store import PurgeFilter
+from contracts.stores import PurgeFilter, SemanticEntry
 from costlevers.cache.redis_semantic import RedisSemanticStore
 from costlevers.cache.request_key import namespace_of
-from costlevers.cache.semantic_store import SemanticEntry, SemanticStore, entry_id
+from costlevers.cache.semantic_store import SemanticStore, entry_id
 from tests.helpers import wait_for_async
 
 NS = namespace_of("m", "v1", "1", "team-a")

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from serving.builtin_models import resolve_source
-from serving.config import DEFAULT_MODEL_NAME
+from spillover.config import DEFAULT_MODEL_NAME
+from stores.builtin_models import resolve_source
 from tests.helpers import free_port, server_process
 
 HOSTED_KEY = "sk-hosted-stand-in-key"

@@ -19,7 +19,7 @@ import httpx
 import openai
 import pytest
 
-from serving.config import DEFAULT_MODEL_NAME
+from spillover.config import DEFAULT_MODEL_NAME
 from tests.helpers import BIN, SpilloverServe, free_port, server_process, spillover_serving, wait_for
 
 pytestmark = pytest.mark.e2e

@@ -18,9 +18,10 @@ import pytest
 import yaml
 
 from autoscaler.rayservice import with_replicas
-from serving.config import DEFAULT_MODEL_NAME, SpilloverConfig
-from serving.engine_state_board import reset_board
-from serving.serve_config import APP_NAME, llm_deployment_name, serve_config
+from contracts.deployments import APP_NAME, llm_deployment_name
+from serving.state_board import reset_board
+from spillover.config import DEFAULT_MODEL_NAME, SpilloverConfig
+from spillover.serve_config import serve_config
 from tests.helpers import wait_for
 
 pytestmark = pytest.mark.e2e

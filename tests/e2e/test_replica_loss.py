@@ -21,8 +21,8 @@ import httpx
 import psutil
 import pytest
 
-from serving.config import DEFAULT_MODEL_NAME
-from serving.serve_config import APP_NAME, llm_deployment_name
+from contracts.deployments import APP_NAME, llm_deployment_name
+from spillover.config import DEFAULT_MODEL_NAME
 from tests.e2e.conftest import HOSTED_KEY
 from tests.helpers import BIN, SpilloverServe, spillover_serving, wait_for
 

@@ -13,8 +13,8 @@ import httpx
 import openai
 import pytest
 
-from serving.config import DEFAULT_MODEL_NAME, default_config_dict
-from serving.serve_config import APP_NAME
+from contracts.deployments import APP_NAME
+from spillover.config import DEFAULT_MODEL_NAME, default_config_dict
 from tests.helpers import SpilloverServe, spillover_serving, wait_for
 from tests.k8s.series import listed_from, scraped_names
 

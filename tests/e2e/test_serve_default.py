@@ -21,10 +21,10 @@ import psutil
 import pytest
 import sqlalchemy as sa
 
-from costbook.schema import ledger_table, local_intervals_table
-from serving.application import INGRESS_NAME
-from serving.config import DEFAULT_EMBEDDING_MODEL_NAME, DEFAULT_MODEL_NAME
-from serving.serve_config import APP_NAME
+from contracts.deployments import APP_NAME
+from spillover.application import INGRESS_NAME
+from spillover.config import DEFAULT_EMBEDDING_MODEL_NAME, DEFAULT_MODEL_NAME
+from stores.sql_schema import ledger_table, local_intervals_table
 from tests.helpers import SpilloverServe, spillover_serving, wait_for
 
 pytestmark = pytest.mark.e2e
@@ -111,7 +111,7 @@ def test_engine_state_is_fresh_and_measured(spillover: SpilloverServe, client: o
 
 
 def test_metrics_from_the_ingress_and_from_rays_export(spillover: SpilloverServe, ray_cluster: dict[str, str]) -> None:
-    from serving.metrics import ENGINE_GAUGES, REQUESTS_TOTAL, VLLM_RECORDED
+    from contracts.metric_names import ENGINE_GAUGES, REQUESTS_TOTAL, VLLM_RECORDED
 
     text = httpx.get(spillover.base_url.removesuffix("/v1") + "/metrics").text
     assert f'{REQUESTS_TOTAL}{{destination="local",model="{MODEL}",reason="local_ok",status="ok"}}' in text

@@ -19,8 +19,8 @@ import pytest
 import sqlalchemy as sa
 import yaml
 
-from costbook.schema import ledger_table
-from serving.config import DEFAULT_MODEL_NAME
+from spillover.config import DEFAULT_MODEL_NAME
+from stores.sql_schema import ledger_table
 from tests.e2e.conftest import HOSTED_KEY
 from tests.fault_proxy import FaultProxy
 from tests.helpers import SpilloverServe, spillover_serving, wait_for

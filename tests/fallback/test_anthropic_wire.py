@@ -4,8 +4,8 @@ import json
 
 import pytest
 
+from contracts.errors import InvalidRequestError
 from fallback.anthropic_wire import DEFAULT_MAX_TOKENS, StreamTranslator, from_messages_response, to_messages_request, usage_from_anthropic
-from serving.errors import InvalidRequestError
 
 
 def test_request_moves_system_merges_turns_and_maps_tools() -> None:
@@ -83,7 +83,7 @@ def test_response_with_text_tool_use_and_cache_usage() -> None:
     # Anthropic's input_tokens exclude cache reads and writes; OpenAI's prompt_tokens include them.
     assert (usage.prompt_tokens, usage.cached_read_tokens, usage.cache_write_tokens, usage.completion_tokens) == (6095, 3000, 1000, 503)
     assert body["usage"]["prompt_tokens"] == 6095 and body["usage"]["prompt_tokens_details"]["cached_tokens"] == 3000
-    from serving.context import Usage
+    from contracts.context import Usage
 
     assert Usage.from_openai(body["usage"]) == usage, "the usage survives the OpenAI shape (respond reads it back)"
 

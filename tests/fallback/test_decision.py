@@ -1,8 +1,9 @@
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fallback.decision import LOCAL, DispatchRequest, HostedTarget, Route, RoutePin, SpillReason, alone_ttft_s, decide, predict_ttft_s
-from serving.engine_state import EngineState
+from contracts.engine_state import EngineState
+from contracts.spill import LOCAL, RoutePin, SpillReason
+from fallback.decision import DispatchRequest, HostedTarget, Route, alone_ttft_s, decide, predict_ttft_s
 
 HOSTED = (HostedTarget("openai", "gpt-4o-mini"), HostedTarget("anthropic", "claude-haiku"))
 ROUTE = Route(name="m", local_model="m", ttft_target_s=2.0, hosted=HOSTED)

@@ -6,9 +6,10 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from fallback.decision import DispatchRequest, HostedTarget, Route, SpillReason, decide, predict_ttft_s
+from contracts.engine_state import EngineState
+from contracts.spill import SpillReason
+from fallback.decision import DispatchRequest, HostedTarget, Route, decide, predict_ttft_s
 from fallback.start_meter import StartMeter, metered
-from serving.engine_state import EngineState
 from tests.helpers import Clock
 
 

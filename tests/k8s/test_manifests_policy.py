@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from serving.config import load_config
+from spillover.config import load_config
 from tests.k8s.manifests import OVERLAYS, Obj, build, containers, one, pod_specs
 
 IDS = [p.name for p in OVERLAYS]

@@ -8,8 +8,8 @@ import base64
 import pytest
 import sqlalchemy as sa
 
-from costbook.store import LedgerStore, database_url
-from serving.config import load_config
+from spillover.config import load_config
+from stores.sql import Database, database_url
 from tests.k8s.manifests import OVERLAYS, build, one
 
 
@@ -28,10 +28,10 @@ def test_an_empty_dsn_connects_and_migrates_from_pg_variables(monkeypatch: pytes
     for name, value in {"PGHOST": url.host, "PGPORT": str(url.port or 5432), "PGDATABASE": url.database,
                         "PGUSER": url.username, "PGPASSWORD": url.password or "", "PGSSLMODE": "prefer"}.items():
         monkeypatch.setenv(name, value or "")
-    store = LedgerStore(database_url("postgresql://", "/nonexistent/unused.db"))
+    database = Database(database_url("postgresql://", "/nonexistent/unused.db"))
     try:
-        store.migrate()
-        with store.engine.connect() as connection:
+        database.migrate()
+        with database.engine.connect() as connection:
             assert connection.execute(sa.text("select current_database()")).scalar_one() == url.database
     finally:
-        store.dispose()
+        database.dispose()

@@ -1,6 +1,6 @@
 import yaml
 
-from serving.metrics import VLLM_RECORDED
+from contracts.metric_names import VLLM_RECORDED
 from tests.k8s.manifests import K8S, rule_groups
 
 

@@ -15,7 +15,9 @@ from prometheus_client import CollectorRegistry
 
 from autoscaler.gpu_exporter import NvmlCollector
 from autoscaler.loop import LoopMetrics
-from serving.metrics import Metrics
+from costbook.metrics import CostMetrics
+from costlevers.cache.metrics import CacheMetrics
+from serving.metrics import RequestMetrics
 from tests.k8s.manifests import tool
 from tests.k8s.series import DASHBOARDS, dashboard_expressions, listed, listed_from, metric_names, recorded, rule_expressions
 
@@ -55,7 +57,11 @@ def test_issue_dashboards_exist() -> None:
 
 
 def test_ingress_names_are_the_ingress_s_metrics() -> None:
-    assert listed_from("ingress") <= _families(Metrics(engine_states=dict).registry)
+    registry = CollectorRegistry()  # what one ingress exports: its own series, the costs' and the cache's
+    RequestMetrics(registry, engine_states=dict)
+    CostMetrics(registry)
+    CacheMetrics(registry)
+    assert listed_from("ingress") <= _families(registry)
 
 
 def test_autoscaler_names_are_the_loop_s_metrics() -> None:

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from serving.config import load_config
-from serving.k8s_render import rayservice_patch
-from serving.serve_config import IMPORT_PATH, serve_config
+from spillover.config import load_config
+from spillover.k8s_render import rayservice_patch
+from spillover.serve_config import IMPORT_PATH, serve_config
 from tests.k8s.manifests import OVERLAYS, REPO, build, one
 
 IDS = [p.name for p in OVERLAYS]
@@ -21,7 +21,7 @@ IDS = [p.name for p in OVERLAYS]
 def render(config: Path) -> subprocess.CompletedProcess[str]:
     """The command as an operator runs it, with an override in the environment that must not leak in."""
     env = {"PATH": "/usr/bin:/bin", "SPILLOVER__SERVER__PORT": "9999"}
-    return subprocess.run([sys.executable, "-m", "serving.cli", "k8s", "render", "--config", str(config)],
+    return subprocess.run([sys.executable, "-m", "spillover.cli", "k8s", "render", "--config", str(config)],
                           cwd=REPO, env={**env, "PYTHONPATH": str(REPO)}, capture_output=True, text=True, timeout=120)
 
 

@@ -1,7 +1,8 @@
 """An in-memory stand-in for the local engines, for unit tests of the ingress's own logic.
 
-It yields exactly the item shapes the real engine deployment yields (serving.local_engines);
-end-to-end tests use the real engines.
+Its script holds exactly the item shapes the real engine deployment yields, error items
+included, and they pass through the Ray adapter's own translation (serving.ray_engines), so
+the ingress sees what it sees over Ray; end-to-end tests use the real engines.
 """
 
 from __future__ import annotations
@@ -11,9 +12,10 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
-from serving.config import SpilloverConfig, load_config
-from serving.engine_state import EngineState
-from serving.replica_time import ReplicaInterval
+from contracts.engine_state import EngineState, ReplicaInterval
+from contracts.upstream import UpstreamCall
+from serving.ray_engines import raise_error_items
+from spillover.config import SpilloverConfig, load_config
 
 
 def chunk(content: str | None = None, *, role: str | None = None, finish: str | None = None) -> str:
@@ -64,25 +66,32 @@ class ScriptedEngines:
     def all_states(self) -> dict[str, EngineState]:
         return {"m": self._state}
 
-    async def embed(self, model: str, body: dict[str, Any]) -> AsyncIterator[Any]:
+    def embed(self, model: str, body: dict[str, Any]) -> AsyncIterator[Any]:
         self.bodies.append(body)
-        for item in self.script:
-            yield item
+        return raise_error_items(self._play())
 
     async def replica_time(self, after: float, before: float) -> list[ReplicaInterval]:
         return [r for r in self.replica_intervals if after <= r.start and r.start + 5 <= before]
 
-    async def generate(self, api: str, model: str, body: dict[str, Any], request_id: str, prompt_tokens: int = 0) -> AsyncIterator[Any]:
-        self.bodies.append(body)
-        self.apis.append(api)
+    def generate(self, call: UpstreamCall) -> AsyncIterator[Any]:
+        self.bodies.append(call.body)
+        self.apis.append(call.api)
+        return raise_error_items(self._play(delay=True))
+
+    async def aclose(self) -> None:
+        pass
+
+    async def _play(self, *, delay: bool = False) -> AsyncIterator[Any]:
         try:
             for item in self.script:
                 if isinstance(item, BaseException):
                     raise item
-                await asyncio.sleep(self.delay_s)
+                if delay:
+                    await asyncio.sleep(self.delay_s)
                 yield item
         finally:
-            self.closed.set()
+            if delay:
+                self.closed.set()
 
 
 def scripted_config(env: dict[str, str] | None = None) -> SpilloverConfig:

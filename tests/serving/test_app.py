@@ -1,6 +1,6 @@
 """The ingress app's HTTP behaviour, over real HTTP (uvicorn) with the official openai SDK.
 
-The engines are scripted in memory here (the item shapes of serving.local_engines); the e2e
+The engines are scripted in memory here (the item shapes of serving.ray_engines); the e2e
 tests run the same paths against real vLLM engines behind Ray Serve.
 """
 
@@ -15,8 +15,8 @@ import httpx
 import openai
 import pytest
 
-from serving.app import create_app
-from serving.engine_state import EngineState
+from contracts.engine_state import EngineState
+from spillover.app import create_app
 from tests.helpers import UvicornThread
 from tests.serving.scripted_engines import ScriptedEngines, chunk, completion, scripted_config, usage_chunk
 

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from serving.app import create_app
+from spillover.app import create_app
 from tests.helpers import UvicornThread
 from tests.serving.scripted_engines import ScriptedEngines, completion, scripted_config
 

@@ -4,7 +4,7 @@ import httpx
 import openai
 import pytest
 
-from serving.app import create_app
+from spillover.app import create_app
 from tests.helpers import UvicornThread
 from tests.serving.scripted_engines import ScriptedEngines, completion, scripted_config
 

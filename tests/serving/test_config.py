@@ -2,8 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from serving.config import DEFAULT_MODEL_NAME, apply_env_overrides, load_config, parse_config
-from serving.errors import ConfigError
+from contracts.errors import ConfigError
+from spillover.config import DEFAULT_MODEL_NAME, apply_env_overrides, load_config, parse_config
 
 
 def test_embedded_default_serves_smollm2_on_one_cpu_replica() -> None:
@@ -64,7 +64,7 @@ def test_unreadable_and_malformed_files(tmp_path: Path) -> None:
 
 
 def test_cli_reports_config_errors_without_a_traceback(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from serving.cli import main
+    from spillover.cli import main
 
     bad = tmp_path / "bad.yaml"
     bad.write_text("models: [{name: m, source: s, replicas: {min: -1}}]\n")

@@ -11,14 +11,15 @@ import socket
 
 import pytest
 
+from contracts.context import Api, RequestContext
+from contracts.errors import SpilloverError
 from fallback.breaker import CircuitBreaker
 from fallback.decision import HostedTarget, Route
 from fallback.providers import OpenAICompatibleProvider, ProviderConfig
-from serving.context import Api, RequestContext
-from serving.errors import SpilloverError
 from serving.stages.dispatch import Dispatch
-from serving.wire import ChatCompletionBody, parse_body
+from serving.wire import ChatCompletionBody, request_facts
 from tests.serving.scripted_engines import ScriptedEngines, chunk, completion
+from webio.bodies import parse_body
 
 TIMEOUT_S = 0.2
 
@@ -34,13 +35,13 @@ def _dispatch(engines: ScriptedEngines) -> Dispatch:
     provider = OpenAICompatibleProvider(ProviderConfig(name="h", base_url=f"http://127.0.0.1:{_closed_port()}/v1"))
     route = Route(name="m", local_model="m", ttft_target_s=60.0, hosted=(HostedTarget(provider="h", model="m"),))
     return Dispatch(engines, {"m": route}, providers={"h": provider}, breakers={"h": CircuitBreaker()},
-                    default_max_tokens=16, local_start_timeout_s=TIMEOUT_S)
+                    local_start_timeout_s=TIMEOUT_S)
 
 
 def _context(stream: bool) -> RequestContext:
     body = {"model": "m", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 4, "stream": stream}
     return RequestContext(request_id="r", api=Api.CHAT, model="m", body=body, stream=stream, headers={}, route="m",
-                          parsed=parse_body(ChatCompletionBody, body))
+                          facts=request_facts(parse_body(ChatCompletionBody, body), body, 16))
 
 
 async def _items(ctx: RequestContext) -> list:

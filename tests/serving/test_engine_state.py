@@ -2,10 +2,10 @@ import time
 
 from vllm.v1.metrics.stats import IterationStats, SchedulerStats
 
-from serving import engine_stats
-from serving.engine_state import ReplicaState, sum_replicas
-from serving.engine_state_board import replica_state_now
-from serving.engine_stats import EngineStatsLogger
+from contracts.engine_state import ReplicaState, sum_replicas
+from serving import vllm_stats_plugin as engine_stats
+from serving.state_board import replica_state_now
+from serving.vllm_stats_plugin import EngineStatsLogger
 
 
 def test_sum_over_fresh_replicas_of_the_model_only() -> None:

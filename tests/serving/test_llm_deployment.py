@@ -1,6 +1,6 @@
-from serving.config import load_config
 from serving.hardware import cpu_dtype
 from serving.llm_deployment import ENGINE_ENV, llm_config_for
+from spillover.config import load_config
 
 
 def test_cpu_model_becomes_a_ray_serve_llm_config() -> None:

@@ -2,9 +2,9 @@ import asyncio
 
 import pytest
 
-from serving.context import SSE_DONE, Api, Outcome, RequestContext, Status
-from serving.errors import InvalidRequestError
-from serving.pipeline import Pipeline, Stage
+from contracts.context import SSE_DONE, Api, Outcome, RequestContext, Status
+from contracts.errors import InvalidRequestError
+from contracts.pipeline import Pipeline, Stage
 
 
 class Recorder(Stage):

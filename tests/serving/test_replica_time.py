@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from serving.engine_state import ReplicaState
-from serving.replica_time import ReplicaInterval, ReplicaTimeBook
+from contracts.engine_state import ReplicaInterval, ReplicaState
+from serving.replica_time import ReplicaTimeBook
 
 
 def post(replica: str, at: float, busy_s: float, started_at: float = 0.0) -> ReplicaState:

@@ -1,8 +1,9 @@
 import yaml
 
-from serving.cli import main
-from serving.config import load_config
-from serving.serve_config import APP_NAME, IMPORT_PATH, serve_config
+from contracts.deployments import APP_NAME
+from spillover.cli import main
+from spillover.config import load_config
+from spillover.serve_config import IMPORT_PATH, serve_config
 
 
 def test_print_serve_config_is_what_build_app_receives(capsys) -> None:

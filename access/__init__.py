@@ -1,0 +1,1 @@
+"""Who may call: API keys, the authenticate stage, and the admin API's authorisation."""

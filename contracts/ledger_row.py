@@ -1,0 +1,52 @@
+"""The ledger row: one per request, however it ended (ok, error, cancelled, cut).
+
+Every figure on a dashboard or in a report is a query over these rows. Money is integer
+micro-dollars; ``price_version`` says which price table priced the row; ``destination`` is
+``local``, ``cache`` or a provider's name.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["LedgerRow"]
+
+
+@dataclass(frozen=True)
+class LedgerRow:
+    request_id: str
+    at: dt.datetime
+    key_id: str
+    user_name: str
+    team: str
+    feature: str | None
+    api: str
+    model_asked: str
+    model_served: str | None
+    destination: str | None
+    prompt_tokens: int
+    cached_tokens: int
+    cache_write_tokens: int
+    completion_tokens: int
+    reasoning_tokens: int
+    cost_micro_usd: int
+    price_version: str
+    cache_result: str
+    ttft_ms: float | None
+    total_ms: float | None
+    status: str
+    spill_reason: str | None
+    finished_at: dt.datetime | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        finished = None if self.finished_at is None else self.finished_at.isoformat()
+        return {**dataclasses.asdict(self), "at": self.at.isoformat(), "finished_at": finished}
+
+    @classmethod
+    def from_json(cls, raw: dict[str, Any]) -> LedgerRow:
+        finished = raw.get("finished_at")
+        return cls(**{**raw, "at": dt.datetime.fromisoformat(raw["at"]),
+                      "finished_at": None if finished is None else dt.datetime.fromisoformat(finished)})

@@ -1,0 +1,57 @@
+"""The ingress: spillover's OpenAI-compatible HTTP app, built by a factory.
+
+The same app runs as a Ray Serve ingress deployment (:mod:`spillover.application`) and under
+plain uvicorn in tests and benchmarks; it is handed its engines and never builds them. What it
+runs is assembled in :mod:`spillover.assembly`; its surfaces are :mod:`spillover.api`'s routers
+and the admin routers of the subsystems they administer.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from access.admin_api import admin_router
+from contracts.local_engines import LocalEngines
+from costbook.budget_api import budget_router
+from costlevers.cache.admin import cache_admin_router
+from fallback.providers import Provider
+from spillover.api.error_envelope import install_error_handlers
+from spillover.api.openai_routes import openai_router
+from spillover.api.operations_routes import operations_router
+from spillover.assembly import assemble
+from spillover.config import SpilloverConfig
+
+__all__ = ["create_app"]
+
+
+def create_app(config: SpilloverConfig, engines: LocalEngines, *, providers: Mapping[str, Provider] | None = None,
+               keys_and_costs: bool = False, echo_request_id: bool = True) -> FastAPI:
+    """Build the ingress app over ``engines``.
+
+    ``keys_and_costs``: keys from the database, rate limits, budgets and the ledger (what a
+    deployment runs); off, only static keys and no ledger. ``echo_request_id``: add
+    ``x-request-id`` to responses; off behind Serve's proxy, which already echoes the same id.
+    """
+    ingress = assemble(config, engines, providers=providers, keys_and_costs=keys_and_costs)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await ingress.start()
+        yield
+        await ingress.aclose()
+
+    app = FastAPI(title="spillover", version="0.1.0", docs_url=None, redoc_url=None, lifespan=lifespan)
+    app.state.ingress = ingress
+    install_error_handlers(app, echo_request_id)
+    app.include_router(openai_router(ingress, echo_request_id=echo_request_id))
+    app.include_router(operations_router(ingress))
+    admin_key = ingress.access.admin_key if ingress.access is not None else os.environ.get(config.auth.admin_key_env) or None
+    if ingress.access is not None and ingress.costbook is not None:
+        app.include_router(admin_router(ingress.access.keys.store, admin_key))
+        app.include_router(budget_router(ingress.authenticate, ingress.costbook.admit, ingress.costbook.counters))
+    app.include_router(cache_admin_router(ingress.cache, admin_key))
+    return app

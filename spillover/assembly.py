@@ -1,0 +1,114 @@
+"""Assembly of one ingress: every subsystem built from its own config section and the shared
+stores, and the stages put in order.
+
+Stage order (../shared/DESIGN.md): authenticate, admit, cache, (route, compress), dispatch,
+respond; settle runs for every stage entered, then the sinks (ledger, metrics, access log). A new
+stage is built here from its section and inserted in :meth:`Ingress.stages`; nothing else in
+the request path changes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry
+
+from access.access import Access
+from access.authenticate import Authenticate, static_keys_from_env
+from contracts.local_engines import LocalEngines
+from contracts.pipeline import Pipeline, Stage
+from costbook.costbook import Costbook
+from costlevers.cache.lever import CacheLever, route_policies
+from fallback.breaker import CircuitBreaker
+from fallback.decision import Route
+from fallback.failover import Failover
+from fallback.providers import Provider, build_provider
+from serving.logs import access_log
+from serving.metrics import RequestMetrics
+from serving.stages.dispatch import Dispatch
+from serving.stages.respond import Respond
+from spillover.config import SpilloverConfig
+from spillover.route_table import cache_routes, hosted_models, replica_shapes, routes_from_config
+from stores.shared import SharedStores
+
+__all__ = ["Ingress", "assemble"]
+
+
+@dataclass
+class Ingress:
+    """What one ingress replica runs: its subsystems, the route table and the pipeline."""
+
+    config: SpilloverConfig
+    engines: LocalEngines
+    routes: dict[str, Route]
+    providers: dict[str, Provider]
+    breakers: dict[str, CircuitBreaker]
+    stores: SharedStores
+    registry: CollectorRegistry
+    metrics: RequestMetrics
+    authenticate: Authenticate
+    access: Access | None
+    costbook: Costbook | None
+    cache: CacheLever
+    pipeline: Pipeline
+
+    async def start(self) -> None:
+        if self.access is not None:
+            self.access.start()
+        if self.costbook is not None:
+            self.costbook.start(self.engines.replica_time)
+        await self.cache.start()
+
+    async def aclose(self) -> None:
+        await self.cache.aclose()
+        for provider in self.providers.values():
+            await provider.aclose()
+        if self.costbook is not None:
+            await self.costbook.aclose()
+        if self.access is not None:
+            await self.access.aclose()
+        await self.stores.aclose()
+
+
+def breakers_from_config(config: SpilloverConfig) -> dict[str, CircuitBreaker]:
+    f = config.failover
+    return {
+        p.name: CircuitBreaker(consecutive_failures=f.breaker_consecutive_failures, failure_rate=f.breaker_failure_rate,
+                               window=f.breaker_window, min_samples=f.breaker_min_samples, cooldown_s=f.breaker_cooldown_s)
+        for p in config.providers
+    }
+
+
+def assemble(config: SpilloverConfig, engines: LocalEngines, *, providers: Mapping[str, Provider] | None = None,
+             keys_and_costs: bool = True) -> Ingress:
+    """Build every subsystem of one ingress over ``engines``.
+
+    ``keys_and_costs``: API keys from the database, rate limits, budgets and the ledger; without,
+    only static keys from the environment and no ledger (unit tests of the request path).
+    """
+    stores = SharedStores(config.stores)
+    routes = routes_from_config(config)
+    providers = {p.name: build_provider(p) for p in config.providers} if providers is None else dict(providers)
+    breakers = breakers_from_config(config)
+    registry = CollectorRegistry()
+    metrics = RequestMetrics(registry, engine_states=engines.all_states)
+    access = costbook = None
+    if keys_and_costs:
+        access = Access.from_config(config.auth, stores.database())
+        authenticate = access.authenticate
+        costbook = Costbook.from_config(config.costs, stores, access.keys, replica_shapes=replica_shapes(config),
+                                        hosted_models=hosted_models(config, routes))
+        costbook.attach(registry)
+    else:
+        authenticate = Authenticate(static_keys_from_env(config.auth.keys_env), enabled=config.auth.enabled)
+    cache = CacheLever.from_config(config.cache, route_policies(config.cache, cache_routes(config, routes)), stores, engines.embed,
+                                   embedding_model=config.embeddings[0].name if config.embeddings else None, registry=registry)
+    failover = Failover(breakers, attempts_per_target=config.failover.attempts_per_target, deadline_s=config.failover.deadline_s)
+    dispatch = Dispatch(engines, routes, providers=providers, breakers=breakers, failover=failover,
+                        embedding_models=[e.name for e in config.embeddings], local_start_timeout_s=config.failover.local_start_timeout_s)
+    stages: list[Stage] = [authenticate, *([costbook.admit] if costbook else []), cache.stage, dispatch, Respond()]
+    sinks = [*([costbook.record] if costbook else []), metrics.finished, access_log]
+    pipeline = Pipeline(stages, sinks=sinks, starters=[metrics.started])
+    return Ingress(config, engines, routes, providers, breakers, stores, registry, metrics, authenticate, access, costbook, cache, pipeline)
+

@@ -1,0 +1,164 @@
+"""The one YAML file that configures spillover, validated once into typed models.
+
+Operator config forbids unknown keys (a typo fails loudly at start). Environment variables
+override any field: ``SPILLOVER__SERVER__PORT=9000`` sets ``server.port``; list items are
+addressed by index (``SPILLOVER__MODELS__0__REPLICAS__MAX=4``). Values are parsed as YAML
+scalars, so ``true``, ``4`` and ``0.5`` keep their types.
+
+Secrets never live here: provider keys come from the environment or a secret file.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from access.config import AuthConfig
+from autoscaler.config import AutoscalerConfig
+from contracts.errors import ConfigError
+from costbook.config import CostsConfig
+from costlevers.cache.config import CacheConfig, RouteCacheConfig
+from fallback.config import FailoverConfig
+from fallback.providers.config import ProviderConfig
+from serving.config import EmbeddingModelConfig, IngressConfig, ModelConfig, ServerConfig
+from stores.config import StoresConfig
+
+__all__ = [
+    "DEFAULT_EMBEDDING_MODEL_NAME",
+    "DEFAULT_MODEL_NAME",
+    "ENV_PREFIX",
+    "HostedTargetConfig",
+    "RouteConfig",
+    "SpilloverConfig",
+    "apply_env_overrides",
+    "default_config_dict",
+    "load_config",
+    "parse_config",
+]
+
+ENV_PREFIX = "SPILLOVER__"
+DEFAULT_MODEL_NAME = "smollm2-135m-instruct"
+DEFAULT_EMBEDDING_MODEL_NAME = "all-minilm-l6-v2"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class HostedTargetConfig(_Strict):
+    provider: str = Field(description="Name of a provider in `providers`.")
+    model: str | None = Field(None, description="The provider's model name; default: the provider's `models` map.")
+
+
+class RouteConfig(_Strict):
+    local_model: str | None = Field(
+        None, description="The local model serving this route; default: the model of the route's name, if any."
+    )
+    ttft_target_s: Annotated[float, Field(gt=0)] = Field(
+        2.0, description="Spill to a hosted target when the predicted local time to first token exceeds this."
+    )
+    hosted: list[HostedTargetConfig] = Field(default_factory=list, description="Hosted targets, in order of preference.")
+    allow_hosted: bool = Field(True, description="False keeps this route's data in-house: never spill.")
+    cache: RouteCacheConfig = RouteCacheConfig()
+
+
+class SpilloverConfig(_Strict):
+    server: ServerConfig = ServerConfig()
+    ingress: IngressConfig = IngressConfig()
+    auth: AuthConfig = AuthConfig()
+    models: list[ModelConfig] = Field(min_length=1)
+    embeddings: list[EmbeddingModelConfig] = Field(default_factory=list)
+    stores: StoresConfig = StoresConfig()
+    costs: CostsConfig = CostsConfig()
+    providers: list[ProviderConfig] = Field(default_factory=list)
+    routes: dict[str, RouteConfig] = Field(default_factory=dict)
+    failover: FailoverConfig = FailoverConfig()
+    autoscaler: AutoscalerConfig = AutoscalerConfig()
+    cache: CacheConfig = CacheConfig()
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> SpilloverConfig:
+        names = [m.name for m in self.models] + [e.name for e in self.embeddings]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"model names must be unique; repeated: {', '.join(dupes)}")
+        providers = {p.name for p in self.providers}
+        models = {m.name for m in self.models}
+        for route_name, route in self.routes.items():
+            missing = [t.provider for t in route.hosted if t.provider not in providers]
+            if missing:
+                raise ValueError(f"route {route_name!r} names unknown provider(s) {missing}; known: {sorted(providers)}")
+            if route.local_model is not None and route.local_model not in models:
+                raise ValueError(f"route {route_name!r} names unknown local_model {route.local_model!r}")
+        return self
+
+
+def default_config_dict() -> dict[str, Any]:
+    """The embedded default: SmolLM2-135M-Instruct on one CPU replica, all-MiniLM-L6-v2 embeddings."""
+    return {
+        "models": [{"name": DEFAULT_MODEL_NAME, "source": f"builtin:{DEFAULT_MODEL_NAME}", "tool_call_parser": "hermes"}],
+        "embeddings": [{"name": DEFAULT_EMBEDDING_MODEL_NAME, "source": f"builtin:{DEFAULT_EMBEDDING_MODEL_NAME}"}],
+    }
+
+
+def load_config(path: str | os.PathLike[str] | None = None, env: dict[str, str] | None = None) -> SpilloverConfig:
+    """Read ``path`` (or the embedded default), apply environment overrides, validate."""
+    env = dict(os.environ) if env is None else env
+    if path is None:
+        raw: Any = default_config_dict()
+        origin = "embedded default"
+    else:
+        origin = str(path)
+        try:
+            raw = yaml.safe_load(Path(path).read_text()) or {}
+        except OSError as exc:
+            raise ConfigError(f"{origin}: cannot read: {exc.strerror}") from None
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{origin}: not valid YAML: {exc}") from None
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{origin}: top level must be a mapping")
+    return parse_config(apply_env_overrides(raw, env), origin=origin)
+
+
+def parse_config(raw: dict[str, Any], origin: str = "config") -> SpilloverConfig:
+    """Validate a config mapping; the error names the first bad field."""
+    try:
+        return SpilloverConfig.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"]) or "(top level)"
+        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+        raise ConfigError(f"{origin}: {field}: {first['msg']}{more}") from None
+
+
+def apply_env_overrides(raw: dict[str, Any], env: dict[str, str]) -> dict[str, Any]:
+    """Return a copy of ``raw`` with every ``SPILLOVER__A__B=v`` applied as ``a.b = v``."""
+    merged: dict[str, Any] = yaml.safe_load(yaml.safe_dump(raw))  # deep copy, plain types
+    for key in sorted(k for k in env if k.startswith(ENV_PREFIX)):
+        path = [p.lower() for p in key.removeprefix(ENV_PREFIX).split("__") if p]
+        if path:
+            _set_path(merged, path, yaml.safe_load(env[key]), key)
+    return merged
+
+
+def _set_path(node: Any, path: list[str], value: Any, key: str) -> None:
+    for i, part in enumerate(path):
+        last = i == len(path) - 1
+        if isinstance(node, list):
+            if not part.isdigit() or int(part) >= len(node):
+                raise ConfigError(f"{key}: no list item {part!r} to override")
+            if last:
+                node[int(part)] = value
+            else:
+                node = node[int(part)]
+        elif isinstance(node, dict):
+            if last:
+                node[part] = value
+            else:
+                node = node.setdefault(part, {})
+        else:
+            raise ConfigError(f"{key}: {'.'.join(path[:i])} is not a section")

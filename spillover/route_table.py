@@ -1,0 +1,66 @@
+"""The route table: what each public model name means, resolved once from the whole config.
+
+Every local model is a route of its own name; ``routes`` adds hosted targets and new names. The
+subsystems get only what they need of it: dispatch its :class:`fallback.decision.Route` objects,
+the cache each route's cache block and model version, costs each route's hosted models (their
+prices bound what a budget reserves) and each local model's replica shape.
+"""
+
+from __future__ import annotations
+
+from costbook.costbook import ReplicaShape
+from costlevers.cache.config import RouteCacheConfig
+from costlevers.cache.request_key import model_version_of
+from fallback.decision import HostedTarget, Route
+from spillover.config import RouteConfig, SpilloverConfig
+
+__all__ = ["DEFAULT_MAX_TOKENS", "DEFAULT_TTFT_TARGET_S", "cache_routes", "hosted_models", "replica_shapes", "routes_from_config"]
+
+#: TTFT target of a local model that has no `routes` entry of its own.
+DEFAULT_TTFT_TARGET_S = 2.0
+#: ``max_tokens`` assumed when a request leaves it unset (admission and the decision).
+DEFAULT_MAX_TOKENS = 256
+
+
+def routes_from_config(config: SpilloverConfig) -> dict[str, Route]:
+    routes = {m.name: Route(name=m.name, local_model=m.name, ttft_target_s=DEFAULT_TTFT_TARGET_S) for m in config.models}
+    local_models = {m.name for m in config.models}
+    for name, rc in config.routes.items():
+        local = rc.local_model or (name if name in local_models else None)
+        routes[name] = Route(
+            name=name,
+            local_model=local,
+            ttft_target_s=rc.ttft_target_s,
+            hosted=tuple(HostedTarget(provider=t.provider, model=t.model or "") for t in rc.hosted),
+            allow_hosted=rc.allow_hosted,
+        )
+    return routes
+
+
+def _upstream_models(config: SpilloverConfig, route: Route) -> list[tuple[str, str]]:
+    """The route's hosted targets as (provider, the provider's own model name)."""
+    providers = {p.name: p for p in config.providers}
+    return [(t.provider, providers[t.provider].upstream_model(t.model or route.name)) for t in route.hosted if t.provider in providers]
+
+
+def cache_routes(config: SpilloverConfig, routes: dict[str, Route]) -> dict[str, tuple[RouteCacheConfig, str]]:
+    """Per route: its cache block, and the default model version (a hash of its local model's
+    config and its hosted models), so changing either starts a fresh cache."""
+    models = {m.name: m.model_dump(mode="json") for m in config.models}
+    out = {}
+    for name, route in routes.items():
+        block = config.routes.get(name, RouteConfig()).cache
+        out[name] = (block, model_version_of({"local": models.get(route.local_model or ""), "hosted": _upstream_models(config, route)}))
+    return out
+
+
+def hosted_models(config: SpilloverConfig, routes: dict[str, Route]) -> dict[str, list[str]]:
+    """Per configured route, the provider model names it may spill to (none where hosting is off)."""
+    return {
+        name: [model for _, model in _upstream_models(config, routes[name])] if rc.allow_hosted else []
+        for name, rc in config.routes.items()
+    }
+
+
+def replica_shapes(config: SpilloverConfig) -> dict[str, ReplicaShape]:
+    return {m.name: ReplicaShape(m.gpus_per_replica, m.cpus_per_replica, m.usd_per_replica_hour) for m in config.models}
