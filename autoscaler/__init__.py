@@ -1,6 +1,9 @@
-"""Replica autoscaling from queue depth and GPU state (the autoscaler issue fills this room).
+"""Replica autoscaling from queue depth and GPU state.
 
-It will read the same :class:`contracts.engine_state.EngineState` quantities from Prometheus
-(the names in :mod:`serving.metrics`) and call :func:`fallback.decision.decide` in its
-simulator, never a copy of it.
+The control loop (:mod:`autoscaler.loop`) reads the engine-state quantities of
+:class:`contracts.engine_state.EngineState` from Prometheus (the names in
+:mod:`contracts.metric_names`) and asks the pure policy (:mod:`autoscaler.policy`) for a count;
+the simulator (:mod:`autoscaler.simulator`) replays traces through the same policy and calls
+:func:`fallback.decision.decide`, never a copy of it; :mod:`autoscaler.replay` is
+``spillover simulate``.
 """

@@ -21,6 +21,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from autoscaler.actuator import ReplicaCounts
 from autoscaler.config import AutoscalingConfig, ReplicaConfig
 from autoscaler.policy import FleetState, PolicyConfig, ScaleDecision, ScalingPolicy, Signals
+from contracts.background import periodically
 
 __all__ = ["ControlLoop", "LoopMetrics", "policy_for"]
 
@@ -82,13 +83,8 @@ class ControlLoop:
         return decisions
 
     async def run_forever(self, tick_s: float) -> None:
-        while True:
-            started = self._clock()
-            try:
-                await self.tick()
-            except Exception:  # one bad tick (Serve restarting, say) must not end the loop
-                logger.exception("autoscaler tick failed; holding")
-            await asyncio.sleep(max(0.0, tick_s - (self._clock() - started)))
+        """Tick every ``tick_s``; one bad tick (Serve restarting, say) holds the counts and the loop goes on."""
+        await periodically(tick_s, self.tick, logger=logger, what="autoscaler tick", first_at_once=True)
 
     async def _scale(self, model: str, replicas: int) -> None:
         try:

@@ -28,7 +28,7 @@ async def periodically(period_s: float, work: Callable[[], Awaitable[object]], *
         try:
             await work()
         except Exception:
-            logger.exception("%s failed; trying again in %.1f s", what, period_s)
+            logger.warning("%s failed; trying again in %.1f s", what, period_s, exc_info=True)
         await asyncio.sleep(max(0.0, period_s - (time.monotonic() - started)))
 
 

@@ -1,4 +1,5 @@
-"""Every error spillover raises, and the one place they become OpenAI-shaped responses.
+"""Every error spillover raises; each knows its HTTP status, OpenAI ``type`` and ``code``, and
+``spillover.api.error_envelope`` is the one place they become responses.
 
 ::
 
@@ -11,12 +12,16 @@
     │   ├── NotFoundError            404 (unknown model: code model_not_found)
     │   ├── PayloadTooLargeError     413
     │   └── RateLimitError           429 (rate limits, budgets) with Retry-After
+    │       └── InsufficientQuotaError   (costbook.admit) a budget cannot take the worst case
     ├── CapacityError                503: we cannot serve it now, try later (Retry-After)
-    │   └── NoReplicaError           no local replica ready and nowhere to spill
+    │   ├── NoReplicaError           no local replica ready and nowhere to spill
+    │   └── StoreUnavailableError    Redis (rate limits, budgets) unreachable: refuse, never admit unmetered
     └── UpstreamError                502/504: an engine or provider failed (``retryable`` says
         ├── UpstreamTimeoutError       whether another try or target may succeed)
+        │   └── LocalStartTimeoutError   no first item from the local engines in time (not retried there)
         ├── UpstreamRateLimitError   429 from upstream, with its Retry-After
         └── UpstreamUnavailableError 5xx/529 from upstream, or the connection failed
+            └── LocalEngineFailedError   a local replica died under the request (not retried there)
 
 The body is always ``{"error": {"message", "type", "param", "code"}}``; messages never carry
 keys, prompts or completions.
@@ -38,6 +43,7 @@ __all__ = [
     "PermissionDeniedError",
     "RateLimitError",
     "SpilloverError",
+    "StoreUnavailableError",
     "UpstreamError",
     "LocalEngineFailedError",
     "LocalStartTimeoutError",

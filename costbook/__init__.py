@@ -1,5 +1,6 @@
-"""Pricing every token: price table, ledger, budgets, rate limits, reports (the costs issue).
+"""Pricing every token: price table, ledger, budgets, rate limits, local cost, reports.
 
-Its stages (admit, settle) plug into :class:`contracts.pipeline.Pipeline`; its rows are built
-from the finished :class:`contracts.context.RequestContext` and its :class:`contracts.context.Usage`.
+Its stage (admit, with its settle) plugs into :class:`contracts.pipeline.Pipeline`; its rows
+(:class:`contracts.ledger_row.LedgerRow`) are built from the finished
+:class:`contracts.context.RequestContext`. API keys live in ``access``.
 """

@@ -8,7 +8,6 @@ replica stops so the ingress stops counting it at once rather than after ``max_a
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import time
@@ -21,6 +20,7 @@ from ray.serve.llm import LLMConfig
 from ray.serve.llm.deployment import LLMServer
 from ray.serve.llm.openai_api_models import ChatCompletionRequest, CompletionRequest
 
+from contracts.background import run_every, stop_tasks
 from contracts.engine_state import PUBLISH_PERIOD_S
 from serving.config import IngressConfig, ModelConfig
 from serving.hardware import cpu_dtype
@@ -51,7 +51,7 @@ class SpilloverLLMServer(LLMServer):
         self._replica_id = context.replica_id.unique_id
         self._board = board_handle(context.app_name)
         self._model_name = self._llm_config.model_id
-        self._poster = asyncio.create_task(self._post_state_forever(), name="engine-state-post")
+        self._poster = run_every(PUBLISH_PERIOD_S, self._post_state, logger=logger, what="posting engine state", first_at_once=True)
 
     async def spillover_generate(self, api: str, body: dict[str, Any], request_id: str, prompt_tokens: int = 0) -> AsyncIterator[Any]:
         """Run a chat or text completion given as a plain mapping; yield plain items.
@@ -82,19 +82,17 @@ class SpilloverLLMServer(LLMServer):
     def _batch_output_stream(self, generator: AsyncGenerator[Any, None]) -> AsyncGenerator[list[Any], None]:
         return FirstChunkFirstBatcher(generator, interval_ms=self._get_batch_interval_ms()).stream()
 
-    async def _post_state_forever(self) -> None:
-        from serving import engine_stats
+    async def _post_state(self) -> None:
+        from serving import vllm_stats_plugin
 
-        while True:
-            state = replica_state_now(self._replica_id, self._model_name, engine_stats.latest(), self._started_at)
-            # Fire and forget: a slow board must never slow the engine.
-            self._board.post.remote(state)
-            await asyncio.sleep(PUBLISH_PERIOD_S)
+        state = replica_state_now(self._replica_id, self._model_name, vllm_stats_plugin.latest(), self._started_at)
+        # Fire and forget: a slow board must never slow the engine.
+        self._board.post.remote(state)
 
     async def __del__(self) -> None:
         poster = getattr(self, "_poster", None)
         if poster is not None:
-            poster.cancel()
+            await stop_tasks(poster)
             with contextlib.suppress(Exception):
                 await self._board.retire.remote(self._replica_id)
         await super().__del__()  # shuts the engine down

@@ -18,6 +18,7 @@ from typing import Any
 
 import ray
 
+from contracts.background import run_every, stop_tasks
 from contracts.engine_state import PUBLISH_PERIOD_S, EngineState, ReplicaInterval, ReplicaState, sum_replicas
 from serving.replica_time import ReplicaTimeBook
 
@@ -132,15 +133,15 @@ class EngineStateReader:
 
     def start(self) -> None:
         if not self._tasks:
+            board = board_handle(self._app_name)
             self._tasks = [
-                asyncio.create_task(self._poll_board(), name="engine-state-board"),
-                asyncio.create_task(self._poll_serve_status(), name="engine-state-status"),
+                run_every(self._period_s, lambda: self._read_board(board), logger=logger, what="reading the engine-state board", first_at_once=True),
+                run_every(self._status_period_s, self._read_serve_status, logger=logger, what="reading Serve's replica counts",
+                          first_at_once=True),
             ]
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await stop_tasks(*self._tasks)
         self._tasks = []
 
     def state(self, model: str) -> EngineState:
@@ -159,31 +160,22 @@ class EngineStateReader:
         """Up and busy time of every replica, per bucket from ``after`` that ended by ``before``."""
         return await board_handle(self._app_name).replica_time.remote(after, before)
 
-    async def _poll_board(self) -> None:
-        board = board_handle(self._app_name)
-        while True:
-            try:
-                self._view = await board.snapshot.remote()
-            except Exception:  # a restarting board: keep the last view, retry next tick
-                logger.warning("engine-state board unreachable; keeping last view", exc_info=True)
-            await asyncio.sleep(self._period_s)
+    async def _read_board(self, board: Any) -> None:
+        """The board's latest view; while it restarts the last view stands (a logged failure)."""
+        self._view = await board.snapshot.remote()
 
-    async def _poll_serve_status(self) -> None:
+    async def _read_serve_status(self) -> None:
+        """Serve's count of starting replicas per model; while unavailable the last counts stand."""
         from ray import serve
 
-        while True:
-            try:
-                status = await asyncio.to_thread(serve.status)
-                app = status.applications.get(self._app_name)
-                if app is not None:
-                    self._starting = {
-                        model: app.deployments[name].replica_states.get("STARTING", 0)
-                        for model, name in self._deployments.items()
-                        if name in app.deployments
-                    }
-            except Exception:
-                logger.warning("serve status unavailable; keeping last replica counts", exc_info=True)
-            await asyncio.sleep(self._status_period_s)
+        status = await asyncio.to_thread(serve.status)
+        app = status.applications.get(self._app_name)
+        if app is not None:
+            self._starting = {
+                model: app.deployments[name].replica_states.get("STARTING", 0)
+                for model, name in self._deployments.items()
+                if name in app.deployments
+            }
 
 
 def replica_state_now(replica_id: str, model: str, snapshot: Any | None, started_at: float = 0.0) -> ReplicaState:
