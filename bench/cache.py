@@ -39,8 +39,8 @@ from costlevers.cache.semantic_store import entry_id  # noqa: E402
 from costlevers.cache.stage import CacheStage, RoutePolicy  # noqa: E402
 from costlevers.cache.verifier import HitVerifier  # noqa: E402
 from stores.redis import redis_client  # noqa: E402
-from training.cache_verifier import embed_all  # noqa: E402
-from training.pairs import load_pairs  # noqa: E402
+from spillover.training.cache_verifier import embed_all  # noqa: E402
+from spillover.training.pairs import load_pairs  # noqa: E402
 
 ROUTE = "bench"
 POLICY = RoutePolicy(ttl_s=3600, model_version="v1", prompt_version="1", non_deterministic=False, tool_calls=False, semantic=True)

@@ -1,6 +1,6 @@
 """Semantic-cache hit quality on held-back QQP pairs: spillover's verifier against plain cosine (GPTCache's method).
 
-Both protocols of :mod:`training.protocols` (whole index, partner only) on the *test*
+Both protocols of :mod:`spillover.training.protocols` (whole index, partner only) on the *test*
 split only (20% of ``qqp_pairs_dev.jsonl`` by label-graph component; the verifier was trained
 and its threshold calibrated on the other 80%). Definitions, over the queries scored:
 
@@ -38,9 +38,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench._common import table  # noqa: E402
 from costlevers.cache.guards import profile  # noqa: E402
 from costlevers.cache.verifier import HitVerifier  # noqa: E402
-from training.cache_verifier import embed_all  # noqa: E402
-from training.pairs import DuplicateGraph, Pair, load_pairs, split_pairs  # noqa: E402
-from training.protocols import Decisions, lowest_safe_threshold, partner_decisions, rates, whole_index_decisions  # noqa: E402
+from spillover.training.cache_verifier import embed_all  # noqa: E402
+from spillover.training.pairs import DuplicateGraph, Pair, load_pairs, split_pairs  # noqa: E402
+from spillover.training.protocols import Decisions, lowest_safe_threshold, partner_decisions, rates, whole_index_decisions  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "semantic_cache" / "qqp_pairs_dev.jsonl"
 GOAL_MAX_FALSE = 0.01

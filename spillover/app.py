@@ -2,23 +2,20 @@
 
 The same app runs as a Ray Serve ingress deployment (:mod:`spillover.application`) and under
 plain uvicorn in tests and benchmarks; it is handed its engines and never builds them. What it
-runs is assembled in :mod:`spillover.assembly`; its surfaces are :mod:`spillover.api`'s routers
-and the admin routers of the subsystems they administer.
+runs is assembled in :mod:`spillover.assembly`; its surfaces are :mod:`spillover.api`'s routers:
+OpenAI, operations and admin.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from access.admin_api import admin_router
 from contracts.local_engines import LocalEngines
-from costbook.budget_api import budget_router
-from costlevers.cache.admin import cache_admin_router
 from fallback.providers import Provider
+from spillover.api.admin_routes import admin_routes
 from spillover.api.error_envelope import install_error_handlers
 from spillover.api.openai_routes import openai_router
 from spillover.api.operations_routes import operations_router
@@ -49,9 +46,5 @@ def create_app(config: SpilloverConfig, engines: LocalEngines, *, providers: Map
     install_error_handlers(app, echo_request_id)
     app.include_router(openai_router(ingress, echo_request_id=echo_request_id))
     app.include_router(operations_router(ingress))
-    admin_key = ingress.access.admin_key if ingress.access is not None else os.environ.get(config.auth.admin_key_env) or None
-    if ingress.access is not None and ingress.costbook is not None:
-        app.include_router(admin_router(ingress.access.keys.store, admin_key))
-        app.include_router(budget_router(ingress.authenticate, ingress.costbook.admit, ingress.costbook.counters))
-    app.include_router(cache_admin_router(ingress.cache, admin_key))
+    app.include_router(admin_routes(ingress))
     return app

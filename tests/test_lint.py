@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-PACKAGES = ["contracts", "stores", "webio", "fallback", "access", "autoscaler", "costbook", "costlevers", "serving", "spillover", "training"]
+PACKAGES = ["contracts", "stores", "webio", "fallback", "access", "autoscaler", "costbook", "costlevers", "serving", "spillover"]
 
 
 def test_ruff_finds_nothing() -> None:

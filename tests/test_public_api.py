@@ -5,7 +5,7 @@ import pkgutil
 
 import pytest
 
-PACKAGES = ["contracts", "stores", "webio", "fallback", "access", "autoscaler", "costbook", "costlevers", "serving", "spillover", "training"]
+PACKAGES = ["contracts", "stores", "webio", "fallback", "access", "autoscaler", "costbook", "costlevers", "serving", "spillover"]
 
 
 def _modules() -> list[str]:

@@ -16,7 +16,7 @@ as high as paraphrases. The verifier scores a (query, candidate) pair from
 * a word-piece alignment with the encoder's own input embeddings (:mod:`costlevers.cache.alignment`):
   how well each text's pieces find a partner in the other, and how badly the worst one does,
 
-with a small MLP trained by ``python -m training.cache_verifier`` and exported to
+with a small MLP trained by ``python -m spillover.training.cache_verifier`` and exported to
 ``verifier_weights.npz``, so inference here is numpy only (no scikit-learn in the serving
 image). Every feature is symmetric in the two texts. The MLP is the merge of four cross-fitted
 members, each Platt-scaled on the fold it did not train on, so :meth:`HitVerifier.score` reads
@@ -156,7 +156,7 @@ class HitVerifier:
             layers = int(z["layers"])
             meta = json.loads(str(z["meta"]))
             if tuple(meta.get("feature_names", FEATURE_NAMES)) != FEATURE_NAMES:
-                raise ValueError(f"{path} was trained on other features; retrain with training.cache_verifier")
+                raise ValueError(f"{path} was trained on other features; retrain with spillover.training.cache_verifier")
             idf = Idf(dict(zip(z["idf_stems"].tolist(), z["idf_values"].tolist())), float(z["idf_unseen"]))
             return cls(
                 idf=idf, mean=z["mean"], scale=z["scale"],

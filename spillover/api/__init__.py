@@ -1,2 +1,2 @@
-"""The ingress's HTTP surfaces, one module each: OpenAI's API, operations, and the error envelope.
-The admin routes live with what they administer (``access``, ``costbook``, ``costlevers``)."""
+"""The ingress's HTTP surfaces, one module each: OpenAI's API, operations, admin (each admin
+router lives with what it administers), and the error envelope every failure leaves in."""

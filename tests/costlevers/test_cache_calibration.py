@@ -13,8 +13,8 @@ import pytest
 
 from costlevers.cache.alignment import ALIGNMENT_NAMES, TokenAligner
 from costlevers.cache.verifier import FEATURE_NAMES, HitVerifier, Idf, shared_aligner
-from training.cache_verifier import merge
-from training.protocols import Decisions, cross_fitted_threshold, pooled, predicted_upper_bound, rates
+from spillover.training.cache_verifier import merge
+from spillover.training.protocols import Decisions, cross_fitted_threshold, pooled, predicted_upper_bound, rates
 
 
 def _fold(false_at: list[float], n_non: int = 100, dup_scores: tuple[float, ...] = (0.99, 0.95)) -> Decisions:

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 from costlevers.cache.verifier import DEFAULT_WEIGHTS, FEATURE_NAMES, HitVerifier
-from training.pairs import DuplicateGraph, Pair, split_of, split_pairs
-from training.protocols import Decisions, lowest_safe_threshold, rates
+from spillover.training.pairs import DuplicateGraph, Pair, split_of, split_pairs
+from spillover.training.protocols import Decisions, lowest_safe_threshold, rates
 
 Embed = Callable[[str], np.ndarray]
 

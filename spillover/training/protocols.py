@@ -24,7 +24,7 @@ from statistics import NormalDist
 import numpy as np
 
 from costlevers.cache.verifier import HitVerifier
-from training.pairs import DuplicateGraph, Pair
+from spillover.training.pairs import DuplicateGraph, Pair
 
 __all__ = [
     "Decisions", "cross_fitted_threshold", "lowest_safe_threshold", "partner_decisions", "pooled", "predicted_upper_bound", "rates",

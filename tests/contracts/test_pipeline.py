@@ -127,3 +127,46 @@ async def test_a_failing_sink_does_not_stop_the_others() -> None:
     pipeline = Pipeline([Answer(lambda: Outcome(body={}))], sinks=[broken, working])
     await pipeline.run(_ctx())
     assert seen == ["r"]
+
+
+class Tee(Stage):
+    """Keeps what the client gets of a stream, through :meth:`Stage.observe`."""
+
+    name = "tee"
+
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+        self.pipeline: Pipeline | None = None
+
+    async def process(self, ctx: RequestContext) -> None:
+        pass
+
+    def attach(self, pipeline: Pipeline) -> None:
+        self.pipeline = pipeline
+
+    def observe(self, ctx: RequestContext, stream):  # type: ignore[no-untyped-def]
+        async def tee():  # type: ignore[no-untyped-def]
+            async for packet in stream:
+                self.seen.append(packet)
+                yield packet
+
+        return tee()
+
+
+async def test_a_stage_sees_the_stream_the_client_gets_and_knows_its_pipeline() -> None:
+    tee = Tee()
+    pipeline = Pipeline([tee, Answer(lambda: Outcome(stream=_stream(3)))])
+    outcome = await pipeline.run(_ctx())
+    sent = [p async for p in outcome.stream]
+    assert tee.seen == sent == ["data: 0\n\n", "data: 1\n\n", "data: 2\n\n"] and tee.pipeline is pipeline
+
+
+async def test_a_run_after_a_named_stage_skips_it_and_those_before() -> None:
+    log: list[str] = []
+    started: list[str] = []
+    pipeline = Pipeline([Recorder(log, fail=True), Tee(), Answer(lambda: Outcome(body={"ok": 1}))],
+                        starters=[lambda c: started.append(c.request_id)])
+    outcome = await pipeline.run(_ctx(), after="tee")
+    assert outcome.body == {"ok": 1} and log == [] and started == ["r"]
+    with pytest.raises(ValueError):
+        await pipeline.run(_ctx(), after="no-such-stage")

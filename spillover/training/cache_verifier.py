@@ -1,8 +1,8 @@
 """Train, calibrate and export the semantic cache's hit verifier (needs scikit-learn; inference does not).
 
-    python -m training.cache_verifier --data ../shared/data/semantic_cache/qqp_pairs_dev.jsonl
+    python -m spillover.training.cache_verifier --data ../shared/data/semantic_cache/qqp_pairs_dev.jsonl
 
-The pairs are split by a stable hash of their label-graph component (:mod:`training.pairs`)
+The pairs are split by a stable hash of their label-graph component (:mod:`spillover.training.pairs`)
 into four folds and a test split of the same size; no text of the test split, nor a duplicate of
 one, is seen here: the test split is left to ``bench/cache_quality.py``.
 
@@ -13,13 +13,13 @@ one, is seen here: the test split is left to ``bench/cache_quality.py``.
 * **cross-fitting**: for each fold, ReLU MLPs over :func:`costlevers.cache.verifier.pair_features`
   are fitted with scikit-learn (fixed seeds) on the other three folds, Platt-scaled on this
   fold's labelled pairs, and this fold is scored under both protocols of
-  :mod:`training.protocols`. Every non-test pair thus gets a score from a model that
+  :mod:`spillover.training.protocols`. Every non-test pair thus gets a score from a model that
   never saw it, four times the data a single calibration split had.
 * **threshold**: the lowest at which, under both protocols, a one-sided ``--confidence`` (95%)
   *prediction* bound on the false-hit rate and on the wrong-hit rate on duplicates of a new
   fold-sized split stays within ``--target`` (1%): the pooled out-of-fold rate plus ``z`` times
   the larger of the binomial and the seen fold-to-fold spread
-  (:func:`training.protocols.predicted_upper_bound`). A margin, not a guarantee: QQP's
+  (:func:`spillover.training.protocols.predicted_upper_bound`). A margin, not a guarantee: QQP's
   label noise comes in clumps, and it, not the model, sets how many false hits come with each
   duplicate hit near the top.
 * **export**: the four folds' members merged into one MLP whose logit is the mean of their
@@ -46,8 +46,8 @@ from rich.console import Console
 from costlevers.cache.guards import profile
 from costlevers.cache.verifier import DEFAULT_WEIGHTS, HitVerifier, Idf, pair_features, shared_aligner
 from stores.builtin_models import cache_dir
-from training.pairs import DuplicateGraph, Pair, cached_embeddings, load_pairs, split_pairs
-from training.protocols import (
+from spillover.training.pairs import DuplicateGraph, Pair, cached_embeddings, load_pairs, split_pairs
+from spillover.training.protocols import (
     Decisions,
     cross_fitted_threshold,
     partner_decisions,
