@@ -38,7 +38,7 @@ from costlevers.cache.request_key import request_keys  # noqa: E402
 from costlevers.cache.semantic_store import entry_id  # noqa: E402
 from costlevers.cache.stage import CacheStage, RoutePolicy  # noqa: E402
 from costlevers.cache.verifier import HitVerifier  # noqa: E402
-from stores.redis import redis_client  # noqa: E402
+from stores.redis import RedisPools  # noqa: E402
 from spillover.training.cache_verifier import embed_all  # noqa: E402
 from spillover.training.pairs import load_pairs  # noqa: E402
 
@@ -87,7 +87,8 @@ async def runtime(redis_url: str, target: int) -> dict[str, float]:
     texts, matrix, partition = entries(target)
     test, _, vectors = test_split(DATA)
     queries = [p.text_b for p in test if p.text_b not in set(texts)][:2000]
-    client = redis_client(redis_url)
+    pools = RedisPools()
+    client = pools.client(redis_url)
     prefix = f"spillover-bench-{uuid.uuid4().hex[:8]}:cache:"
     semantic = RedisSemanticStore(client, target + 1000, prefix=prefix + "s:")
     try:
@@ -117,7 +118,7 @@ async def runtime(redis_url: str, target: int) -> dict[str, float]:
         keys = [k async for k in client.scan_iter(match=prefix + "*", count=5000)]
         for start in range(0, len(keys), 5000):
             await client.unlink(*keys[start:start + 5000])
-        await client.aclose()
+        await pools.aclose()
 
 
 async def _vector(vectors: dict[str, np.ndarray], text: str) -> np.ndarray:

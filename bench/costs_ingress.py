@@ -3,8 +3,8 @@
 No Ray: the app is built with :func:`spillover.app.create_app` over :class:`NoLocalEngines`, and
 the benchmark's config routes its model to a hosted provider only (a route with no local model
 always spills, reason ``no_ready_replica``), so no request ever asks for a local engine. With
-``--stages on`` the app gets a :class:`~costbook.costbook.Costbook` (auth, rate limits, budgets,
-ledger over the configured Redis and PostgreSQL); with ``off``, none. Logging is configured as
+``--stages on`` the app is assembled with keys and costs (auth, rate limits, budgets, ledger over
+the configured Redis and PostgreSQL), as the ingress deployment assembles it; with ``off``, none. Logging is configured as
 ``spillover serve`` configures it: one JSON access line per request.
 
     python bench/costs_ingress.py CONFIG PORT on|off
@@ -18,13 +18,13 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from contracts.engine_state import EngineState  # noqa: E402
+from contracts.engine_state import EngineState, ReplicaInterval  # noqa: E402
 from contracts.errors import NoReplicaError  # noqa: E402
-from serving.replica_time import ReplicaInterval  # noqa: E402
+from contracts.upstream import UpstreamCall  # noqa: E402
 
 
 class NoLocalEngines:
-    """The smallest honest :class:`~serving.ray_engines.LocalEngines`: there are none.
+    """The smallest honest :class:`~contracts.local_engines.LocalEngines`: there are none.
     Every route of the benchmark is hosted-only, so dispatch never calls ``generate``."""
 
     def models(self) -> list[str]:
@@ -39,8 +39,8 @@ class NoLocalEngines:
     def all_states(self) -> dict[str, EngineState]:
         return {}
 
-    async def generate(self, api: str, model: str, body: dict[str, Any], request_id: str, prompt_tokens: int = 0) -> AsyncIterator[Any]:
-        raise NoReplicaError(f"No local engine for '{model}' in this benchmark.")
+    async def generate(self, call: UpstreamCall) -> AsyncIterator[Any]:
+        raise NoReplicaError(f"No local engine for '{call.model}' in this benchmark.")
         yield  # pragma: no cover  # an async generator, as the protocol wants
 
     async def embed(self, model: str, body: dict[str, Any]) -> AsyncIterator[Any]:
@@ -50,19 +50,16 @@ class NoLocalEngines:
     async def replica_time(self, after: float, before: float) -> list[ReplicaInterval]:
         return []  # no local replicas, no local cost to share out
 
+    async def aclose(self) -> None:
+        pass
+
 
 def build(config_path: str, stages_on: bool) -> Any:
     """The app exactly as the ingress deployment builds it, over no local engines."""
     from spillover.app import create_app
     from spillover.config import load_config
 
-    config = load_config(config_path)
-    costbook = None
-    if stages_on:
-        from costbook.costbook import Costbook
-
-        costbook = Costbook.from_config(config)
-    return create_app(config, NoLocalEngines(), costbook=costbook)
+    return create_app(load_config(config_path), NoLocalEngines(), keys_and_costs=stages_on)
 
 
 def main() -> None:
