@@ -14,7 +14,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from contracts.local_engines import LocalEngines
-from fallback.providers import Provider
+from fallback.providers.interface import Provider
 from spillover.api.admin_routes import admin_routes
 from spillover.api.error_envelope import install_error_handlers
 from spillover.api.openai_routes import openai_router

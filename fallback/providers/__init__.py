@@ -9,24 +9,12 @@ outside ``fallback/`` ever sees an httpx or vendor exception.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from typing import Protocol
-
-from contracts.upstream import Item, UpstreamCall
 from fallback.providers.anthropic import AnthropicProvider
 from fallback.providers.config import ProviderConfig
+from fallback.providers.interface import Provider
 from fallback.providers.openai_compatible import OpenAICompatibleProvider
 
 __all__ = ["AnthropicProvider", "OpenAICompatibleProvider", "Provider", "ProviderConfig", "build_provider"]
-
-
-class Provider(Protocol):
-    name: str
-    config: ProviderConfig
-
-    def generate(self, call: UpstreamCall) -> AsyncIterator[Item]: ...
-
-    async def aclose(self) -> None: ...
 
 
 def build_provider(config: ProviderConfig) -> Provider:

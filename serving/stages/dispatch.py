@@ -24,7 +24,7 @@ from contracts.upstream import UpstreamCall
 from fallback.breaker import CircuitBreaker
 from fallback.decision import DispatchRequest, Route, decide
 from fallback.failover import Failover, Target
-from fallback.providers import Provider
+from fallback.providers.interface import Provider
 from fallback.start_meter import StartMeter, metered
 
 __all__ = ["Dispatch", "ROUTE_HEADER"]
