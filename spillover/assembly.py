@@ -23,7 +23,8 @@ from costlevers.cache.lever import CacheLever, route_policies
 from fallback.breaker import CircuitBreaker
 from fallback.decision import Route
 from fallback.failover import Failover
-from fallback.providers import Provider, build_provider
+from fallback.providers.build import build_provider
+from fallback.providers.interface import Provider
 from serving.logs import access_log
 from serving.metrics import RequestMetrics
 from serving.stages.dispatch import Dispatch

@@ -15,7 +15,8 @@ from contracts.context import Api, RequestContext
 from contracts.errors import SpilloverError
 from fallback.breaker import CircuitBreaker
 from fallback.decision import HostedTarget, Route
-from fallback.providers import OpenAICompatibleProvider, ProviderConfig
+from fallback.providers.config import ProviderConfig
+from fallback.providers.openai_compatible import OpenAICompatibleProvider
 from serving.stages.dispatch import Dispatch
 from serving.wire import ChatCompletionBody, request_facts
 from tests.serving.scripted_engines import ScriptedEngines, chunk, completion
