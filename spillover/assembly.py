@@ -3,7 +3,7 @@ stores, and the stages put in order.
 
 Stage order (../shared/DESIGN.md): authenticate, admit, cache, (route, compress), dispatch,
 respond; settle runs for every stage entered, then the sinks (ledger, metrics, access log). A new
-stage is built here from its section and inserted in :meth:`Ingress.stages`; nothing else in
+stage is built here from its section and inserted in the ``stages`` list of :func:`assemble`; nothing else in
 the request path changes.
 """
 
@@ -33,11 +33,11 @@ from spillover.config import SpilloverConfig
 from spillover.route_table import cache_routes, hosted_models, replica_shapes, routes_from_config
 from stores.shared import SharedStores
 
-__all__ = ["Ingress", "assemble"]
+__all__ = ["IngressParts", "assemble"]
 
 
 @dataclass
-class Ingress:
+class IngressParts:
     """What one ingress replica runs: its subsystems, the route table and the pipeline."""
 
     config: SpilloverConfig
@@ -82,7 +82,7 @@ def breakers_from_config(config: SpilloverConfig) -> dict[str, CircuitBreaker]:
 
 
 def assemble(config: SpilloverConfig, engines: LocalEngines, *, providers: Mapping[str, Provider] | None = None,
-             keys_and_costs: bool = True) -> Ingress:
+             keys_and_costs: bool = True) -> IngressParts:
     """Build every subsystem of one ingress over ``engines``.
 
     ``keys_and_costs``: API keys from the database, rate limits, budgets and the ledger; without,
@@ -111,5 +111,5 @@ def assemble(config: SpilloverConfig, engines: LocalEngines, *, providers: Mappi
     stages: list[Stage] = [authenticate, *([costbook.admit] if costbook else []), cache.stage, dispatch, Respond()]
     sinks = [*([costbook.record] if costbook else []), metrics.finished, access_log]
     pipeline = Pipeline(stages, sinks=sinks, starters=[metrics.started])
-    return Ingress(config, engines, routes, providers, breakers, stores, registry, metrics, authenticate, access, costbook, cache, pipeline)
+    return IngressParts(config, engines, routes, providers, breakers, stores, registry, metrics, authenticate, access, costbook, cache, pipeline)
 

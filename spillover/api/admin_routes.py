@@ -10,12 +10,12 @@ from fastapi import APIRouter
 from access.admin_api import admin_router
 from costbook.budget_api import budget_router
 from costlevers.cache.admin import cache_admin_router
-from spillover.assembly import Ingress
+from spillover.assembly import IngressParts
 
 __all__ = ["admin_routes"]
 
 
-def admin_routes(ingress: Ingress) -> APIRouter:
+def admin_routes(ingress: IngressParts) -> APIRouter:
     """``/admin/keys`` and ``/v1/budget`` with keys and costs on; ``/admin/cache/purge`` always."""
     router = APIRouter()
     access, costbook = ingress.access, ingress.costbook

@@ -13,7 +13,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from contracts.context import Api, CacheResult, RequestContext, RequestFacts, new_request_id
 from contracts.errors import NotFoundError
 from serving.wire import ChatCompletionBody, CompletionBody, EmbeddingBody, request_facts
-from spillover.assembly import Ingress
+from spillover.assembly import IngressParts
 from spillover.route_table import DEFAULT_MAX_TOKENS
 from webio.bodies import parse_body, read_json_body
 
@@ -32,7 +32,7 @@ def request_id_of(request: Request) -> str:
     return request_id
 
 
-def openai_router(ingress: Ingress, *, echo_request_id: bool) -> APIRouter:
+def openai_router(ingress: IngressParts, *, echo_request_id: bool) -> APIRouter:
     router = APIRouter()
     public_models = [*ingress.routes, *ingress.engines.embedding_models()]
 

@@ -6,12 +6,12 @@ from fastapi import APIRouter
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.responses import JSONResponse, Response
 
-from spillover.assembly import Ingress
+from spillover.assembly import IngressParts
 
 __all__ = ["operations_router"]
 
 
-def operations_router(ingress: Ingress) -> APIRouter:
+def operations_router(ingress: IngressParts) -> APIRouter:
     router = APIRouter()
 
     @router.get("/health")
