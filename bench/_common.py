@@ -75,23 +75,48 @@ def _fmt(value: object) -> str:
     return str(value)
 
 
+#: The load average when the benchmark started (this module is imported first thing).
+LOAD_AT_START = os.getloadavg()
+
+
+def tree_dirty() -> bool:
+    """Uncommitted changes to tracked files, leaving out what benchmarks themselves write."""
+    try:
+        out = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!bench/results", ":!BENCHMARKS.md"],
+                             cwd=REPO, capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return True
+    return bool(out.strip())
+
+
 def record(name: str, title: str, figures: dict[str, object], body_markdown: str, *, merge: bool = True) -> None:
-    """Write ``bench/results/NAME.json`` (merging keys other benchmarks own) and append to BENCHMARKS.md."""
+    """Write ``bench/results/NAME.json`` (merging keys other benchmarks own) and append to BENCHMARKS.md,
+    each stamped with the commit, whether the tree had uncommitted changes, and the load average
+    at start and end."""
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"{name}.json"
     existing = json.loads(path.read_text()) if merge and path.exists() else {}
     existing.update(figures)
     existing["updated"] = time.strftime("%Y-%m-%d")
+    dirty, load_end = tree_dirty(), os.getloadavg()
+    existing["provenance"] = {"commit": git_commit(), "dirty": dirty, "machine": machine(),
+                              "load_average_start": [round(x, 2) for x in LOAD_AT_START],
+                              "load_average_end": [round(x, 2) for x in load_end]}
     path.write_text(json.dumps(existing, indent=2, sort_keys=True) + "\n")
     command = "python " + " ".join([os.path.relpath(sys.argv[0], REPO), *sys.argv[1:]])
     section = (
         f"\n## {title} ({time.strftime('%Y-%m-%d')})\n\n"
-        f"- Command: `{command}`\n- Machine: {machine()}\n- Commit: {git_commit()}\n\n{body_markdown}\n"
+        f"- Command: `{command}`\n- Machine: {machine()}\n- Commit: {git_commit()}{' (DIRTY TREE: uncommitted changes)' if dirty else ''}\n"
+        f"- Load average (1/5/15 min) at start {_loads(LOAD_AT_START)}, at end {_loads(load_end)}\n\n{body_markdown}\n"
     )
     if not BENCHMARKS_MD.exists():
         BENCHMARKS_MD.write_text("# Benchmarks\n\nEvery figure here was measured by a script under `bench/`; newest last.\n")
     with BENCHMARKS_MD.open("a") as out:
         out.write(section)
+
+
+def _loads(loads: Sequence[float]) -> str:
+    return "/".join(f"{x:.2f}" for x in loads)
 
 
 def terminate(child: subprocess.Popen[bytes], wait_s: float) -> None:
