@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 
 from spillover.config import DEFAULT_EMBEDDING_MODEL_NAME, DEFAULT_MODEL_NAME
 from tests.helpers import SpilloverServe, spillover_serving, wait_for
-from tests.serving.test_app_apis import requests
+from tests.spillover.test_app_apis import requests
 
 pytestmark = pytest.mark.e2e
 MODEL, EMBED = DEFAULT_MODEL_NAME, DEFAULT_EMBEDDING_MODEL_NAME
