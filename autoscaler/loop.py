@@ -84,7 +84,7 @@ class ControlLoop:
 
     async def run_forever(self, tick_s: float) -> None:
         """Tick every ``tick_s``; one bad tick (Serve restarting, say) holds the counts and the loop goes on."""
-        await periodically(tick_s, self.tick, logger=logger, what="autoscaler tick", first_at_once=True)
+        await periodically(tick_s, self.tick, logger=logger, what="autoscaler tick", first_at_once=True, start_to_start=True)
 
     async def _scale(self, model: str, replicas: int) -> None:
         try:

@@ -18,9 +18,11 @@ __all__ = ["periodically", "run_every", "stop_tasks"]
 
 
 async def periodically(period_s: float, work: Callable[[], Awaitable[object]], *, logger: logging.Logger, what: str,
-                       first_at_once: bool = False) -> None:
-    """Run ``work`` every ``period_s`` (measured start to start) until cancelled; a failure is
-    logged as ``what failed`` and the next round still comes."""
+                       first_at_once: bool = False, start_to_start: bool = False) -> None:
+    """Run ``work`` until cancelled, ``period_s`` apart: a pause of ``period_s`` after each round
+    (background upkeep yields the event loop that long however slow a round was), or with
+    ``start_to_start``, one round every ``period_s`` (a control loop's tick). A failure is logged
+    as ``what failed`` and the next round still comes."""
     if not first_at_once:
         await asyncio.sleep(period_s)
     while True:
@@ -29,12 +31,12 @@ async def periodically(period_s: float, work: Callable[[], Awaitable[object]], *
             await work()
         except Exception:
             logger.warning("%s failed; trying again in %.1f s", what, period_s, exc_info=True)
-        await asyncio.sleep(max(0.0, period_s - (time.monotonic() - started)))
+        await asyncio.sleep(max(0.0, period_s - (time.monotonic() - started)) if start_to_start else period_s)
 
 
 def run_every(period_s: float, work: Callable[[], Awaitable[object]], *, logger: logging.Logger, what: str,
               first_at_once: bool = False) -> asyncio.Task[None]:
-    """:func:`periodically` as a task named after ``what``."""
+    """:func:`periodically` (a pause of ``period_s`` after each round) as a task named after ``what``."""
     return asyncio.create_task(periodically(period_s, work, logger=logger, what=what, first_at_once=first_at_once), name=what)
 
 

@@ -52,6 +52,7 @@ def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, 
         yield {"address": address, "metrics_port": str(metrics_port)}
     finally:
         terminate_tree(head, 60)
+        _forget_cluster(address)
 
 
 @pytest.fixture(scope="session")
@@ -70,6 +71,16 @@ def redis_url() -> str:
 @pytest.fixture(scope="session")
 def postgres_dsn() -> str:
     return os.environ.get("SPILLOVER_TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+def _forget_cluster(address: str) -> None:
+    """Remove Ray's record of the current cluster if it is the one this session stopped (as
+    `ray stop` does): a later `ray.init()` on this machine would try to join the dead cluster."""
+    from ray._common.utils import get_ray_address_file
+
+    record = Path(get_ray_address_file(None))
+    if record.exists() and record.read_text().strip() == address:
+        record.unlink(missing_ok=True)
 
 
 def _ray_head_up(address: str, env: dict[str, str]) -> bool:
