@@ -33,7 +33,7 @@ def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, 
     # A throwaway loopback cluster: token auth off on both sides (see SpilloverServe).
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled"}
     # --block: the head stays this process's child, and stopping it stops exactly the cluster it
-    # started (never `ray stop --force`, which ends every Ray process on the machine).
+    # started (a machine-wide forced stop would end other people's Ray processes too).
     head = subprocess.Popen(
         [
             str(BIN / "ray"), "start", "--head", "--block", f"--port={gcs_port}", "--num-cpus=8",

@@ -37,7 +37,7 @@ def terminate_tree(child: subprocess.Popen[bytes], wait_s: float, *, descendants
     SIGTERM, up to ``wait_s`` for a clean exit (servers drain, ``ray start --block`` stops the
     cluster it started), then SIGKILL; then the descendants recorded before the signal get
     ``descendants_wait_s`` to leave on their own, and any still alive are killed by pid. Never
-    ``ray stop --force``: that ends every Ray process on the machine, other people's included.
+    a machine-wide forced Ray stop: that ends every Ray process here, other people's included.
     """
     try:
         descendants = psutil.Process(child.pid).children(recursive=True)
