@@ -43,6 +43,9 @@ class Route:
     allow_hosted: bool = True
     #: Prefill rate assumed before a replica has measured its own (tokens/s).
     prior_prefill_tokens_per_s: float = 300.0
+    #: How long a kept local stream waits for its first chunk before failing over (``None``: the
+    #: dispatcher's default).
+    local_start_timeout_s: float | None = None
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,8 @@ __all__ = ["EngineStatsLogger", "EngineSnapshot", "latest"]
 
 # A step longer than this is the engine waiting for work, not working.
 _MAX_STEP_S = 1.0
+# A prefill step whose decode share leaves less than this of it to prefill is not timed.
+_MIN_PREFILL_SHARE = 0.25
 # Exponential smoothing horizon for the token rates.
 _RATE_HORIZON_S = 5.0
 
@@ -95,6 +97,12 @@ class EngineStatsLogger(StatLoggerBase):
     def _measure(self, stats: Any) -> None:
         """Add the step that produced ``stats`` to the rates, when its duration is known.
 
+        Each rate is measured on the steps that did its kind of work. A pure decode step times
+        decoding. A step that prefilled times prefill, less the time its decoding sequences took
+        at the decode rate pure steps showed: folding them in would read the prefill rate low
+        under load, exactly when the spill-over decision leans on it. A step whose prefill share
+        is too small to tell from the decode estimate's error is left out of the prefill rate.
+
         After an idle spell the gap since the last record is idle time, not work: the first
         token's latency of the requests this step started bounds the step instead (it also
         holds any queueing, so the prefill rate errs low, on the safe side), and the step says
@@ -102,13 +110,18 @@ class EngineStatsLogger(StatLoggerBase):
         """
         # Computed tokens only: prefix-cache hits cost no prefill time.
         prompt_tokens = stats.prompt_token_stats.computed
+        # Each request whose prefill finished this step emitted its first token in it.
+        decode_tokens = max(0, stats.num_generation_tokens - len(stats.time_to_first_tokens_iter))
         if self._last_step is not None and self._last_was_busy:
             step_s = stats.iteration_timestamp - self._last_step
             if 0 < step_s <= _MAX_STEP_S:
                 self._busy_s += step_s
-                if prompt_tokens:
-                    self._prefill.add(prompt_tokens, step_s)
-                self._decode.add(stats.num_generation_tokens, step_s)
+                if not prompt_tokens:
+                    self._decode.add(decode_tokens, step_s)
+                    return
+                decode_s = decode_tokens / self._decode.value if self._decode.value > 0 else 0.0
+                if step_s - decode_s >= _MIN_PREFILL_SHARE * step_s:
+                    self._prefill.add(prompt_tokens, step_s - decode_s)
         elif prompt_tokens and stats.time_to_first_tokens_iter:
             # The first token's latency also holds queueing: as busy time, one step at most.
             self._busy_s += min(max(stats.time_to_first_tokens_iter), _MAX_STEP_S)

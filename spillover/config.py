@@ -63,6 +63,10 @@ class RouteConfig(_Strict):
     )
     hosted: list[HostedTargetConfig] = Field(default_factory=list, description="Hosted targets, in order of preference.")
     allow_hosted: bool = Field(True, description="False keeps this route's data in-house: never spill.")
+    local_start_timeout_s: Annotated[float, Field(gt=0)] | None = Field(
+        None, description="This route's own failover.local_start_timeout_s: how long a kept local stream may wait for "
+        "its first chunk before its hosted targets take it (default: the failover block's)."
+    )
     cache: RouteCacheConfig = RouteCacheConfig()
 
 
@@ -94,6 +98,9 @@ class SpilloverConfig(_Strict):
                 raise ValueError(f"route {route_name!r} names unknown provider(s) {missing}; known: {sorted(providers)}")
             if route.local_model is not None and route.local_model not in models:
                 raise ValueError(f"route {route_name!r} names unknown local_model {route.local_model!r}")
+            if route.local_start_timeout_s is not None and route.local_start_timeout_s >= self.failover.deadline_s:
+                raise ValueError(f"route {route_name!r}: local_start_timeout_s ({route.local_start_timeout_s:g}) must be below "
+                                 f"failover.deadline_s ({self.failover.deadline_s:g}), or a timed-out request has no time left")
         return self
 
 

@@ -33,6 +33,7 @@ def routes_from_config(config: SpilloverConfig) -> dict[str, Route]:
             ttft_target_s=rc.ttft_target_s,
             hosted=tuple(HostedTarget(provider=t.provider, model=t.model or "") for t in rc.hosted),
             allow_hosted=rc.allow_hosted,
+            local_start_timeout_s=rc.local_start_timeout_s,
         )
     return routes
 

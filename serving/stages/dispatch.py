@@ -73,7 +73,8 @@ class Dispatch(Stage):
         # A local stream waits for its first item only as long as there is somewhere else to go.
         # A non-stream answer's first item is the whole answer: bounding it would cut long
         # answers and pay twice; an engine that fails still fails it over.
-        local_timeout = self._local_start_timeout_s if len(order) > 1 and ctx.stream else None
+        timeout = route.local_start_timeout_s or self._local_start_timeout_s
+        local_timeout = timeout if len(order) > 1 and ctx.stream else None
         targets = [self._target(name, route, ctx, body, local_timeout) for name in order]
         ctx.timings.dispatched = time.perf_counter()
         started = await self._failover.start(targets, ctx.request_id)

@@ -32,11 +32,12 @@ def _closed_port() -> int:
         return s.getsockname()[1]
 
 
-def _dispatch(engines: ScriptedEngines) -> Dispatch:
+def _dispatch(engines: ScriptedEngines, *, default_timeout_s: float = TIMEOUT_S, route_timeout_s: float | None = None) -> Dispatch:
     provider = OpenAICompatibleProvider(ProviderConfig(name="h", base_url=f"http://127.0.0.1:{_closed_port()}/v1"))
-    route = Route(name="m", local_model="m", ttft_target_s=60.0, hosted=(HostedTarget(provider="h", model="m"),))
+    route = Route(name="m", local_model="m", ttft_target_s=60.0, hosted=(HostedTarget(provider="h", model="m"),),
+                  local_start_timeout_s=route_timeout_s)
     return Dispatch(engines, {"m": route}, providers={"h": provider}, breakers={"h": CircuitBreaker()},
-                    local_start_timeout_s=TIMEOUT_S)
+                    local_start_timeout_s=default_timeout_s)
 
 
 def _context(stream: bool) -> RequestContext:
@@ -69,3 +70,15 @@ def test_a_stream_with_no_first_chunk_in_time_leaves_the_local_engine() -> None:
         assert engines.closed.is_set(), "the local call is cancelled, not left running"
 
     asyncio.run(run())
+
+
+def test_a_routes_own_start_timeout_overrides_the_default() -> None:
+    engines = ScriptedEngines()
+    engines.script, engines.delay_s = [[chunk("late", role="assistant")]], TIMEOUT_S * 3
+
+    async def run() -> None:
+        with pytest.raises(SpilloverError):
+            await _dispatch(engines, default_timeout_s=60.0, route_timeout_s=TIMEOUT_S).process(_context(stream=True))
+        assert engines.closed.is_set()
+
+    asyncio.run(asyncio.wait_for(run(), TIMEOUT_S * 20))

@@ -82,3 +82,24 @@ def test_a_draining_model_has_no_ready_replica() -> None:
     serving = [ReplicaState("a", "m", running=2, observed_at=now), ReplicaState("b", "m", observed_at=now)]
     state = sum_replicas("m", serving, draining=True, now=now)
     assert (state.replicas_ready, state.replicas_draining, state.running) == (0, 2, 0)
+
+
+def test_prefill_rate_leaves_out_the_decoding_in_mixed_steps() -> None:
+    """Under load every prefill shares its step with decodes: timing the whole step as prefill
+    reads the rate low (here 50% low), which the decision would take as a longer wait."""
+    logger = EngineStatsLogger(vllm_config=None)
+    t = 2000.0
+    logger.record(_scheduler(8, 0, 0.1), _iteration(t, generated=8))
+    # Pure decode steps: 8 sequences in 0.04 s -> 200 tokens/s, 5 ms a sequence.
+    for i in range(1, 40):
+        logger.record(_scheduler(8, 1, 0.1), _iteration(t + 0.04 * i, generated=8))
+    decode = logger.snapshot().decode_tokens_per_s
+    assert abs(decode - 200) < 1
+    # Mixed steps: 8 decodes (0.04 s) plus a 200-token prefill at 5000 tokens/s (0.04 s) -> 0.08 s.
+    at = t + 0.04 * 39
+    for _ in range(20):
+        at += 0.08
+        logger.record(_scheduler(9, 1, 0.1), _iteration(at, prompt=200, generated=9, ttfts=[0.2]))
+    snap = logger.snapshot()
+    assert abs(snap.prefill_tokens_per_s - 5000) < 100, snap.prefill_tokens_per_s
+    assert snap.decode_tokens_per_s == decode, "mixed steps do not time decoding"

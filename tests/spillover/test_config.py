@@ -4,6 +4,7 @@ import pytest
 
 from contracts.errors import ConfigError
 from spillover.config import DEFAULT_MODEL_NAME, apply_env_overrides, load_config, parse_config
+from spillover.route_table import routes_from_config
 
 
 def test_embedded_default_serves_smollm2_on_one_cpu_replica() -> None:
@@ -40,6 +41,7 @@ def test_override_of_a_missing_list_item_names_the_variable() -> None:
         ({"models": []}, "models"),
         ({"models": [{"name": "m", "source": "s", "accelerator": "A100"}]}, "models.0"),
         ({"models": [{"name": "m", "source": "s"}, {"name": "m", "source": "t"}]}, "(top level)"),
+        ({"models": [{"name": "m", "source": "s"}], "routes": {"m": {"local_start_timeout_s": 30}}}, "(top level)"),
     ],
 )
 def test_bad_config_fails_with_one_message_naming_the_field(raw: dict, field: str) -> None:
@@ -71,3 +73,10 @@ def test_cli_reports_config_errors_without_a_traceback(tmp_path: Path, capsys: p
     assert main(["serve", "--config", str(bad)]) == 2
     err = capsys.readouterr().err
     assert "models.0.replicas.min" in err and "Traceback" not in err
+
+
+def test_a_routes_start_timeout_reaches_its_dispatch_route() -> None:
+    config = parse_config({"models": [{"name": "m", "source": "s"}], "routes": {"m": {"local_start_timeout_s": 0.5}, "n": {"local_model": "m"}}})
+    routes = routes_from_config(config)
+    assert routes["m"].local_start_timeout_s == 0.5
+    assert routes["n"].local_start_timeout_s is None
