@@ -48,11 +48,16 @@ ROUTERS: dict[str, Callable[[_Replica], tuple[int, ...]]] = {
 
 @dataclass(frozen=True)
 class HostedModel:
-    """The hosted target: list prices per million tokens and its time to first token."""
+    """The hosted target: list prices per million tokens and its time to first token.
+
+    ``ttft_samples``, when given, are measured first-token times the simulated spills take in
+    turn: a hosted API's tail, not its median, decides how many spills still miss the target.
+    """
 
     input_usd_per_mtok: float
     output_usd_per_mtok: float
     ttft_s: float = 1.0
+    ttft_samples: tuple[float, ...] = ()
 
     def cost(self, prompt: int, output: int) -> float:
         return (prompt * self.input_usd_per_mtok + output * self.output_usd_per_mtok) / 1e6
@@ -198,6 +203,7 @@ class Simulation:
         # The ingress's view of the queue in front of the engines, on simulated time.
         self._now = 0.0
         self._meter = StartMeter(clock=lambda: self._now)
+        self._hosted_ttfts = itertools.cycle(hosted.ttft_samples or (hosted.ttft_s,))
 
     def run(self, progress: Callable[[float], None] | None = None) -> SimResult:
         for _ in range(self.policy.initial()):
@@ -246,7 +252,7 @@ class Simulation:
         self._recent.append((now, local_demand))
         if spilled:
             request.spilled = True
-            request.first_token_s = now + self.hosted.ttft_s
+            request.first_token_s = now + next(self._hosted_ttfts)
             request.done_s = request.first_token_s
             self.api_usd += self.hosted.cost(arrival.prompt_tokens, arrival.output_tokens)
             return

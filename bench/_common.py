@@ -2,11 +2,17 @@
 
 Each benchmark prints a table, appends a dated section to BENCHMARKS.md (command, machine,
 numbers, and the peer measured in the same run), and writes its latest figures to
-``bench/results/NAME.json``.
+``bench/results/NAME.json``. A figure is only as good as what it can be traced to, so each
+record names its commit and refuses a tree with uncommitted changes (unless ``--allow-dirty``,
+and then it says so), the machine and its load, and, where the benchmark keeps them, the raw
+per-request outcomes in ``bench/results/NAME.raw.jsonl.gz``, from which its ``--recompute``
+mode rebuilds every derived figure and checks it against the JSON.
 """
 
 from __future__ import annotations
 
+import argparse
+import gzip
 import json
 import os
 import platform
@@ -14,8 +20,9 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 from tests.helpers import terminate_tree
 
@@ -82,32 +89,90 @@ LOAD_AT_START = os.getloadavg()
 def tree_dirty() -> bool:
     """Uncommitted changes to tracked files, leaving out what benchmarks themselves write."""
     try:
-        out = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!bench/results", ":!BENCHMARKS.md"],
+        out = subprocess.run(["git", "status", "--porcelain", "--", ".", ":!bench/results", ":!BENCHMARKS.md"],
                              cwd=REPO, capture_output=True, text=True, check=True).stdout
     except (OSError, subprocess.CalledProcessError):
         return True
     return bool(out.strip())
 
 
-def record(name: str, title: str, figures: dict[str, object], body_markdown: str, *, merge: bool = True) -> None:
+def add_provenance_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--allow-dirty", action="store_true",
+                        help="run on a tree with uncommitted changes; the record is marked DIRTY")
+
+
+def refuse_dirty_tree(allow_dirty: bool) -> None:
+    """Stop before measuring anything when the figures could not be traced to a commit."""
+    if tree_dirty() and not allow_dirty:
+        raise SystemExit("the tree has uncommitted changes: commit them first, or pass --allow-dirty (the record will say DIRTY)")
+
+
+RAW_SUFFIX = ".raw.jsonl.gz"
+
+
+def raw_path(name: str) -> Path:
+    return RESULTS / f"{name}{RAW_SUFFIX}"
+
+
+def save_raw(path: Path, header: dict[str, Any], rows: Iterable[dict[str, Any]]) -> None:
+    """The run's inputs (``header``, first line) and one JSON line per outcome, gzipped with no
+    timestamp so the same outcomes give the same bytes."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as out:
+        out.write((json.dumps(header, sort_keys=True) + "\n").encode())
+        for row in rows:
+            out.write((json.dumps(row, sort_keys=True) + "\n").encode())
+
+
+def load_raw(path: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    with gzip.open(path, "rt") as lines:
+        header = json.loads(next(lines))
+        return header, [json.loads(line) for line in lines]
+
+
+def recompute_differences(recorded: dict[str, Any], recomputed: dict[str, Any], at: str = "") -> list[str]:
+    """Where figures rebuilt from the raw file differ from the recorded ones (keys the rebuild
+    does not produce, such as the provenance, are not compared)."""
+    recomputed = json.loads(json.dumps(recomputed))  # the JSON's own types: tuples become lists
+    differences = []
+    for key, value in recomputed.items():
+        here = f"{at}.{key}" if at else key
+        if key not in recorded:
+            differences.append(f"{here}: not recorded")
+        elif isinstance(value, dict) and isinstance(recorded[key], dict):
+            differences.extend(recompute_differences(recorded[key], value, here))
+        elif recorded[key] != value:
+            differences.append(f"{here}: recorded {recorded[key]!r}, recomputed {value!r}")
+    return differences
+
+
+def record(name: str, title: str, figures: dict[str, object], body_markdown: str, *, merge: bool = True,
+           allow_dirty: bool = False, raw: tuple[dict[str, Any], list[dict[str, Any]]] | None = None) -> None:
     """Write ``bench/results/NAME.json`` (merging keys other benchmarks own) and append to BENCHMARKS.md,
-    each stamped with the commit, whether the tree had uncommitted changes, and the load average
-    at start and end."""
+    each stamped with the commit, whether the tree had uncommitted changes (refused unless
+    ``allow_dirty``), the machine and the load average at start and end; ``raw`` (the inputs and
+    the per-request outcomes) goes beside the JSON."""
+    dirty, load_end = tree_dirty(), os.getloadavg()
+    refuse_dirty_tree(allow_dirty)
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"{name}.json"
     existing = json.loads(path.read_text()) if merge and path.exists() else {}
     existing.update(figures)
     existing["updated"] = time.strftime("%Y-%m-%d")
-    dirty, load_end = tree_dirty(), os.getloadavg()
     existing["provenance"] = {"commit": git_commit(), "dirty": dirty, "machine": machine(),
                               "load_average_start": [round(x, 2) for x in LOAD_AT_START],
                               "load_average_end": [round(x, 2) for x in load_end]}
+    if raw is not None:
+        save_raw(raw_path(name), *raw)
+        existing["provenance"]["raw"] = os.path.relpath(raw_path(name), REPO)
     path.write_text(json.dumps(existing, indent=2, sort_keys=True) + "\n")
     command = "python " + " ".join([os.path.relpath(sys.argv[0], REPO), *sys.argv[1:]])
     section = (
         f"\n## {title} ({time.strftime('%Y-%m-%d')})\n\n"
         f"- Command: `{command}`\n- Machine: {machine()}\n- Commit: {git_commit()}{' (DIRTY TREE: uncommitted changes)' if dirty else ''}\n"
-        f"- Load average (1/5/15 min) at start {_loads(LOAD_AT_START)}, at end {_loads(load_end)}\n\n{body_markdown}\n"
+        f"- Load average (1/5/15 min) at start {_loads(LOAD_AT_START)}, at end {_loads(load_end)}\n"
+        + (f"- Raw outcomes: `{os.path.relpath(raw_path(name), REPO)}` (`{command} --recompute` rebuilds every figure from them)\n" if raw else "")
+        + f"\n{body_markdown}\n"
     )
     if not BENCHMARKS_MD.exists():
         BENCHMARKS_MD.write_text("# Benchmarks\n\nEvery figure here was measured by a script under `bench/`; newest last.\n")

@@ -23,15 +23,17 @@ from autoscaler.baselines import StaticFleet  # noqa: E402
 from autoscaler.replay import GPT4O, add_arguments, preset_for, run  # noqa: E402
 from autoscaler.simulator import ROUTERS, simulate  # noqa: E402
 from autoscaler.trace import read_trace  # noqa: E402
-from bench._common import RESULTS, record, table  # noqa: E402
+from bench._common import RESULTS, add_provenance_arguments, record, refuse_dirty_tree, table  # noqa: E402
 
 TRACE = Path(__file__).resolve().parents[2] / "shared" / "data" / "traces" / "azure_llm_2023_code.csv"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
+    add_provenance_arguments(parser)
     add_arguments(parser)
     args = parser.parse_args([str(TRACE), "--cold-start-s", "240", "--ttft-target-s", "2", "--gpu-usd-per-hour", "2.5", *sys.argv[1:]])
+    refuse_dirty_tree(args.allow_dirty)
     RESULTS.mkdir(parents=True, exist_ok=True)
     args.plot = RESULTS / "autoscaler.png"
     results = run(args)
@@ -62,7 +64,7 @@ def main() -> None:
     text += "\n\nRouting inside a fixed fleet, spill-over on:\n\n" + table(
         ["replicas", "router", "slo_attainment", "ttft_p99_s", "spilled_share", "total_usd"], routing_rows)
     print(text)
-    record("autoscaler", "Autoscaler policies on the Azure code trace (simulated)", summary, text + "\n\n" + note, merge=False)
+    record("autoscaler", "Autoscaler policies on the Azure code trace (simulated)", summary, text + "\n\n" + note, merge=False, allow_dirty=args.allow_dirty)
 
 
 def routing_inside_a_fleet(args: argparse.Namespace) -> dict[str, dict[str, float]]:

@@ -28,7 +28,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._common import median, record, table  # noqa: E402
+from bench._common import add_provenance_arguments, median, record, refuse_dirty_tree, table  # noqa: E402
 from bench.cache_quality import DATA, decide_latency_ms, partner_only, test_split, whole_index  # noqa: E402
 from contracts.context import ANONYMOUS, Api, RequestContext  # noqa: E402
 from costlevers.cache.entries import CachedResponse  # noqa: E402
@@ -140,9 +140,11 @@ def embed_p50_ms(samples: int = 200) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    add_provenance_arguments(parser)
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
     parser.add_argument("--entries", type=int, default=100_000)
     args = parser.parse_args()
+    refuse_dirty_tree(args.allow_dirty)
     verifier = HitVerifier.load()
     quality = {"whole_index": whole_index(DATA, verifier), "partner_only": partner_only(DATA, verifier)}
     run = asyncio.run(runtime(args.redis_url, args.entries))
@@ -180,7 +182,7 @@ def main() -> None:
         f"false-hit rate is not above spillover's: {w['duplicate_hit_ratio_vs_baseline']:.2f}x its duplicate hits (whole index), "
         f"{p['duplicate_hit_ratio_vs_baseline']:.2f}x (partner only). Lookup: the cache stage over {run['entries']:,} entries in "
         f"Redis (test questions plus noisy copies of the dev file's others), Redis round trips in, embedding out; the replica "
-        f"rebuilt its index from Redis in {run['rebuild_s']:.0f} s. Goal met: {figures['goal_met']}."))
+        f"rebuilt its index from Redis in {run['rebuild_s']:.0f} s. Goal met: {figures['goal_met']}."), allow_dirty=args.allow_dirty)
 
 
 if __name__ == "__main__":

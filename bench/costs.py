@@ -42,7 +42,7 @@ import httpx
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench._common import REPO, median, record, table, terminate  # noqa: E402
+from bench._common import REPO, add_provenance_arguments, median, record, refuse_dirty_tree, table, terminate  # noqa: E402
 
 BENCH = REPO / "bench"
 SETUPS = ("direct", "spillover_off", "spillover_on", "litellm")
@@ -325,6 +325,7 @@ def note(figures: dict, args: argparse.Namespace) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_provenance_arguments(parser)
     parser.add_argument("--rate", type=float, default=200.0)
     parser.add_argument("--duration-s", type=float, default=60.0)
     parser.add_argument("--rounds", type=int, default=3)
@@ -332,6 +333,7 @@ def main() -> None:
     parser.add_argument("--sustained-rate", type=float, default=40.0, help="also compare at this rate (0: not)")
     parser.add_argument("--sustained-duration-s", type=float, default=20.0)
     args = parser.parse_args()
+    refuse_dirty_tree(args.allow_dirty)
     litellm = ensure_litellm()
     runs: dict[str, list[dict]] = {name: [] for name, *_ in plan(args)}
     with tempfile.TemporaryDirectory(prefix="bench-costs-") as tmp, bench_database():
@@ -347,7 +349,7 @@ def main() -> None:
     text = table(["setup", "rounds", "p50 ms", "p99 ms", "added p50 ms", "added p99 ms", "requests/s", "errors", "late sends"], rows)
     print(text)
     print(json.dumps(figures["goal_met"]))
-    record("costs", "Costs: what the ingress adds, stages off and on, beside LiteLLM's proxy", figures, text + "\n\n" + note(figures, args))
+    record("costs", "Costs: what the ingress adds, stages off and on, beside LiteLLM's proxy", figures, text + "\n\n" + note(figures, args), allow_dirty=args.allow_dirty)
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ import httpx
 import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench._common import RAY_SERVE_LLM_PEER, median, record, table, terminate  # noqa: E402
+from bench._common import RAY_SERVE_LLM_PEER, add_provenance_arguments, median, record, refuse_dirty_tree, table, terminate  # noqa: E402
 
 PORT = 8000
 MODEL = "smollm2-135m-instruct"
@@ -93,8 +93,10 @@ def run_once(setup: str, cache_dir: str) -> tuple[float, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
+    add_provenance_arguments(parser)
     parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
+    refuse_dirty_tree(args.allow_dirty)
     results: dict[str, list[tuple[float, float]]] = {"spillover_cold": [], "spillover_warm": [], "ray_serve_llm_warm": []}
     with tempfile.TemporaryDirectory() as cold_cache:
         results["spillover_cold"].append(run_once("spillover", cold_cache))
@@ -120,7 +122,7 @@ def main() -> None:
         f"whole process tree. Cold includes the one-time GGUF conversion. Warm spillover vs Ray Serve LLM's own "
         f"app: {warm_ready / peer_ready:.2f}x the time to ready."
     )
-    record("serving", "Time to ready and peak memory (spillover serve vs Ray Serve LLM)", figures, text + "\n\n" + note)
+    record("serving", "Time to ready and peak memory (spillover serve vs Ray Serve LLM)", figures, text + "\n\n" + note, allow_dirty=args.allow_dirty)
 
 
 if __name__ == "__main__":

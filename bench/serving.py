@@ -28,7 +28,7 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench._common import RAY_SERVE_LLM_PEER, median, record, table, terminate  # noqa: E402
+from bench._common import RAY_SERVE_LLM_PEER, add_provenance_arguments, median, record, refuse_dirty_tree, table, terminate  # noqa: E402
 
 PORT = 8000
 MODEL = "smollm2-135m-instruct"
@@ -175,10 +175,12 @@ def ingress_overhead_ms() -> dict[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
+    add_provenance_arguments(parser)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--prompts", type=int, default=64)
     parser.add_argument("--prompts-c1", type=int, default=16, help="fewer at concurrency 1: one stream is slow on a CPU")
     args = parser.parse_args()
+    refuse_dirty_tree(args.allow_dirty)
     prompts = load_prompts(args.prompts)
     setups = ("spillover", "ray_serve_llm", "vllm")
     runs: dict[tuple[str, int], list[dict[str, float]]] = {}
@@ -226,7 +228,7 @@ def main() -> None:
         f"{figures['ray_vs_direct_ttft_p50_ms']} ms. spillover's ingress own time (received → dispatched, "
         f"server-side histogram): p50 ≤ {ingress['ingress_p50_ms_le']} ms, p99 ≤ {ingress['ingress_p99_ms_le']} ms."
     )
-    record("serving", "Serving: spillover vs Ray Serve LLM vs vLLM direct", figures, text + "\n\n" + note)
+    record("serving", "Serving: spillover vs Ray Serve LLM vs vLLM direct", figures, text + "\n\n" + note, allow_dirty=args.allow_dirty)
 
 
 if __name__ == "__main__":

@@ -17,16 +17,18 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench._common import median, record, table  # noqa: E402
+from bench._common import add_provenance_arguments, median, record, refuse_dirty_tree, table  # noqa: E402
 from bench.serving import load_prompts, run_level, start, stop, wait_ready  # noqa: E402
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
+    add_provenance_arguments(parser)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--prompts", type=int, default=16)
     parser.add_argument("--intervals", default="50,10", help="stream_batching_interval_ms values; 50 is Ray's default")
     args = parser.parse_args()
+    refuse_dirty_tree(args.allow_dirty)
     intervals = [float(v) for v in args.intervals.split(",")]
     prompts = load_prompts(args.prompts)
     runs: dict[float, list[dict[str, float]]] = {i: [] for i in intervals}
@@ -52,7 +54,7 @@ def main() -> None:
         f"ignore_eos; {args.rounds} rounds alternating the settings; medians. The peer here is spillover at Ray's "
         f"default interval ({intervals[0]:g} ms, TTFT p50 {base:.0f} ms)."
     )
-    record("stream_batching", "Stream batching interval vs TTFT at concurrency 1 (spillover)", figures, text + "\n\n" + note)
+    record("stream_batching", "Stream batching interval vs TTFT at concurrency 1 (spillover)", figures, text + "\n\n" + note, allow_dirty=args.allow_dirty)
 
 
 if __name__ == "__main__":

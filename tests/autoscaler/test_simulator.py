@@ -56,6 +56,17 @@ def test_a_queue_past_capacity_misses_without_spill_and_spills_with_it() -> None
         sum(HOSTED.cost(400, 50) for _ in range(round(spilled.spilled_share * 40))))
 
 
+def test_spills_take_the_measured_hosted_first_token_times_in_turn() -> None:
+    burst = [Arrival(i * 0.01, 400, 50) for i in range(40)]
+    policy = SpilloverFleet(PolicyConfig(max_replicas=1))
+    fixed = simulate(burst, PRESET, policy, **COMMON)
+    tail = dataclasses.replace(HOSTED, ttft_samples=(0.5, 3.0))  # every other spill misses the 1 s target
+    sampled = simulate(burst, PRESET, policy, **{**COMMON, "hosted": tail})
+    spills = round(sampled.spilled_share * 40)
+    assert sampled.spilled_share == fixed.spilled_share
+    assert fixed.slo_attainment - sampled.slo_attainment == pytest.approx((spills // 2) / 40)
+
+
 def test_a_short_prompt_goes_to_the_replica_whose_long_prompt_already_started() -> None:
     """Replica A decodes a long prompt that has started; B has a medium one still to prefill.
     The live router's choice (tokens not yet started) puts a short probe on A, behind nothing;
