@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from contracts.context import RequestFacts
 from contracts.tokens import estimate_prompt_tokens
+from serving.prompt_tokens import PromptTokenCounter
 
 __all__ = [
     "ChatCompletionBody",
@@ -79,10 +80,14 @@ class EmbeddingBody(BaseModel):
     dimensions: Annotated[int, Field(ge=1)] | None = None
 
 
-def request_facts(parsed: GenerationBody, body: dict[str, Any], default_max_tokens: int) -> RequestFacts:
-    """What every stage may need of a generation request, worked out once."""
+def request_facts(parsed: GenerationBody, body: dict[str, Any], default_max_tokens: int, *,
+                  count_prompt_tokens: PromptTokenCounter = estimate_prompt_tokens) -> RequestFacts:
+    """What every stage may need of a generation request, worked out once.
+
+    ``count_prompt_tokens``: the route's counter (:mod:`serving.prompt_tokens`); chars/4 by default.
+    """
     return RequestFacts(
-        prompt_tokens=estimate_prompt_tokens(body),
+        prompt_tokens=count_prompt_tokens(body),
         max_tokens=parsed.output_limit(default_max_tokens),
         wants_usage_chunk=parsed.wants_usage_chunk(),
         has_tools=bool(body.get("tools") or body.get("functions")),

@@ -10,7 +10,7 @@ the request path changes.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry
 
@@ -18,6 +18,7 @@ from access.access import Access
 from access.authenticate import Authenticate, static_keys_from_env
 from contracts.local_engines import LocalEngines
 from contracts.pipeline import Pipeline, Stage
+from contracts.tokens import estimate_prompt_tokens
 from costbook.costbook import Costbook
 from costlevers.cache.lever import CacheLever, route_policies
 from fallback.breaker import CircuitBreaker
@@ -27,10 +28,11 @@ from fallback.providers.build import build_provider
 from fallback.providers.interface import Provider
 from serving.logs import access_log
 from serving.metrics import RequestMetrics
+from serving.prompt_tokens import PromptTokenCounter, prompt_token_counter
 from serving.stages.dispatch import Dispatch
 from serving.stages.respond import Respond
 from spillover.config import SpilloverConfig
-from spillover.route_table import cache_routes, hosted_models, replica_shapes, routes_from_config
+from spillover.route_table import cache_routes, hosted_models, local_sources, replica_shapes, routes_from_config
 from stores.shared import SharedStores
 
 __all__ = ["IngressParts", "assemble"]
@@ -53,6 +55,12 @@ class IngressParts:
     costbook: Costbook | None
     cache: CacheLever
     pipeline: Pipeline
+    #: Per route with a local model: its prompt-token counter (chars/4 where no tokenizer loaded).
+    prompt_counters: dict[str, PromptTokenCounter] = field(default_factory=dict)
+
+    def count_prompt_tokens(self, model: str) -> PromptTokenCounter:
+        """The route's counter: its local model's tokenizer, else chars/4."""
+        return self.prompt_counters.get(model, estimate_prompt_tokens)
 
     async def start(self) -> None:
         if self.access is not None:
@@ -111,5 +119,8 @@ def assemble(config: SpilloverConfig, engines: LocalEngines, *, providers: Mappi
     stages: list[Stage] = [authenticate, *([costbook.admit] if costbook else []), cache.stage, dispatch, Respond()]
     sinks = [*([costbook.record] if costbook else []), metrics.finished, access_log]
     pipeline = Pipeline(stages, sinks=sinks, starters=[metrics.started])
-    return IngressParts(config, engines, routes, providers, breakers, stores, registry, metrics, authenticate, access, costbook, cache, pipeline)
+    # Tokenizers load here, before the replica takes traffic (serving.prompt_tokens).
+    prompt_counters = {name: prompt_token_counter(source) for name, source in local_sources(config, routes).items()}
+    return IngressParts(config, engines, routes, providers, breakers, stores, registry, metrics, authenticate, access, costbook, cache, pipeline,
+                        prompt_counters)
 

@@ -3,7 +3,8 @@
 Every local model is a route of its own name; ``routes`` adds hosted targets and new names. The
 subsystems get only what they need of it: dispatch its :class:`fallback.decision.Route` objects,
 the cache each route's cache block and model version, costs each route's hosted models (their
-prices bound what a budget reserves) and each local model's replica shape.
+prices bound what a budget reserves) and each local model's replica shape, and the prompt-token
+counters each route's local model source (where its tokenizer is).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from costlevers.cache.request_key import model_version_of
 from fallback.decision import HostedTarget, Route
 from spillover.config import RouteConfig, SpilloverConfig
 
-__all__ = ["DEFAULT_MAX_TOKENS", "DEFAULT_TTFT_TARGET_S", "cache_routes", "hosted_models", "replica_shapes", "routes_from_config"]
+__all__ = ["DEFAULT_MAX_TOKENS", "DEFAULT_TTFT_TARGET_S", "cache_routes", "hosted_models", "local_sources", "replica_shapes", "routes_from_config"]
 
 #: TTFT target of a local model that has no `routes` entry of its own.
 DEFAULT_TTFT_TARGET_S = 2.0
@@ -65,3 +66,9 @@ def hosted_models(config: SpilloverConfig, routes: dict[str, Route]) -> dict[str
 
 def replica_shapes(config: SpilloverConfig) -> dict[str, ReplicaShape]:
     return {m.name: ReplicaShape(m.gpus_per_replica, m.cpus_per_replica, m.usd_per_replica_hour) for m in config.models}
+
+
+def local_sources(config: SpilloverConfig, routes: dict[str, Route]) -> dict[str, str]:
+    """Per route with a local model, that model's ``source`` (where its tokenizer is)."""
+    sources = {m.name: m.source for m in config.models}
+    return {name: sources[route.local_model] for name, route in routes.items() if route.local_model in sources}

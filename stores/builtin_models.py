@@ -20,7 +20,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["BUILTIN_FOLDERS", "BUILTIN_PREFIX", "BuiltinModel", "BUILTIN_MODELS", "cache_dir", "resolve_source"]
+__all__ = ["BUILTIN_FOLDERS", "BUILTIN_PREFIX", "BuiltinModel", "BUILTIN_MODELS", "cache_dir", "resolve_source", "tokenizer_files"]
 
 BUILTIN_PREFIX = "builtin:"
 
@@ -73,6 +73,30 @@ def resolve_source(source: str) -> str:
         return str(_package_dir(package) / folder)
     known = ", ".join(BUILTIN_PREFIX + n for n in [*BUILTIN_MODELS, *BUILTIN_FOLDERS])
     raise ValueError(f"unknown builtin model {source!r}; known: {known}")
+
+
+def tokenizer_files(source: str, *, gguf: bool = False) -> tuple[Path, str | None]:
+    """Where ``source``'s tokenizer loads from with no download and no conversion: a folder, and
+    the GGUF file in it that holds the tokenizer (``None``: a Hugging Face folder).
+
+    A builtin model's converted folder (``spillover serve`` converts before the ingress starts);
+    before its conversion, with ``gguf``, the GGUF its package ships (the converted folder's
+    tokenizer is saved from it, so both count alike, but reading it takes seconds, not tenths).
+    Any other source only where it is a local folder. Otherwise :class:`FileNotFoundError`.
+    """
+    if source.startswith(BUILTIN_PREFIX) and source.removeprefix(BUILTIN_PREFIX) in BUILTIN_MODELS:
+        model = BUILTIN_MODELS[source.removeprefix(BUILTIN_PREFIX)]
+        converted = cache_dir() / "models" / model.name
+        if (converted / model.marker).is_file():
+            return converted, None
+        if not gguf:
+            raise FileNotFoundError(f"{source} is not converted yet (at {converted})")
+        path = gguf_path(model)
+        return path.parent, path.name
+    folder = Path(resolve_source(source)).expanduser()
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{source!r} is not a local folder")
+    return folder, None
 
 
 def _package_dir(package: str) -> Path:

@@ -107,7 +107,9 @@ class Dispatch(Stage):
     def _target(self, name: str, route: Route, ctx: RequestContext, body: dict[str, Any], local_timeout_s: float | None) -> Target:
         if name == LOCAL:
             assert route.local_model is not None
-            call = UpstreamCall(ctx.api.value, body, route.local_model, ctx.request_id, ctx.facts.prompt_tokens)
+            # The engine knows its own model's name, not the route's.
+            local_body = {**body, "model": route.local_model}
+            call = UpstreamCall(ctx.api.value, local_body, route.local_model, ctx.request_id, ctx.facts.prompt_tokens)
             meter, engines = self._meter(route.local_model), self._engines
             return Target(LOCAL, lambda: metered(meter, engines.generate(call), call.prompt_tokens), local_timeout_s)
         provider = self._providers[name]

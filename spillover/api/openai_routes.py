@@ -57,7 +57,8 @@ def openai_router(ingress: IngressParts, *, echo_request_id: bool) -> APIRouter:
             body=body,
             stream=bool(getattr(parsed, "stream", False)),
             headers={k.lower(): v for k, v in request.headers.items()},
-            facts=RequestFacts() if api is Api.EMBEDDINGS else request_facts(parsed, body, DEFAULT_MAX_TOKENS),
+            facts=RequestFacts() if api is Api.EMBEDDINGS else request_facts(
+                parsed, body, DEFAULT_MAX_TOKENS, count_prompt_tokens=ingress.count_prompt_tokens(parsed.model)),
         )
         outcome = await ingress.pipeline.run(ctx)
         headers = {**_spill_headers(ctx), **outcome.headers}

@@ -82,3 +82,17 @@ def test_a_routes_own_start_timeout_overrides_the_default() -> None:
         assert engines.closed.is_set()
 
     asyncio.run(asyncio.wait_for(run(), TIMEOUT_S * 20))
+
+
+def test_a_route_named_apart_from_its_local_model_asks_the_engine_for_that_model() -> None:
+    """The engine knows only its own model's name: a route such as ``fast`` over local ``m``
+    must not reach it as ``fast`` (vLLM answers 404 to a name it does not serve)."""
+    engines = ScriptedEngines()
+    engines.script = [completion("hi")]
+    route = Route(name="fast", local_model="m", ttft_target_s=60.0)
+    body = {"model": "fast", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 4}
+    ctx = RequestContext(request_id="r", api=Api.CHAT, model="fast", body=body, stream=False, headers={}, route="fast",
+                         facts=request_facts(parse_body(ChatCompletionBody, body), body, 16))
+    asyncio.run(Dispatch(engines, {"fast": route}).process(ctx))
+    assert engines.bodies[0]["model"] == "m" and ctx.body["model"] == "fast"
+    assert ctx.model_served == "m"
