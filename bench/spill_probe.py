@@ -1,10 +1,14 @@
 """The spill-over bench's client and its probes of the local replica.
 
-The client streams one chat completion and records where the ingress sent it and when its first
-token came (:func:`send`). The probes calibrate the replica before the replay: the unloaded TTFT
-that sets the target, the step model's costs (:func:`step_costs`), and the capacity at the target
-and saturated (:func:`goodput`, :func:`closed_loop`). Every probe send has a prompt no other send
-used (:class:`FreshPrompts`).
+The client streams one chat completion and records where the ingress sent it, when its first
+token came and what the ingress predicted (:func:`send`). The probes calibrate the replica
+before the replay: the unloaded TTFT that sets the target, the step model's costs, and the
+capacity at the target and saturated. Every probe send has a prompt no other send used
+(:class:`FreshPrompts`).
+
+Measuring and deriving are apart: :func:`measure_probe` keeps every probe send as a raw row
+(and each closed loop's length), :func:`derive_probe` turns those rows into the figures, so a
+recorded run's figures can be rebuilt from its raw file alone.
 """
 
 from __future__ import annotations
@@ -14,8 +18,8 @@ import functools
 import json
 import statistics
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import httpx
@@ -23,13 +27,16 @@ import httpx
 from autoscaler.trace import Arrival
 from bench.serving import MODEL, PROMPTS
 
-__all__ = ["DECODE_BATCH", "PROBE_CONCURRENCY", "SERVE_PORT", "FreshPrompts", "Outcome", "calibrate", "prompt_texts", "send"]
+__all__ = ["DECODE_BATCH", "PROBE_CONCURRENCY", "SERVE_PORT", "FreshPrompts", "Outcome", "derive_probe", "measure_probe",
+           "percentile", "prompt_texts", "send"]
 
 SERVE_PORT = 8000
 PROBE_CONCURRENCY = 32
 #: The step-cost probe's decode streams: how many at once, and how long each.
 DECODE_BATCH, DECODE_TOKENS = 16, 64
 GOODPUT_STEP_S = 20.0
+GOODPUT_LEVELS = (1, 2, 4, 8, 16)
+SATURATED_S = 30.0
 #: Fresh prompts for the closed-loop probes, more than they can send on this machine.
 PROBE_SENDS = 2000
 
@@ -42,6 +49,15 @@ class Outcome:
     reason: str = ""
     predicted_s: float | None = None
     total_s: float | None = None
+    status: int = 0
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The nearest-rank ``q`` quantile of ``values`` (nan when empty)."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 def prompt_texts(arrivals: list[Arrival], first_index: int = 0) -> list[str]:
@@ -68,8 +84,8 @@ def _corpus() -> tuple[Any, list[int]]:
 class FreshPrompts:
     """Texts no earlier send used. A probe that repeats a prompt hits vLLM's prefix cache from
     the second send on: its TTFT then shows no prefill, and a target set from it is out of reach
-    for any new prompt (the fourth simulator check: 0.22 s repeated, 0.6-2 s for new prompts of
-    the same lengths). The replay's own prompts come first; probes take indices after them."""
+    for any new prompt (0.22 s repeated, 0.6-2 s for new prompts of the same lengths, seen in an
+    earlier run). The replay's own prompts take their own indices; probes take indices apart."""
 
     def __init__(self, first_index: int) -> None:
         self._next = first_index
@@ -85,8 +101,9 @@ class FreshPrompts:
         return iter(zip(cycled, self.of(cycled)))
 
 
-async def send(client: httpx.AsyncClient, arrival: Arrival, prompt: str) -> Outcome:
-    body = {"model": MODEL, "messages": [{"role": "user", "content": prompt}], "max_tokens": arrival.output_tokens,
+async def send(client: httpx.AsyncClient, model: str, arrival: Arrival, prompt: str) -> Outcome:
+    """One streamed chat completion of ``arrival``'s output length (``ignore_eos``)."""
+    body = {"model": model, "messages": [{"role": "user", "content": prompt}], "max_tokens": arrival.output_tokens,
             "ignore_eos": True, "temperature": 0, "stream": True}
     started = time.perf_counter()
     ttft, done, errored = None, False, False
@@ -94,10 +111,11 @@ async def send(client: httpx.AsyncClient, arrival: Arrival, prompt: str) -> Outc
         async with client.stream("POST", f"http://127.0.0.1:{SERVE_PORT}/v1/chat/completions", json=body) as response:
             headers = response.headers
             route = (headers.get("x-spillover-destination", ""), headers.get("x-spillover-reason", ""))
-            predicted = headers.get("x-spillover-predicted-ttft-ms")
+            predicted_ms = headers.get("x-spillover-predicted-ttft-ms")
+            predicted = float(predicted_ms) / 1000 if predicted_ms else None
             if response.status_code != 200:
                 await response.aread()
-                return Outcome(None, False, *route)
+                return Outcome(None, False, *route, predicted, status=response.status_code)
             async for line in response.aiter_lines():
                 if line == "data: [DONE]":
                     done = True
@@ -109,124 +127,141 @@ async def send(client: httpx.AsyncClient, arrival: Arrival, prompt: str) -> Outc
     except httpx.HTTPError:
         return Outcome(None, False)
     ok = done and not errored and ttft is not None
-    return Outcome(ttft, ok, *route, float(predicted) / 1000 if predicted else None, time.perf_counter() - started)
+    return Outcome(ttft, ok, *route, predicted, time.perf_counter() - started, response.status_code)
 
 
-async def closed_loop(sends: Iterator[tuple[Arrival, str]], concurrency: int, duration_s: float) -> tuple[float, list[float]]:
-    """Completed requests per second with ``concurrency`` always in flight, and their TTFTs;
-    each send takes the next of ``sends`` (fresh prompts: see :class:`FreshPrompts`)."""
-    ttfts: list[float] = []
-    deadline = time.perf_counter() + duration_s
-    async with httpx.AsyncClient(timeout=600) as client:
+class ProbeRecorder:
+    """Sends probe requests with fresh prompts and keeps each one's outcome as a raw row."""
 
-        async def worker() -> None:
-            while time.perf_counter() < deadline:
-                arrival, text = next(sends)
-                outcome = await send(client, arrival, text)
-                if outcome.ok and outcome.ttft_s is not None:
-                    ttfts.append(outcome.ttft_s)
-        started = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-        return len(ttfts) / (time.perf_counter() - started), ttfts
+    def __init__(self, model: str, fresh: FreshPrompts) -> None:
+        self.model, self.fresh = model, fresh
+        self.rows: list[dict[str, Any]] = []
+        #: Each closed loop's measured length, seconds: its throughput's denominator.
+        self.loops_s: dict[str, float] = {}
+
+    def _keep(self, phase: str, arrival: Arrival, outcome: Outcome) -> Outcome:
+        self.rows.append({"phase": phase, "prompt_tokens": arrival.prompt_tokens, "output_tokens": arrival.output_tokens,
+                          **asdict(outcome)})
+        return outcome
+
+    async def alone(self, phase: str, arrival: Arrival, count: int) -> None:
+        """``count`` sends one after another: nothing else in flight."""
+        async with httpx.AsyncClient(timeout=120) as client:
+            for text in self.fresh.of([arrival] * count):
+                self._keep(phase, arrival, await send(client, self.model, arrival, text))
+
+    async def together(self, phase: str, arrival: Arrival, count: int) -> None:
+        """``count`` sends at once."""
+        async with httpx.AsyncClient(timeout=600) as client:
+            outcomes = await asyncio.gather(*(send(client, self.model, arrival, t) for t in self.fresh.of([arrival] * count)))
+        for outcome in outcomes:
+            self._keep(phase, arrival, outcome)
+
+    async def loop(self, phase: str, sends: Iterator[tuple[Arrival, str]], concurrency: int, duration_s: float) -> None:
+        """A closed loop: ``concurrency`` always in flight for ``duration_s``."""
+        deadline = time.perf_counter() + duration_s
+        async with httpx.AsyncClient(timeout=600) as client:
+
+            async def worker() -> None:
+                while time.perf_counter() < deadline:
+                    arrival, text = next(sends)
+                    self._keep(phase, arrival, await send(client, self.model, arrival, text))
+
+            started = time.perf_counter()
+            await asyncio.gather(*(worker() for _ in range(concurrency)))
+            self.loops_s[phase] = round(time.perf_counter() - started, 3)
 
 
-async def goodput(sends: Iterator[tuple[Arrival, str]], target_s: float) -> tuple[float, int]:
-    """The local replica's capacity at the target: the throughput of the highest concurrency
-    (doubling from 1; 1 at least) whose TTFT p90 stays within ``target_s``, and that concurrency.
+async def measure_probe(raw: list[Arrival], median_index: int, model: str, first_index: int) -> tuple[list[dict[str, Any]], dict[str, float]]:
+    """Every probe send (raw rows) and each closed loop's length.
 
-    Raw capacity (a saturated closed loop) is the wrong yardstick for a latency target: a CPU
-    engine batching 32 requests finishes many a second, each seconds late. 1.5x raw capacity
-    would leave the local side able to keep almost nothing in target and send nearly all of it
-    to a hosted stand-in no bigger than the local replica."""
-    best, best_concurrency = 0.0, 0
-    for concurrency in (1, 2, 4, 8, 16):
-        rate, ttfts = await closed_loop(sends, concurrency, GOODPUT_STEP_S)
-        p90 = sorted(ttfts)[int(0.9 * (len(ttfts) - 1))] if ttfts else float("inf")
-        print(f"probe: {concurrency} in flight: {rate:.2f} requests/s, TTFT p50 {statistics.median(ttfts) if ttfts else float('nan'):.3f} s, "
-              f"p90 {p90:.3f} s (target {target_s:.3f} s)", flush=True)
-        if concurrency > 1 and p90 > target_s:
+    In order: the median prompt alone (→ the target); the window's shortest and longest prompts
+    alone (→ the prefill rate); decode streams alone and ``DECODE_BATCH`` together (→ the step's
+    overhead and per-sequence cost); closed loops doubling from 1 in flight until TTFT p90 leaves
+    the target (→ the capacity at the target); a saturated loop (→ the raw capacity).
+    """
+    recorder = ProbeRecorder(model, FreshPrompts(first_index))
+    await recorder.alone("unloaded", raw[median_index], 10)
+    order = sorted(range(len(raw)), key=lambda i: raw[i].prompt_tokens)
+    await recorder.alone("prefill_short", Arrival(0.0, raw[order[0]].prompt_tokens, 1), 5)
+    await recorder.alone("prefill_long", Arrival(0.0, raw[order[-1]].prompt_tokens, 1), 5)
+    decode = Arrival(0.0, raw[order[0]].prompt_tokens, DECODE_TOKENS)
+    await recorder.alone("decode_alone", decode, 3)
+    await recorder.together("decode_batch", decode, DECODE_BATCH)
+    target = 2 * _median_ttft(recorder.rows, "unloaded")
+    loops = recorder.fresh.pairs(raw, PROBE_SENDS)
+    for concurrency in GOODPUT_LEVELS:
+        phase = f"goodput_{concurrency}"
+        await recorder.loop(phase, loops, concurrency, GOODPUT_STEP_S)
+        ttfts = _ttfts(recorder.rows, phase)
+        print(f"probe: {concurrency} in flight: TTFT p50 {statistics.median(ttfts) if ttfts else float('nan'):.3f} s, "
+              f"p90 {percentile(ttfts, 0.9):.3f} s (target {target:.3f} s)", flush=True)
+        if concurrency > 1 and not percentile(ttfts, 0.9) <= target:
             break
-        best, best_concurrency = rate, concurrency  # one in flight is the floor: no queue at all
-    return best, best_concurrency
+    await recorder.loop("saturated", loops, PROBE_CONCURRENCY, SATURATED_S)
+    return recorder.rows, recorder.loops_s
 
 
-async def calibrate(raw: list[Arrival], median_index: int) -> dict[str, float]:
-    """Unloaded TTFT for the median prompt (→ the target), the step model's three costs, then
-    the local capacity. Every probe send has a prompt no other send used (:class:`FreshPrompts`)."""
-    fresh = FreshPrompts(first_index=len(raw))
-    median = raw[median_index]
-    alone = [await send_once(median, text) for text in fresh.of([median] * 10)]
-    unloaded = statistics.median(o.ttft_s for o in alone if o.ok)
+def _ttfts(rows: list[Mapping[str, Any]], phase: str) -> list[float]:
+    return [r["ttft_s"] for r in rows if r["phase"] == phase and r["ok"]]
+
+
+def _median_ttft(rows: list[Mapping[str, Any]], phase: str) -> float:
+    return statistics.median(_ttfts(rows, phase))
+
+
+def _inter_token_s(rows: list[Mapping[str, Any]], phase: str) -> float:
+    """Median time per token after the first, over streams of ``DECODE_TOKENS`` tokens."""
+    return statistics.median((r["total_s"] - r["ttft_s"]) / (DECODE_TOKENS - 1) for r in rows if r["phase"] == phase and r["ok"])
+
+
+def derive_probe(rows: list[Mapping[str, Any]], loops_s: Mapping[str, float], window: list[Arrival]) -> dict[str, float]:
+    """The probe's figures from its raw rows: target, step costs, capacities, the work model's rates."""
+    unloaded = _median_ttft(rows, "unloaded")
     target = 2 * unloaded
-    steps = await step_costs(raw, fresh)
-    loops = fresh.pairs(raw, PROBE_SENDS)
-    capacity, concurrency = await goodput(loops, target)
-    raw_capacity, _ = await closed_loop(loops, PROBE_CONCURRENCY, 30.0)
-    prefill_tps = steps["prefill_tokens_per_s"]
-    # Decode throughput chosen so the work model's capacity equals the measured raw one.
-    mean_prompt = statistics.fmean(a.prompt_tokens for a in raw)
-    mean_output = statistics.fmean(a.output_tokens for a in raw)
+    short, long = (next(r["prompt_tokens"] for r in rows if r["phase"] == p) for p in ("prefill_short", "prefill_long"))
+    prefill_tps = (long - short) / max(_median_ttft(rows, "prefill_long") - _median_ttft(rows, "prefill_short"), 1e-3)
+    itl_one, itl_batch = _inter_token_s(rows, "decode_alone"), _inter_token_s(rows, "decode_batch")
+    per_sequence = max(0.0, (itl_batch - itl_one) / (DECODE_BATCH - 1))
+    step_overhead = max(0.001, itl_one - per_sequence)
+    # Capacity at the target: the throughput of the highest concurrency (1 at least: no queue at
+    # all) whose TTFT p90 stayed within it. Raw capacity is the wrong yardstick for a latency
+    # target: a CPU engine batching 32 requests finishes many a second, each seconds late.
+    capacity, capacity_concurrency = 0.0, 0
+    for concurrency in GOODPUT_LEVELS:
+        phase = f"goodput_{concurrency}"
+        if phase not in loops_s:
+            break
+        ttfts = _ttfts(rows, phase)
+        if concurrency > 1 and not percentile(ttfts, 0.9) <= target:
+            break
+        capacity, capacity_concurrency = len(ttfts) / loops_s[phase], concurrency
+    raw_capacity = len(_ttfts(rows, "saturated")) / loops_s["saturated"]
+    mean_prompt = statistics.fmean(a.prompt_tokens for a in window)
+    mean_output = statistics.fmean(a.output_tokens for a in window)
+    # Decode throughput chosen so the work model's capacity equals the measured raw one (else the
+    # step model's rate at that concurrency).
+    step_rate = PROBE_CONCURRENCY / (step_overhead + PROBE_CONCURRENCY * per_sequence)
     decode_time = 1 / raw_capacity - mean_prompt / prefill_tps
-    # (Else the step model's rate at that concurrency.)
-    step_rate = PROBE_CONCURRENCY / (steps["step_overhead_s"] + PROBE_CONCURRENCY * steps["decode_token_s"])
     decode_tps = mean_output / decode_time if decode_time > 0 else step_rate
     # What the saturated loop paid per request beyond the engine steps: the preset's per-request cost.
     request_overhead = max(0.0, 1 / raw_capacity - mean_prompt / prefill_tps - mean_output / step_rate)
+    median_prompt = next(r["prompt_tokens"] for r in rows if r["phase"] == "unloaded")
     return {
         "unloaded_ttft_p50_s": round(unloaded, 3),
         "target_s": round(target, 3),
         "capacity_rps": round(capacity, 3),
-        "capacity_concurrency": concurrency,
+        "capacity_concurrency": capacity_concurrency,
         "raw_capacity_rps": round(raw_capacity, 3),
         "decode_tokens_per_s": round(decode_tps, 1),
-        "overhead_s": round(max(0.0, unloaded - median.prompt_tokens / prefill_tps), 3),
-        **steps,
-        "request_overhead_s": round(request_overhead, 4),
-        # The fitted preset's own unloaded TTFT for the median prompt, beside the measured one.
-        "preset_unloaded_ttft_s": round(steps["step_overhead_s"] + median.prompt_tokens / prefill_tps + request_overhead, 3),
-    }
-
-
-async def step_costs(raw: list[Arrival], fresh: FreshPrompts) -> dict[str, float]:
-    """The replica's step model (autoscaler/presets.py), each cost measured on its own.
-
-    Prefill: the unloaded TTFT difference between the window's longest and shortest prompts.
-    Decode: the inter-token time of one stream alone (a step's overhead plus one sequence) and of
-    ``DECODE_BATCH`` streams together (the overhead plus that many); their difference is the
-    per-sequence cost. The engine's own rates are no substitute: its prefill rate divides mixed
-    steps by their prompt tokens, so under load it folds the decodes in.
-    """
-    order = sorted(range(len(raw)), key=lambda i: raw[i].prompt_tokens)
-    short, long = order[0], order[-1]
-
-    async def ttft(i: int) -> float:
-        one = Arrival(0.0, raw[i].prompt_tokens, 1)
-        outcomes = [await send_once(one, text) for text in fresh.of([one] * 5)]
-        return statistics.median(o.ttft_s for o in outcomes if o.ok)
-
-    prefill = (raw[long].prompt_tokens - raw[short].prompt_tokens) / max(await ttft(long) - await ttft(short), 1e-3)
-    decode = Arrival(0.0, raw[short].prompt_tokens, DECODE_TOKENS)
-    alone = [await send_once(decode, text) for text in fresh.of([decode] * 3)]
-    async with httpx.AsyncClient(timeout=600) as client:
-        together = await asyncio.gather(*(send(client, decode, text) for text in fresh.of([decode] * DECODE_BATCH)))
-    itl_one, itl_batch = inter_token_s(alone), inter_token_s(together)
-    per_sequence = max(0.0, (itl_batch - itl_one) / (DECODE_BATCH - 1))
-    return {
-        "prefill_tokens_per_s": round(prefill, 1),
+        "overhead_s": round(max(0.0, unloaded - median_prompt / prefill_tps), 3),
+        "prefill_tokens_per_s": round(prefill_tps, 1),
         "inter_token_s": round(itl_one, 4),
         f"inter_token_s_at_{DECODE_BATCH}": round(itl_batch, 4),
-        "step_overhead_s": round(max(0.001, itl_one - per_sequence), 4),
+        "step_overhead_s": round(step_overhead, 4),
         "decode_token_s": round(per_sequence, 5),
+        "request_overhead_s": round(request_overhead, 4),
+        # The fitted preset's own unloaded TTFT for the median prompt, beside the measured one.
+        "preset_unloaded_ttft_s": round(step_overhead + median_prompt / prefill_tps + request_overhead, 3),
+        "sends": len(rows),
     }
-
-
-def inter_token_s(outcomes: list[Outcome]) -> float:
-    """Median time per token after the first, over streams of ``DECODE_TOKENS`` tokens."""
-    return statistics.median((o.total_s - o.ttft_s) / (DECODE_TOKENS - 1) for o in outcomes if o.ok)
-
-
-async def send_once(arrival: Arrival, prompt: str) -> Outcome:
-    async with httpx.AsyncClient(timeout=120) as client:
-        return await send(client, arrival, prompt)
-
-

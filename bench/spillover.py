@@ -1,24 +1,34 @@
-"""Spill-over on a real trace: spillover vs queue-only vs falling back after a timeout.
+"""Spill-over live on 2 cores: spillover vs queue-only vs falling back after a timeout.
 
-Window: minutes 0-10 of the Azure LLM inference 2023 code trace (2023-11-16 18:17:03 to
-18:27:03, 1,482 requests), token counts scaled by 1/16 (at least 16), arrivals compressed so
-the offered load is 1.5x the local replica's capacity at the TTFT target (closed-loop probes
-measure it first: see :mod:`bench.spill_probe`).
-The local engine's compute threads are pinned to core 0 (Ray's proxy and the ingress float: pinned
-beside a spinning CPU engine they starve, and every request, spilled or not, passes them), the
-hosted stand-in (vLLM's own server with the same model) to core 1. TTFT target: 2x the unloaded
-local TTFT p50 for the window's median scaled prompt. All three setups replay the same arrivals:
+Arrivals: the first ``--requests`` of the Azure LLM inference 2023 code trace's window (from
+2023-11-16 18:17:03 + ``--window-start-s``), token counts scaled by 1/16 (at least 16), times
+compressed so the offered load is ``--load`` times the local replica's capacity at the TTFT
+target (closed-loop probes measure it first: :mod:`bench.spill_probe`). TTFT target: 2x the
+unloaded local TTFT p50 for the window's median scaled prompt.
+
+Cores, as in production where a hosted API's compute is not ours: the local engine's compute
+thread has core 0 alone (``VLLM_CPU_OMP_THREADS_BIND=0``); Ray's proxy, the ingress, this load
+generator and the hosted stand-in share core 1 (``taskset``). The hosted side is
+:mod:`bench.hosted_standin`: OpenAI's wire format, streamed, at almost no CPU, its first-token
+times and decode gaps drawn from Anyscale's LLMPerf leaderboard measurement of Together AI
+serving Llama-2-70B-chat (the stand-in's docstring cites it), with a token-bucket rate limit
+(429 + ``Retry-After``) and a share of 5xx answers, so failover and breakers are exercised.
+
+One ``spillover serve`` carries the three setups as three routes over the same local engine,
+run one after another on the same arrivals (fresh prompt texts for each, so vLLM's prefix cache
+never helps), ``--rounds`` times in rotating order; figures are medians over rounds:
 
 * ``queue_only``: no hosted target: everything waits for the local replica.
-* ``spillover``: the decision before dispatch (predicted local wait vs the target).
+* ``spillover``: the decision before dispatch (predicted local TTFT vs the target).
 * ``error_fallback``: local first, then hosted when no first token came within the target (what
-  LiteLLM's timeout fallback does), run as spillover's failover with ``local_start_timeout_s``.
+  LiteLLM's timeout fallback does): the route's own ``local_start_timeout_s``.
 
-``oracle_spilled_share`` is the fewest spills, in hindsight on the same arrivals, that keep every
-kept request in target, on a first-come-first-served work model of the local engine calibrated
-by the probe (see :func:`hindsight_spilled_share`).
+Every send, probes included, is a raw row in ``bench/results/spillover.raw.jsonl.gz``; every
+figure (probe rates, target, percentiles, the hindsight oracle, the predictor's error, the
+simulator check) is derived from that file by :func:`derive`, live or with ``--recompute``.
 
-    python bench/spillover.py [--load 1.5] [--window-start-s 0] [--window-s 600]
+    python bench/spillover.py [--load 1.5] [--requests 150] [--rounds 3] [--allow-dirty]
+    python bench/spillover.py --recompute [RAW]
 """
 
 from __future__ import annotations
@@ -34,6 +44,7 @@ import tempfile
 import time
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 import httpx
 import yaml
@@ -44,23 +55,39 @@ from autoscaler.policy import PolicyConfig  # noqa: E402
 from autoscaler.presets import PRESETS_DIR, ReplicaPreset  # noqa: E402
 from autoscaler.simulator import HostedModel, simulate  # noqa: E402
 from autoscaler.trace import Arrival, compress_time, read_trace, scale_tokens, window  # noqa: E402
-from bench._common import REPO, machine, record, table  # noqa: E402
-from bench.serving import MODEL, stop, vllm_args, wait_ready  # noqa: E402
-from bench.spill_probe import DECODE_BATCH, PROBE_CONCURRENCY, SERVE_PORT, Outcome, calibrate, prompt_texts, send  # noqa: E402
+from bench._common import (  # noqa: E402
+    REPO,
+    RESULTS,
+    add_provenance_arguments,
+    load_raw,
+    machine,
+    raw_path,
+    record,
+    recompute_differences,
+    refuse_dirty_tree,
+    table,
+)
+from bench.serving import MODEL, stop, wait_ready  # noqa: E402
+from bench.spill_probe import DECODE_BATCH, SERVE_PORT, Outcome, derive_probe, measure_probe, percentile, prompt_texts, send  # noqa: E402
+from contracts.tokens import estimate_prompt_tokens  # noqa: E402
 
 TRACE = REPO.parent / "shared" / "data" / "traces" / "azure_llm_2023_code.csv"
 HOSTED_PORT = 8100
-HOSTED, HOSTED_MODEL = "hosted", "hosted-smollm2"
+HOSTED, HOSTED_MODEL = "hosted", "hosted-llama-70b"
 SETUPS = ("queue_only", "spillover", "error_fallback")
 PRESET_FILE = PRESETS_DIR / "smollm2-135m-cpu-1core.yaml"
+ENGINE_CORE, SHARED_CORE = 0, 1
+#: Goals of the issue: in-target share, spilled share over the oracle's, false keeps, predictor p90
+#: absolute error over the target, and the simulator's distance from the live run.
+GOALS = {"slo_attainment": 0.99, "spilled_vs_oracle": 1.2, "false_keep_rate": 0.01, "predictor_p90_over_target": 0.30,
+         "simulator_slo_points": 0.03, "simulator_ttft_p50_share": 0.20}
 
 
-def serve_config(setup: str, target_s: float) -> dict:
-    model = {"name": MODEL, "source": f"builtin:{MODEL}", "engine_env": {"VLLM_CPU_OMP_THREADS_BIND": "0"}}
-    provider = {"name": HOSTED, "kind": "openai", "base_url": f"http://127.0.0.1:{HOSTED_PORT}/v1", "models": {MODEL: HOSTED_MODEL}}
-    hosted = [] if setup == "queue_only" else [{"provider": HOSTED}]
-    # error_fallback never spills by prediction; it only times out local work after the target.
-    route_target = 1e6 if setup == "error_fallback" else target_s
+def serve_config(target_s: float, hosted_attempts: int) -> dict[str, Any]:
+    """Three routes over one local engine; only the route decides what happens to a request."""
+    model = {"name": MODEL, "source": f"builtin:{MODEL}", "engine_env": {"VLLM_CPU_OMP_THREADS_BIND": str(ENGINE_CORE)}}
+    provider = {"name": HOSTED, "kind": "openai", "base_url": f"http://127.0.0.1:{HOSTED_PORT}/v1"}
+    hosted = [{"provider": HOSTED, "model": HOSTED_MODEL}]
     return {
         "server": {"port": SERVE_PORT},
         # queue_only's backlog waits at the ingress rather than failing at Serve's proxy.
@@ -68,33 +95,181 @@ def serve_config(setup: str, target_s: float) -> dict:
         "models": [model],
         "embeddings": [],
         "providers": [provider],
-        "routes": {MODEL: {"ttft_target_s": route_target, "hosted": hosted}},
-        "failover": {"local_start_timeout_s": target_s} if setup == "error_fallback" else {},
-        # The trace's prompts repeat (cut from one text): only the spill-over decision is measured.
+        "routes": {
+            "queue_only": {"local_model": MODEL, "ttft_target_s": target_s, "hosted": []},
+            "spillover": {"local_model": MODEL, "ttft_target_s": target_s, "hosted": hosted},
+            # Never spills by prediction; only times a local stream out after the target.
+            "error_fallback": {"local_model": MODEL, "ttft_target_s": 1e6, "hosted": hosted, "local_start_timeout_s": target_s},
+        },
+        "failover": {"attempts_per_target": hosted_attempts},
+        # The trace's prompts are cut from one text: only the spill-over decision is measured.
         "cache": {"enabled": False},
     }
 
 
-def start_pinned(core: int | None, args: list[str], log: Path) -> subprocess.Popen[bytes]:
-    """``args`` as a process; with ``core``, it and its vLLM compute threads stay on that core."""
+def start(core: int, args: list[str], log: Path) -> subprocess.Popen[bytes]:
+    """``args`` as a process on ``core`` (its children inherit it; the engine rebinds its own
+    compute thread to ``ENGINE_CORE`` by ``VLLM_CPU_OMP_THREADS_BIND``)."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "RAY_USAGE_STATS_ENABLED": "0", "VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_CPU_NUM_OF_RESERVED_CPU": "0"}
     env.pop("RAY_ADDRESS", None)
-    if core is None:
-        return subprocess.Popen(args, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
-    env["VLLM_CPU_OMP_THREADS_BIND"] = str(core)
     return subprocess.Popen(["taskset", "-c", str(core), *args], env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
 
 
-async def replay(arrivals: list[Arrival], prompts: list[str]) -> list[Outcome]:
+def threads_on_engine_core(root: int) -> dict[str, int]:
+    """How many threads of ``root``'s process tree may run on the engine's core only, on the
+    other only, or on both: the pinning as the kernel holds it, not as configured."""
+    counts = {"engine_core_only": 0, "shared_core_only": 0, "both": 0}
+    pids, seen = [root], set()
+    while pids:
+        pid = pids.pop()
+        seen.add(pid)
+        try:
+            for task in Path(f"/proc/{pid}/task").iterdir():
+                status = (task / "status").read_text()
+                allowed = next(line.split(":")[1].strip() for line in status.splitlines() if line.startswith("Cpus_allowed_list"))
+                key = {str(ENGINE_CORE): "engine_core_only", str(SHARED_CORE): "shared_core_only"}.get(allowed, "both")
+                counts[key] += 1
+                children = (task / "children").read_text().split()
+                pids.extend(int(c) for c in children if int(c) not in seen)
+        except (OSError, StopIteration):
+            continue
+    return counts
+
+
+def hosted_stats() -> dict[str, int]:
+    return httpx.get(f"http://127.0.0.1:{HOSTED_PORT}/stats", timeout=10).json()
+
+
+async def replay(setup: str, arrivals: list[Arrival], prompts: list[str]) -> list[Outcome]:
     limits = httpx.Limits(max_connections=2000, max_keepalive_connections=200)
     async with httpx.AsyncClient(timeout=httpx.Timeout(900, connect=30), limits=limits) as client:
         zero = time.perf_counter() + 0.5
 
         async def at(arrival: Arrival, prompt: str) -> Outcome:
             await asyncio.sleep(max(0.0, zero + arrival.at_s - time.perf_counter()))
-            return await send(client, arrival, prompt)
+            return await send(client, setup, arrival, prompt)
 
         return list(await asyncio.gather(*(at(a, p) for a, p in zip(arrivals, prompts))))
+
+
+def replay_rows(setup: str, round_: int, arrivals: list[Arrival], prompts: list[str], outcomes: list[Outcome]) -> list[dict[str, Any]]:
+    return [{"phase": "replay", "setup": setup, "round": round_, "index": i, "at_s": round(a.at_s, 4),
+             "prompt_tokens": a.prompt_tokens, "output_tokens": a.output_tokens,
+             "chars4_tokens": estimate_prompt_tokens({"messages": [{"role": "user", "content": p}]}), **asdict(o)}
+            for i, (a, p, o) in enumerate(zip(arrivals, prompts, outcomes))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_provenance_arguments(parser)
+    parser.add_argument("--load", type=float, default=1.5, help="offered load as a multiple of the local capacity at the target")
+    parser.add_argument("--window-start-s", type=float, default=0.0)
+    parser.add_argument("--requests", type=int, default=150, help="the window's first N requests")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--hosted-rate-limit-rps", type=float, default=4.0, help="the stand-in's rate limit (429 above it)")
+    parser.add_argument("--hosted-burst", type=int, default=6)
+    parser.add_argument("--hosted-error-share", type=float, default=0.01, help="share of hosted answers that are 5xx")
+    parser.add_argument("--hosted-attempts", type=int, default=3, help="failover.attempts_per_target")
+    parser.add_argument("--results-name", default="spillover", help="write bench/results/NAME.json")
+    parser.add_argument("--recompute", nargs="?", const="", metavar="RAW",
+                        help="rebuild every figure from a raw file (default: the results') and compare with the recorded JSON")
+    parser.add_argument("--recorded", type=Path, help="with --recompute: the JSON to compare with (default: the results')")
+    args = parser.parse_args()
+    if args.recompute is not None:
+        raw = Path(args.recompute) if args.recompute else raw_path(args.results_name)
+        raise SystemExit(recompute(raw, args.recorded or RESULTS / f"{args.results_name}.json"))
+    refuse_dirty_tree(args.allow_dirty)
+    os.sched_setaffinity(0, {SHARED_CORE})  # the load generator shares core 1 with Ray, the ingress and the stand-in
+    header, rows = run(args)
+    figures = derive(header, rows)
+    PRESET_FILE.write_text(yaml.safe_dump({**asdict(cpu_preset(figures["probe"], header)), "sources": list(cpu_preset(figures["probe"], header).sources)},
+                                          sort_keys=False))
+    text = summary_table(figures)
+    print(text)
+    print(json.dumps(figures, indent=2))
+    record(args.results_name, "Spill-over live on 2 cores: spillover vs queue-only vs timeout fallback", figures,
+           text + "\n\n" + note(figures, header), merge=False, allow_dirty=args.allow_dirty, raw=(header, rows))
+
+
+def run(args: argparse.Namespace) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Probe, then replay every setup ``rounds`` times; returns the raw file's header and rows."""
+    trace_start, everything = read_trace(TRACE)
+    raw = scale_tokens(window(everything, args.window_start_s, 3600.0), 1 / 16, 16)[: args.requests]
+    median_index = sorted(range(len(raw)), key=lambda i: raw[i].prompt_tokens)[len(raw) // 2]
+    header: dict[str, Any] = {
+        "trace": TRACE.name, "trace_start": str(trace_start), "window_start_s": args.window_start_s, "requests": len(raw),
+        "token_scale": "1/16, at least 16", "load": args.load, "rounds": args.rounds, "setups": list(SETUPS),
+        "hosted": {"rate_limit_rps": args.hosted_rate_limit_rps, "burst": args.hosted_burst,
+                   "error_share": args.hosted_error_share, "attempts_per_target": args.hosted_attempts},
+        "machine": machine(),
+    }
+    rows: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        hosted = start(SHARED_CORE, [sys.executable, str(REPO / "bench" / "hosted_standin.py"), "--port", str(HOSTED_PORT),
+                                     "--model", HOSTED_MODEL, "--rate-limit-rps", str(args.hosted_rate_limit_rps), "--burst",
+                                     str(args.hosted_burst), "--error-share", str(args.hosted_error_share), "--seed", "1"],
+                       Path(tmp) / "hosted.log")
+        try:
+            wait_ready(hosted, HOSTED_PORT, HOSTED_MODEL)
+            # The probe needs a serve whose target does not matter (it asks the queue-only route).
+            probe_rows, loops_s = serve_while(Path(tmp), "probe", serve_config(1.0, args.hosted_attempts),
+                                              lambda: asyncio.run(measure_probe(raw, median_index, "queue_only", len(raw) * 1000)))
+            header["probe_loops_s"] = loops_s
+            rows += probe_rows
+            probe = derive_probe(probe_rows, loops_s, raw)
+            arrivals = compress_time(raw, args.load * probe["capacity_rps"] * raw[-1].at_s / len(raw))
+            print(f"probe: {probe}; replaying {len(arrivals)} requests at {len(arrivals) / arrivals[-1].at_s:.2f}/s", flush=True)
+            header["hosted_stats"] = {}
+
+            def replays() -> None:
+                for round_ in range(args.rounds):
+                    for offset in range(len(SETUPS)):
+                        setup = SETUPS[(round_ + offset) % len(SETUPS)]
+                        # Texts no other replay used: the engine's prefix cache must not serve a second setup.
+                        prompts = prompt_texts(arrivals, first_index=len(raw) * (1 + round_ * len(SETUPS) + SETUPS.index(setup)))
+                        before = hosted_stats()
+                        outcomes = asyncio.run(replay(setup, arrivals, prompts))
+                        after = hosted_stats()
+                        header["hosted_stats"][f"{setup}/{round_}"] = {k: after[k] - before[k] for k in after if isinstance(after[k], int)}
+                        rows.extend(replay_rows(setup, round_, arrivals, prompts, outcomes))
+                        print(f"round {round_} {setup}: {summarise([r for r in rows if r.get('setup') == setup and r['round'] == round_], probe['target_s'])}",
+                              flush=True)
+
+            serve_while(Path(tmp), "replay", serve_config(probe["target_s"], args.hosted_attempts), replays, header)
+        finally:
+            stop(hosted)
+    return header, rows
+
+
+def serve_while(tmp: Path, name: str, config: dict[str, Any], work: Any, header: dict[str, Any] | None = None) -> Any:
+    """Run ``work`` while a ``spillover serve`` with ``config`` is up (pinned as the module says)."""
+    path = tmp / f"{name}.yaml"
+    path.write_text(json.dumps(config))
+    process = start(SHARED_CORE, [sys.executable, "-m", "spillover.cli", "serve", "--config", str(path)], tmp / f"{name}.log")
+    try:
+        wait_ready(process, SERVE_PORT, "queue_only")
+        if header is not None:
+            header["threads"] = threads_on_engine_core(process.pid)
+            print(f"threads by allowed core: {header['threads']}", flush=True)
+        return work()
+    finally:
+        stop(process)
+
+
+def summarise(rows: list[dict[str, Any]], target_s: float) -> dict[str, float]:
+    """One setup's round: in-target share, TTFT percentiles, where requests went, failures."""
+    ttfts = [r["ttft_s"] for r in rows if r["ok"]]
+    local = [r for r in rows if r["destination"] == "local"]
+    return {
+        "requests": len(rows),
+        "slo_attainment": round(sum(1 for r in rows if r["ok"] and r["ttft_s"] <= target_s) / len(rows), 4),
+        "ttft_p50_s": round(statistics.median(ttfts), 3) if ttfts else float("nan"),
+        "ttft_p99_s": round(percentile(ttfts, 0.99), 3),
+        "spilled_share": round(sum(1 for r in rows if r["destination"] not in ("local", "")) / len(rows), 4),
+        "failed": sum(1 for r in rows if not r["ok"]),
+        # Kept local and missed: the decision's own mistakes (``false_keep_rate`` for spillover).
+        "local_missed_share": round(sum(1 for r in local if not r["ok"] or r["ttft_s"] > target_s) / max(1, len(local)), 4),
+    }
 
 
 def hindsight_spilled_share(arrivals: list[Arrival], target_s: float, prefill_tps: float, decode_tps: float, overhead_s: float) -> float:
@@ -109,88 +284,32 @@ def hindsight_spilled_share(arrivals: list[Arrival], target_s: float, prefill_tp
     """
     free_at, spilled = 0.0, 0
     for a in arrivals:
-        start = max(free_at, a.at_s)
+        begin = max(free_at, a.at_s)
         prefill = a.prompt_tokens / prefill_tps
-        if start - a.at_s + prefill + overhead_s > target_s:
+        if begin - a.at_s + prefill + overhead_s > target_s:
             spilled += 1
             continue
-        free_at = start + prefill + a.output_tokens / decode_tps
+        free_at = begin + prefill + a.output_tokens / decode_tps
     return spilled / len(arrivals)
 
 
-def summarise(outcomes: list[Outcome], target_s: float) -> dict[str, float]:
-    ok = sorted(o.ttft_s for o in outcomes if o.ok and o.ttft_s is not None)
-    local = [o for o in outcomes if o.destination == "local"]
-    return {
-        "slo_attainment": round(sum(1 for o in outcomes if o.ok and o.ttft_s <= target_s) / len(outcomes), 4),
-        "ttft_p50_s": round(statistics.median(ok), 3) if ok else float("nan"),
-        "ttft_p99_s": round(ok[min(len(ok) - 1, int(0.99 * len(ok)))], 3) if ok else float("nan"),
-        "spilled_share": round(sum(1 for o in outcomes if o.destination not in ("local", "")) / len(outcomes), 4),
-        "failed": sum(1 for o in outcomes if not o.ok),
-        "local_missed_share": round(sum(1 for o in local if not o.ok or o.ttft_s > target_s) / max(1, len(local)), 4),
-    }
-
-
-def predictor_error(outcomes: list[Outcome]) -> dict[str, float]:
-    """How the predicted local TTFT compared with the measured one, for requests kept local."""
-    pairs = [(o.predicted_s, o.ttft_s) for o in outcomes if o.destination == "local" and o.predicted_s is not None and o.ttft_s]
-    if not pairs:
+def predictor_error(rows: list[dict[str, Any]], target_s: float) -> dict[str, float]:
+    """Measured minus predicted local TTFT, per request kept local by the decision."""
+    errors = [r["ttft_s"] - r["predicted_s"] for r in rows if r["destination"] == "local" and r["predicted_s"] is not None and r["ok"]]
+    if not errors:
         return {}
-    errors = sorted(actual - predicted for predicted, actual in pairs)
-    return {"median_error_s": round(statistics.median(errors), 3), "p90_abs_error_s": round(sorted(abs(e) for e in errors)[int(0.9 * len(errors))], 3)}
+    p90 = percentile([abs(e) for e in errors], 0.9)
+    return {"requests": len(errors), "median_error_s": round(statistics.median(errors), 3), "p90_abs_error_s": round(p90, 3),
+            "p90_abs_error_over_target": round(p90 / target_s, 3)}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--load", type=float, default=1.5, help="offered load as a multiple of the local capacity")
-    parser.add_argument("--window-start-s", type=float, default=0.0)
-    parser.add_argument("--window-s", type=float, default=600.0)
-    parser.add_argument("--setups", default=",".join(SETUPS), help="comma-separated; queue_only (it probes capacity) and spillover are required")
-    parser.add_argument("--results-name", default="spillover", help="write bench/results/NAME.json (another load is another result)")
-    args = parser.parse_args()
-    setups = [s for s in SETUPS if s in args.setups.split(",")]
-    if not {"queue_only", "spillover"} <= set(setups):
-        parser.error("--setups must include queue_only and spillover")
-    trace_start, everything = read_trace(TRACE)
-    raw = scale_tokens(window(everything, args.window_start_s, args.window_s), 1 / 16, 16)
-    prompts = prompt_texts(raw)
-    median_index = sorted(range(len(raw)), key=lambda i: raw[i].prompt_tokens)[len(raw) // 2]
-    print(f"window: {trace_start} + {args.window_start_s:.0f}s for {args.window_s:.0f}s: {len(raw)} requests", flush=True)
-
-    results: dict[str, dict] = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        hosted = start_pinned(1, vllm_args(HOSTED_PORT, HOSTED_MODEL), Path(tmp) / "hosted.log")
-        try:
-            wait_ready(hosted, HOSTED_PORT, HOSTED_MODEL)
-            target_s, arrivals = 0.0, raw
-            for setup in setups:
-                config = Path(tmp) / f"{setup}.yaml"
-                config.write_text(json.dumps(serve_config(setup, target_s or 1.0)))
-                # Only the engine is pinned (its compute threads, by VLLM_CPU_OMP_THREADS_BIND in the
-                # model's engine_env): Ray's proxy and the ingress must not queue behind it.
-                process = start_pinned(None, [sys.executable, "-m", "spillover.cli", "serve", "--config", str(config)], Path(tmp) / f"{setup}.log")
-                try:
-                    wait_ready(process, SERVE_PORT)
-                    if setup == "queue_only":  # its behaviour does not depend on the target: probe here
-                        probe = asyncio.run(calibrate(raw, median_index))
-                        target_s = probe["target_s"]
-                        arrivals = compress_time(raw, args.load * probe["capacity_rps"] * args.window_s / len(raw))
-                        print(f"probe: {probe}; replaying at {len(arrivals) / arrivals[-1].at_s:.2f} requests/s", flush=True)
-                    outcomes = asyncio.run(replay(arrivals, prompts))
-                    results[setup] = summarise(outcomes, target_s)
-                    if setup == "spillover":
-                        results[setup]["predictor"] = predictor_error(outcomes)
-                        hosted_ttfts = [o.ttft_s for o in outcomes if o.ok and o.destination == HOSTED]
-                        probe["hosted_ttft_p50_s"] = round(statistics.median(hosted_ttfts), 3) if hosted_ttfts else probe["target_s"] / 2
-                    print(f"{setup}: {results[setup]}", flush=True)
-                finally:
-                    stop(process)
-        finally:
-            stop(hosted)
-    report(args, trace_start, raw, arrivals, probe, results)
+def prompt_estimate_error(rows: list[dict[str, Any]]) -> dict[str, float]:
+    """chars/4 against the text's own token count (the content's, without the chat template)."""
+    errors = [(r["chars4_tokens"] - r["prompt_tokens"]) / r["prompt_tokens"] for r in rows]
+    return {"median_relative_error": round(statistics.median(errors), 3), "p90_abs_relative_error": round(percentile([abs(e) for e in errors], 0.9), 3)}
 
 
-def cpu_preset(probe: dict) -> ReplicaPreset:
+def cpu_preset(probe: dict[str, Any], header: dict[str, Any]) -> ReplicaPreset:
     """This machine's replica (one core) in the simulator's terms, from the probe's numbers."""
     return ReplicaPreset(
         name="smollm2-135m-cpu-1core", gpus_per_replica=0, step_overhead_s=probe["step_overhead_s"],
@@ -198,59 +317,120 @@ def cpu_preset(probe: dict) -> ReplicaPreset:
         request_overhead_s=probe["request_overhead_s"], max_num_seqs=256, max_batched_tokens=2048,
         # VLLM_CPU_KVCACHE_SPACE=1 GiB; SmolLM2-135M keeps 30 layers x 3 KV heads x 64 dims x 2 x 2 bytes per token.
         kv_capacity_tokens=2**30 // (30 * 3 * 64 * 2 * 2), cold_start_s=50.0,
-        sources=(f"Calibrated by bench/spillover.py on {machine()}, {time.strftime('%Y-%m-%d')}: inter-token time "
+        sources=(f"Calibrated by bench/spillover.py on {header['machine']}: inter-token time "
                  f"{probe['inter_token_s']} s alone and {probe[f'inter_token_s_at_{DECODE_BATCH}']} s at {DECODE_BATCH} streams, "
                  f"prefill {probe['prefill_tokens_per_s']} tokens/s (unloaded TTFT, longest vs shortest prompt), "
-                 f"{probe['request_overhead_s']} s per request (the rest of the saturated loop's time per request).",),
+                 f"{probe['request_overhead_s']} s per request (the rest of the saturated loop's time per request), "
+                 "every probe prompt fresh.",),
     )
 
 
-def simulated(arrivals: list[Arrival], probe: dict) -> dict[str, dict[str, float]]:
-    """The queue_only and spillover setups replayed in the simulator with this machine's preset."""
-    preset = cpu_preset(probe)
-    PRESET_FILE.write_text(yaml.safe_dump({**asdict(preset), "sources": list(preset.sources)}, sort_keys=False))
-    hosted = HostedModel(0.0, 0.0, ttft_s=probe["hosted_ttft_p50_s"])
-    one = PolicyConfig(min_replicas=1, max_replicas=1)
+def simulator_check(arrivals: list[Arrival], probe: dict[str, Any], header: dict[str, Any], hosted_ttfts: list[float],
+                    live: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """queue_only and spillover replayed in the simulator on the same arrivals, its spills taking
+    the live hosted first-token times in turn, beside the live medians."""
+    preset = cpu_preset(probe, header)
+    hosted = HostedModel(0.0, 0.0, ttft_s=statistics.median(hosted_ttfts) if hosted_ttfts else probe["target_s"] / 2,
+                         ttft_samples=tuple(hosted_ttfts))
     out = {}
-    for setup, policy in (("queue_only", StaticFleet(1)), ("spillover", SpilloverFleet(one))):
+    for setup, policy in (("queue_only", StaticFleet(1)), ("spillover", SpilloverFleet(PolicyConfig(min_replicas=1, max_replicas=1)))):
         r = simulate(arrivals, preset, policy, hosted=hosted, ttft_target_s=probe["target_s"], gpu_usd_per_hour=0.0)
-        out[setup] = {"slo_attainment": round(r.slo_attainment, 4), "ttft_p50_s": round(r.ttft_p50_s, 3), "spilled_share": round(r.spilled_share, 4)}
+        simulated = {"slo_attainment": round(r.slo_attainment, 4), "ttft_p50_s": round(r.ttft_p50_s, 3), "spilled_share": round(r.spilled_share, 4)}
+        measured = {k: live[setup][k] for k in simulated}
+        points = round(abs(simulated["slo_attainment"] - measured["slo_attainment"]), 4)
+        p50_share = round(abs(simulated["ttft_p50_s"] - measured["ttft_p50_s"]) / measured["ttft_p50_s"], 3)
+        out[setup] = {"live": measured, "simulated": simulated, "slo_points_off": points, "ttft_p50_off_share": p50_share,
+                      "within": points <= GOALS["simulator_slo_points"] and p50_share <= GOALS["simulator_ttft_p50_share"]}
     return out
 
 
-def report(args: argparse.Namespace, trace_start: object, raw: list[Arrival], arrivals: list[Arrival], probe: dict, results: dict) -> None:
-    sim = simulated(arrivals, probe)
-    oracle = hindsight_spilled_share(arrivals, probe["target_s"], probe["prefill_tokens_per_s"], probe["decode_tokens_per_s"], probe["overhead_s"])
-    spill = results["spillover"]
+def derive(header: dict[str, Any], rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Every figure of the record, from the raw file's header and rows alone."""
+    replayed = [r for r in rows if r["phase"] == "replay"]
+    first = sorted((r for r in replayed if r["round"] == 0 and r["setup"] == SETUPS[0]), key=lambda r: r["index"])
+    arrivals = [Arrival(r["at_s"], r["prompt_tokens"], r["output_tokens"]) for r in first]
+    probe = derive_probe([r for r in rows if r["phase"] != "replay"], header["probe_loops_s"], arrivals)
+    target = probe["target_s"]
+    per_round = {s: [summarise([r for r in replayed if r["setup"] == s and r["round"] == k], target) for k in range(header["rounds"])]
+                 for s in SETUPS}
+    setups = {s: {key: round(statistics.median(run[key] for run in runs), 4) for key in runs[0]} | {"rounds": runs}
+              for s, runs in per_round.items()}
+    spill = [r for r in replayed if r["setup"] == "spillover"]
+    hosted_ttfts = [r["ttft_s"] for r in sorted(spill, key=lambda r: (r["round"], r["index"])) if r["ok"] and r["destination"] == HOSTED]
+    oracle = hindsight_spilled_share(arrivals, target, probe["prefill_tokens_per_s"], probe["decode_tokens_per_s"], probe["overhead_s"])
+    predictor = predictor_error(spill, target)
     figures = {
-        "window": f"{TRACE.name}: {trace_start} + {args.window_start_s:.0f}s, {args.window_s:.0f}s, {len(raw)} requests",
-        "token_scale": "1/16, at least 16",
-        "offered_load_x_capacity": args.load,
+        "window": f"{header['trace']}: {header['trace_start']} + {header['window_start_s']:.0f}s, first {header['requests']} requests",
+        "token_scale": header["token_scale"],
+        "offered_load_x_capacity": header["load"],
+        "offered_rps": round(len(arrivals) / arrivals[-1].at_s, 3),
+        "rounds": header["rounds"],
         "probe": probe,
+        "target_s": target,
+        "setups": setups,
         "oracle_spilled_share": round(oracle, 4),
-        "false_keep_rate": spill["local_missed_share"],
-        "spilled_vs_oracle": round(spill["spilled_share"] / oracle, 3) if oracle else None,
-        "setups": results,
-        "simulator_check": {s: {"live": {k: results[s][k] for k in ("slo_attainment", "ttft_p50_s", "spilled_share")}, "simulated": v}
-                            for s, v in sim.items()},
+        "spilled_vs_oracle": round(setups["spillover"]["spilled_share"] / oracle, 3) if oracle else None,
+        "false_keep_rate": setups["spillover"]["local_missed_share"],
+        "predictor": predictor,
+        "prompt_estimate_chars4": prompt_estimate_error(first),
+        "hosted": {"ttft_p50_s": round(statistics.median(hosted_ttfts), 3) if hosted_ttfts else None,
+                   "ttft_p99_s": round(percentile(hosted_ttfts, 0.99), 3), **header["hosted"],
+                   "answered": {k: sum(v.get(k, 0) for v in header["hosted_stats"].values()) for k in ("requests", "rate_limited", "server_errors", "completed")}},
+        "simulator_check": simulator_check(arrivals, probe, header, hosted_ttfts, setups),
     }
-    rows = [(s, r["slo_attainment"], r["ttft_p50_s"], r["ttft_p99_s"], r["spilled_share"], r["failed"], r["local_missed_share"]) for s, r in results.items()]
-    text = table(["setup", "slo_attainment", "ttft_p50_s", "ttft_p99_s", "spilled_share", "failed", "local_missed_share"], rows)
-    print(text)
-    print(json.dumps(figures, indent=2))
-    note = (
-        f"Window: {figures['window']}; tokens scaled 1/16 (at least 16); arrivals compressed to {args.load}x the local "
-        f"capacity at the target, {probe['capacity_rps']} requests/s (closed loop at {probe['capacity_concurrency']} in flight, "
-        f"the most whose TTFT p90 stayed in target; saturated at {PROBE_CONCURRENCY}: {probe['raw_capacity_rps']}). Local engine "
-        f"threads on core 0 (Ray and the ingress unpinned), hosted stand-in (vLLM's own server, same model) on core 1. TTFT target {probe['target_s']} s = 2x the "
-        f"unloaded p50 {probe['unloaded_ttft_p50_s']} s for the median scaled prompt. Oracle (fewest spills in hindsight, "
-        f"FCFS work model, prefill {probe['prefill_tokens_per_s']} and decode {probe['decode_tokens_per_s']} tokens/s): "
-        f"{figures['oracle_spilled_share']}; spillover spilled {spill['spilled_share']} ({figures['spilled_vs_oracle']}x the "
-        f"oracle); false-keep rate {figures['false_keep_rate']}; predictor (measured minus predicted TTFT, kept requests): "
-        f"{spill.get('predictor')}. Simulator with this machine's preset (autoscaler/presets/{PRESET_FILE.name}) on the "
-        f"same arrivals: {json.dumps(figures['simulator_check'])}."
+    spilled = setups["spillover"]
+    figures["goals_met"] = {
+        "slo_attainment": spilled["slo_attainment"] >= GOALS["slo_attainment"],
+        "failed": spilled["failed"] == 0,
+        "spilled_vs_oracle": figures["spilled_vs_oracle"] is not None and figures["spilled_vs_oracle"] <= GOALS["spilled_vs_oracle"],
+        "false_keep_rate": spilled["local_missed_share"] <= GOALS["false_keep_rate"],
+        "predictor_p90": bool(predictor) and predictor["p90_abs_error_over_target"] <= GOALS["predictor_p90_over_target"],
+        "simulator": all(c["within"] for c in figures["simulator_check"].values()),
+    }
+    return figures
+
+
+def summary_table(figures: dict[str, Any]) -> str:
+    keys = ("slo_attainment", "ttft_p50_s", "ttft_p99_s", "spilled_share", "failed", "local_missed_share")
+    rows = [(s, f["requests"], *(f[k] for k in keys)) for s, f in figures["setups"].items()]
+    return table(["setup", "requests/round", *keys], rows)
+
+
+def note(figures: dict[str, Any], header: dict[str, Any]) -> str:
+    probe, sim, hosted = figures["probe"], figures["simulator_check"], figures["hosted"]
+    per_round = {s: [r["slo_attainment"] for r in f["rounds"]] for s, f in figures["setups"].items()}
+    return (
+        f"Arrivals: {figures['window']}; tokens scaled {figures['token_scale']}; compressed to {figures['offered_load_x_capacity']}x "
+        f"the local capacity at the target ({probe['capacity_rps']} requests/s at {probe['capacity_concurrency']} in flight; "
+        f"saturated {probe['raw_capacity_rps']}): {figures['offered_rps']} requests/s. {figures['rounds']} rounds, setups in rotating "
+        f"order on one serve, fresh prompt texts for each; medians over rounds (in-target share per round: {per_round}).\n\n"
+        f"Cores: the engine's compute thread on core 0 alone; Ray, the ingress, the load generator and the hosted stand-in on "
+        f"core 1 (threads by allowed core: {header.get('threads')}). Hosted stand-in (bench/hosted_standin.py, LLMPerf's "
+        f"Together Llama-2-70B TTFT and decode gaps): TTFT p50 {hosted['ttft_p50_s']} s, p99 {hosted['ttft_p99_s']} s live; "
+        f"rate limit {hosted['rate_limit_rps']}/s burst {hosted['burst']}, {hosted['error_share']:.0%} 5xx; it answered {hosted['answered']}.\n\n"
+        f"Target {figures['target_s']} s = 2x the unloaded TTFT p50 {probe['unloaded_ttft_p50_s']} s (median scaled prompt, fresh texts). "
+        f"Oracle (fewest spills in hindsight, FCFS work model: prefill {probe['prefill_tokens_per_s']}, decode "
+        f"{probe['decode_tokens_per_s']} tokens/s): {figures['oracle_spilled_share']}; spillover spilled "
+        f"{figures['setups']['spillover']['spilled_share']} ({figures['spilled_vs_oracle']}x). False keeps (kept local, missed): "
+        f"{figures['false_keep_rate']}. Predictor (measured minus predicted TTFT, kept requests): {figures['predictor']}. "
+        f"chars/4 against the prompt texts' token counts: {figures['prompt_estimate_chars4']}.\n\n"
+        f"Simulator (preset from the probe, autoscaler/presets/{PRESET_FILE.name}; spills take the live hosted TTFTs in turn): "
+        + "; ".join(f"{s}: live {c['live']}, simulated {c['simulated']}, {c['slo_points_off']} points and "
+                    f"{c['ttft_p50_off_share']:.0%} of TTFT p50 off (within: {c['within']})" for s, c in sim.items())
+        + f".\n\nGoals met: {figures['goals_met']}."
     )
-    record(args.results_name, "Spill-over on the Azure code trace: spillover vs queue-only vs timeout fallback", figures, text + "\n\n" + note)
+
+
+def recompute(raw: Path, recorded: Path) -> int:
+    """Rebuild every figure from the raw file and compare with the recorded JSON: 0 when all match."""
+    header, rows = load_raw(raw)
+    figures = derive(header, rows)
+    print(summary_table(figures))
+    differences = recompute_differences(json.loads(recorded.read_text()), figures)
+    for line in differences:
+        print(f"differs: {line}")
+    print(f"{len(differences)} figures differ from {recorded}" if differences else f"every figure of {recorded} rebuilt from {raw}")
+    return 1 if differences else 0
 
 
 if __name__ == "__main__":
