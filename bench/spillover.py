@@ -182,13 +182,15 @@ def main() -> None:
     os.sched_setaffinity(0, {SHARED_CORE})  # the load generator shares core 1 with Ray, the ingress and the stand-in
     header, rows = run(args)
     figures = derive(header, rows)
-    PRESET_FILE.write_text(yaml.safe_dump({**asdict(cpu_preset(figures["probe"], header)), "sources": list(cpu_preset(figures["probe"], header).sources)},
-                                          sort_keys=False))
     text = summary_table(figures)
     print(text)
     print(json.dumps(figures, indent=2))
     record(args.results_name, "Spill-over live on 2 cores: spillover vs queue-only vs timeout fallback", figures,
            text + "\n\n" + note(figures, header), merge=False, allow_dirty=args.allow_dirty, raw=(header, rows))
+    # The simulator's preset for this machine, an output of the run like the record (after it: the
+    # record checks the tree is as committed).
+    preset = cpu_preset(figures["probe"], header)
+    PRESET_FILE.write_text(yaml.safe_dump({**asdict(preset), "sources": list(preset.sources)}, sort_keys=False))
 
 
 def run(args: argparse.Namespace) -> tuple[dict[str, Any], list[dict[str, Any]]]:
