@@ -6,9 +6,11 @@ compressed so the offered load is ``--load`` times the local replica's capacity 
 target (closed-loop probes measure it first: :mod:`bench.spill_probe`). TTFT target: 2x the
 unloaded local TTFT p50 for the window's median scaled prompt.
 
-Cores, as in production where a hosted API's compute is not ours: the local engine's compute
-thread has core 0 alone (``VLLM_CPU_OMP_THREADS_BIND=0``); Ray's proxy, the ingress, this load
-generator and the hosted stand-in share core 1 (``taskset``). The hosted side is
+Cores, as in production where a hosted API's compute is not ours: the local engine has core 0
+alone, its compute thread by ``VLLM_CPU_OMP_THREADS_BIND=0`` and its engine-core process by
+affinity once it runs (:func:`pin_engine_processes`); Ray's proxy, the ingress, this load
+generator and the hosted stand-in share core 1 (``taskset``). Each replay records how busy
+each core was. The hosted side is
 :mod:`bench.hosted_standin`: OpenAI's wire format, streamed, at almost no CPU, its first-token
 times and decode gaps drawn from Anyscale's LLMPerf leaderboard measurement of Together AI
 serving Llama-2-70B-chat (the stand-in's docstring cites it), with a token-bucket rate limit
@@ -115,22 +117,65 @@ def start(core: int, args: list[str], log: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen(["taskset", "-c", str(core), *args], env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
 
 
+def pin_engine_processes(root: int) -> list[int]:
+    """Every thread of the engine's own processes in ``root``'s tree onto the engine's core.
+
+    Ray Serve LLM runs a CPU engine as two processes: the worker, whose compute thread
+    ``VLLM_CPU_OMP_THREADS_BIND`` binds, and the engine core (scheduler), which busy-waits on the
+    worker's results between steps. Left on the shared core it spins there through every step,
+    one core's worth under load (measured: core 1 at 99% busy with two requests in flight, 50%
+    with the engine core beside its worker, where it yields to the computing thread)."""
+    pinned = []
+    for pid in _tree(root):
+        try:
+            if Path(f"/proc/{pid}/cmdline").read_bytes().startswith(b"VLLM::EngineCore"):
+                for task in Path(f"/proc/{pid}/task").iterdir():
+                    os.sched_setaffinity(int(task.name), {ENGINE_CORE})
+                pinned.append(pid)
+        except OSError:
+            continue
+    return pinned
+
+
+def _tree(root: int) -> list[int]:
+    """``root`` and every process below it."""
+    pids, found = [root], []
+    while pids:
+        pid = pids.pop()
+        found.append(pid)
+        try:
+            for task in Path(f"/proc/{pid}/task").iterdir():
+                pids.extend(int(c) for c in (task / "children").read_text().split())
+        except OSError:
+            continue
+    return found
+
+
+def cores_busy() -> dict[str, tuple[int, int]]:
+    """Per core: jiffies busy and in all, from /proc/stat."""
+    out = {}
+    for line in Path("/proc/stat").read_text().splitlines():
+        name, *fields = line.split()
+        if name.startswith("cpu") and name[3:].isdigit():
+            ticks = [int(f) for f in fields]
+            out[name] = (sum(ticks) - ticks[3] - ticks[4], sum(ticks))
+    return out
+
+
+def busy_share(before: dict[str, tuple[int, int]], after: dict[str, tuple[int, int]]) -> dict[str, float]:
+    return {core: round((after[core][0] - before[core][0]) / max(1, after[core][1] - before[core][1]), 3) for core in before}
+
+
 def threads_on_engine_core(root: int) -> dict[str, int]:
     """How many threads of ``root``'s process tree may run on the engine's core only, on the
     other only, or on both: the pinning as the kernel holds it, not as configured."""
     counts = {"engine_core_only": 0, "shared_core_only": 0, "both": 0}
-    pids, seen = [root], set()
-    while pids:
-        pid = pids.pop()
-        seen.add(pid)
+    for pid in _tree(root):
         try:
             for task in Path(f"/proc/{pid}/task").iterdir():
                 status = (task / "status").read_text()
                 allowed = next(line.split(":")[1].strip() for line in status.splitlines() if line.startswith("Cpus_allowed_list"))
-                key = {str(ENGINE_CORE): "engine_core_only", str(SHARED_CORE): "shared_core_only"}.get(allowed, "both")
-                counts[key] += 1
-                children = (task / "children").read_text().split()
-                pids.extend(int(c) for c in children if int(c) not in seen)
+                counts[{str(ENGINE_CORE): "engine_core_only", str(SHARED_CORE): "shared_core_only"}.get(allowed, "both")] += 1
         except (OSError, StopIteration):
             continue
     return counts
@@ -221,7 +266,7 @@ def run(args: argparse.Namespace) -> tuple[dict[str, Any], list[dict[str, Any]]]
             probe = derive_probe(probe_rows, loops_s, raw)
             arrivals = compress_time(raw, args.load * probe["capacity_rps"] * raw[-1].at_s / len(raw))
             print(f"probe: {probe}; replaying {len(arrivals)} requests at {len(arrivals) / arrivals[-1].at_s:.2f}/s", flush=True)
-            header["hosted_stats"] = {}
+            header["hosted_stats"], header["cores_busy"] = {}, {}
 
             def replays() -> None:
                 for round_ in range(args.rounds):
@@ -229,9 +274,10 @@ def run(args: argparse.Namespace) -> tuple[dict[str, Any], list[dict[str, Any]]]
                         setup = SETUPS[(round_ + offset) % len(SETUPS)]
                         # Texts no other replay used: the engine's prefix cache must not serve a second setup.
                         prompts = prompt_texts(arrivals, first_index=len(raw) * (1 + round_ * len(SETUPS) + SETUPS.index(setup)))
-                        before = hosted_stats()
+                        before, cores_before = hosted_stats(), cores_busy()
                         outcomes = asyncio.run(replay(setup, arrivals, prompts))
                         after = hosted_stats()
+                        header["cores_busy"][f"{setup}/{round_}"] = busy_share(cores_before, cores_busy())
                         header["hosted_stats"][f"{setup}/{round_}"] = {k: after[k] - before[k] for k in after if isinstance(after[k], int)}
                         rows.extend(replay_rows(setup, round_, arrivals, prompts, outcomes))
                         print(f"round {round_} {setup}: {summarise([r for r in rows if r.get('setup') == setup and r['round'] == round_], probe['target_s'])}",
@@ -250,7 +296,9 @@ def serve_while(tmp: Path, name: str, config: dict[str, Any], work: Any, header:
     process = start(SHARED_CORE, [sys.executable, "-m", "spillover.cli", "serve", "--config", str(path)], tmp / f"{name}.log")
     try:
         wait_ready(process, SERVE_PORT, "queue_only")
+        pinned = pin_engine_processes(process.pid)
         if header is not None:
+            header["engine_core_processes_pinned"] = len(pinned)
             header["threads"] = threads_on_engine_core(process.pid)
             print(f"threads by allowed core: {header['threads']}", flush=True)
         return work()
@@ -407,7 +455,7 @@ def note(figures: dict[str, Any], header: dict[str, Any]) -> str:
         f"saturated {probe['raw_capacity_rps']}): {figures['offered_rps']} requests/s. {figures['rounds']} rounds, setups in rotating "
         f"order on one serve, fresh prompt texts for each; medians over rounds (in-target share per round: {per_round}).\n\n"
         f"Cores: the engine's compute thread on core 0 alone; Ray, the ingress, the load generator and the hosted stand-in on "
-        f"core 1 (threads by allowed core: {header.get('threads')}). Hosted stand-in (bench/hosted_standin.py, LLMPerf's "
+        f"core 1 (threads by allowed core: {header.get('threads')}; busy share per replay: {header['cores_busy']}). Hosted stand-in (bench/hosted_standin.py, LLMPerf's "
         f"Together Llama-2-70B TTFT and decode gaps): TTFT p50 {hosted['ttft_p50_s']} s, p99 {hosted['ttft_p99_s']} s live; "
         f"rate limit {hosted['rate_limit_rps']}/s burst {hosted['burst']}, {hosted['error_share']:.0%} 5xx; it answered {hosted['answered']}.\n\n"
         f"Target {figures['target_s']} s = 2x the unloaded TTFT p50 {probe['unloaded_ttft_p50_s']} s (median scaled prompt, fresh texts). "
