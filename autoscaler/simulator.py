@@ -28,7 +28,7 @@ from autoscaler.presets import ReplicaPreset
 from autoscaler.trace import Arrival
 from contracts.engine_state import EngineState
 from contracts.spill import LOCAL, NOT_LOCAL_DEMAND
-from fallback.decision import DispatchRequest, HostedTarget, Route, decide
+from fallback.decision import DispatchRequest, HostedTarget, Route, decide, queued_work_s
 from fallback.start_meter import StartMeter
 
 __all__ = ["FleetPolicy", "HostedModel", "ROUTERS", "SimResult", "Simulation", "simulate"]
@@ -222,8 +222,8 @@ class Simulation:
             elif kind == "ready":
                 self._drain_pending(now)
             elif kind == "started":
-                for prompt_tokens in payload:  # type: ignore[attr-defined]
-                    self._meter.leave(started=True, prompt_tokens=prompt_tokens)
+                for _ in payload:  # type: ignore[attr-defined]
+                    self._meter.leave(started=True)
             elif kind == "tick" and now <= end_s:
                 self._tick(now)
                 self._push(now + self.tick_s, "tick", None)
@@ -242,7 +242,8 @@ class Simulation:
     def _arrive(self, now: float, arrival: Arrival) -> None:
         request = _Request(arrival, prefill_left=arrival.prompt_tokens)
         self.requests.append(request)
-        decision = decide(DispatchRequest(arrival.prompt_tokens, arrival.output_tokens), self._engine_state(now), self.route)
+        asked, state = DispatchRequest(arrival.prompt_tokens, arrival.output_tokens), self._engine_state(now)
+        decision = decide(asked, state, self.route)
         spilled = decision.destination not in (LOCAL, None)
         local_demand = spilled and decision.reason not in NOT_LOCAL_DEMAND
         if arrival.prompt_tokens + arrival.output_tokens > self.preset.kv_capacity_tokens:
@@ -256,7 +257,7 @@ class Simulation:
             request.done_s = request.first_token_s
             self.api_usd += self.hosted.cost(arrival.prompt_tokens, arrival.output_tokens)
             return
-        self._meter.enter(arrival.prompt_tokens)
+        self._meter.enter(queued_work_s(asked, state, self.route))
         ready = self._ready(now)
         if not ready:
             self.pending.append(request)
@@ -334,7 +335,7 @@ class Simulation:
             prefill_tokens_per_s=p.prefill_tokens_per_s * len(ready),
             decode_tokens_per_s=sum(p.decode_tokens_per_s(len(r.running)) for r in ready),
             local_unstarted=self._meter.unstarted,
-            local_unstarted_tokens=self._meter.unstarted_tokens,
+            local_backlog_s=self._meter.backlog_s(),
             local_starts_per_s=self._meter.starts_per_busy_s(),
         )
 

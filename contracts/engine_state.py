@@ -73,8 +73,9 @@ class EngineState:
     #: Requests the sender has sent locally that have not started answering (fallback.start_meter):
     #: the queue in front of the engines as well as in them.
     local_unstarted: int = 0
-    #: Their prompt tokens.
-    local_unstarted_tokens: int = 0
+    #: Seconds of prefill work still ahead of a new local request: each unstarted request's
+    #: prompt at the prefill rate when it was sent, worked off as time passes (fallback.start_meter).
+    local_backlog_s: float = 0.0
     #: How fast local requests start while any wait, per second.
     local_starts_per_s: float = 0.0
 

@@ -21,6 +21,7 @@ __all__ = [
     "alone_ttft_s",
     "decide",
     "predict_ttft_s",
+    "queued_work_s",
 ]
 
 
@@ -71,8 +72,8 @@ def predict_ttft_s(request: DispatchRequest, state: EngineState, route: Route) -
 
     Three waits add up. Prefill is first come, first served: the prompts queued ahead and then
     its own, at the measured prefill rate spread over ready replicas. The engines report only how
-    many wait, so each counts at this request's length; the sender knows their real lengths
-    (``local_unstarted_tokens``), and the larger of the two stands. Requests already waiting mean the running batch is full: a slot frees
+    many wait, so each counts at this request's length; the sender knows the work its own queued
+    requests still hold (``local_backlog_s``), and the larger of the two stands. Requests already waiting mean the running batch is full: a slot frees
     each time a running request finishes, about ``decode rate / request length`` times a second,
     and this request needs the slots of everyone ahead plus its own. A full KV cache means
     preemption, so the running batch must drain first.
@@ -86,7 +87,7 @@ def predict_ttft_s(request: DispatchRequest, state: EngineState, route: Route) -
     replicas = max(state.replicas_ready, 1)
     rate = state.prefill_tokens_per_s or route.prior_prefill_tokens_per_s * replicas
     own_prefill = alone_ttft_s(request, state, route)
-    wait = max(state.waiting * request.prompt_tokens, state.local_unstarted_tokens) / rate + own_prefill
+    wait = max(state.waiting * request.prompt_tokens / rate, state.local_backlog_s) + own_prefill
     if state.waiting > 0 and state.decode_tokens_per_s > 0:
         wait += (state.waiting + 1) * request.max_tokens / state.decode_tokens_per_s
     if state.kv_cache_usage >= 0.95 and state.decode_tokens_per_s > 0:
@@ -101,6 +102,14 @@ def alone_ttft_s(request: DispatchRequest, state: EngineState, route: Route) -> 
     replicas = max(state.replicas_ready, 1)
     rate = state.prefill_tokens_per_s or route.prior_prefill_tokens_per_s * replicas
     return request.prompt_tokens * replicas / rate
+
+
+def queued_work_s(request: DispatchRequest, state: EngineState | None, route: Route) -> float:
+    """The prefill time this request adds to the local queue: its prompt at the rate of all
+    ready replicas together (what the sender's start meter holds for it)."""
+    replicas = max(state.replicas_ready, 1) if state is not None else 1
+    rate = (state.prefill_tokens_per_s if state is not None else 0.0) or route.prior_prefill_tokens_per_s * replicas
+    return request.prompt_tokens / rate
 
 
 def decide(request: DispatchRequest, state: EngineState | None, route: Route) -> Decision:

@@ -22,7 +22,7 @@ from contracts.pipeline import Stage
 from contracts.spill import LOCAL, RoutePin, SpillReason
 from contracts.upstream import UpstreamCall
 from fallback.breaker import CircuitBreaker
-from fallback.decision import DispatchRequest, Route, decide
+from fallback.decision import DispatchRequest, Route, decide, queued_work_s
 from fallback.failover import Failover, Target
 from fallback.providers.interface import Provider
 from fallback.start_meter import StartMeter, metered
@@ -75,7 +75,8 @@ class Dispatch(Stage):
         # answers and pay twice; an engine that fails still fails it over.
         timeout = route.local_start_timeout_s or self._local_start_timeout_s
         local_timeout = timeout if len(order) > 1 and ctx.stream else None
-        targets = [self._target(name, route, ctx, body, local_timeout) for name in order]
+        work_s = queued_work_s(request, state, route)
+        targets = [self._target(name, route, ctx, body, local_timeout, work_s) for name in order]
         ctx.timings.dispatched = time.perf_counter()
         started = await self._failover.start(targets, ctx.request_id)
         ctx.destination = started.target
@@ -91,7 +92,7 @@ class Dispatch(Stage):
         """The engines' state plus the queue in front of them that only this sender sees."""
         meter = self._meter(model)
         state = self._engines.state(model)
-        return dataclasses.replace(state, local_unstarted=meter.unstarted, local_unstarted_tokens=meter.unstarted_tokens,
+        return dataclasses.replace(state, local_unstarted=meter.unstarted, local_backlog_s=meter.backlog_s(),
                                    local_starts_per_s=meter.starts_per_busy_s())
 
     def _with_health(self, route: Route) -> Route:
@@ -104,14 +105,15 @@ class Dispatch(Stage):
         )
         return dataclasses.replace(route, hosted=hosted)
 
-    def _target(self, name: str, route: Route, ctx: RequestContext, body: dict[str, Any], local_timeout_s: float | None) -> Target:
+    def _target(self, name: str, route: Route, ctx: RequestContext, body: dict[str, Any], local_timeout_s: float | None,
+                work_s: float) -> Target:
         if name == LOCAL:
             assert route.local_model is not None
             # The engine knows its own model's name, not the route's.
             local_body = {**body, "model": route.local_model}
             call = UpstreamCall(ctx.api.value, local_body, route.local_model, ctx.request_id, ctx.facts.prompt_tokens)
             meter, engines = self._meter(route.local_model), self._engines
-            return Target(LOCAL, lambda: metered(meter, engines.generate(call), call.prompt_tokens), local_timeout_s)
+            return Target(LOCAL, lambda: metered(meter, engines.generate(call), work_s), local_timeout_s)
         provider = self._providers[name]
         call = UpstreamCall(ctx.api.value, body, self._hosted_model(route, name), ctx.request_id, ctx.facts.prompt_tokens)
         return Target(name, lambda: provider.generate(call))

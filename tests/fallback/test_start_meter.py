@@ -59,10 +59,28 @@ def test_a_queue_the_engine_cannot_see_spills() -> None:
     assert decide(request, queued, route).reason is SpillReason.PREDICTED_WAIT
 
 
-def test_queued_prompt_tokens_outweigh_a_short_request_s_own_length() -> None:
+def test_queued_prompt_work_outweighs_a_short_request_s_own_length() -> None:
     route = Route("m", "m", ttft_target_s=2.0, hosted=(HostedTarget("api", "x"),))
     short = DispatchRequest(prompt_tokens=200, max_tokens=16)
     one_long_ahead = EngineState(model="m", replicas_ready=1, running=0, waiting=1, prefill_tokens_per_s=2000, local_unstarted=1,
-                                 local_unstarted_tokens=6000)
+                                 local_backlog_s=6000 / 2000)
     assert predict_ttft_s(short, one_long_ahead, route) == pytest.approx((6000 + 200) / 2000)
     assert decide(short, one_long_ahead, route).reason is SpillReason.PREDICTED_WAIT
+
+
+def test_the_work_ahead_is_worked_off_while_the_engine_runs() -> None:
+    """A long prompt half done delays a short one by its remaining half, not the whole."""
+    clock = Clock()
+    meter = StartMeter(clock=clock)
+    meter.enter(work_s=3.0)
+    clock.now += 1.5
+    assert meter.backlog_s() == pytest.approx(1.5)
+    meter.enter(work_s=0.1)
+    clock.now += 1.0
+    assert meter.backlog_s() == pytest.approx(0.6)
+    meter.leave(started=True)
+    clock.now += 10.0
+    assert meter.backlog_s() == 0.0, "never below nothing"
+    meter.leave(started=True)
+    meter.enter(work_s=0.2)
+    assert meter.backlog_s() == pytest.approx(0.2), "an empty queue starts from nothing"
