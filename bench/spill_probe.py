@@ -25,10 +25,11 @@ from typing import Any
 import httpx
 
 from autoscaler.trace import Arrival
+from bench.hosted_standin import TTFT_P50_S as HOSTED_TTFT_P50_S
 from bench.serving import MODEL, PROMPTS
 
 __all__ = ["DECODE_BATCH", "PROBE_CONCURRENCY", "SERVE_PORT", "FreshPrompts", "Outcome", "derive_probe", "measure_probe",
-           "percentile", "prompt_texts", "send"]
+           "percentile", "prompt_texts", "send", "ttft_target_s"]
 
 SERVE_PORT = 8000
 PROBE_CONCURRENCY = 32
@@ -37,6 +38,8 @@ DECODE_BATCH, DECODE_TOKENS = 16, 64
 #: The prefill probe: prompt lengths at these quantiles of the window's, each sent this often alone.
 PREFILL_QUANTILES, PREFILL_SENDS = (0.0, 0.25, 0.5, 0.75, 1.0), 3
 GOODPUT_STEP_S = 20.0
+#: The target leaves each side twice its own unloaded median time to first token.
+TARGET_OVER_UNLOADED = 2.0
 GOODPUT_LEVELS = (1, 2, 4, 8, 16)
 SATURATED_S = 30.0
 #: Fresh prompts for the closed-loop probes, more than they can send on this machine.
@@ -190,7 +193,7 @@ async def measure_probe(raw: list[Arrival], median_index: int, model: str, first
     decode = Arrival(0.0, lengths[0], DECODE_TOKENS)
     await recorder.alone("decode_alone", decode, 3)
     await recorder.together("decode_batch", decode, DECODE_BATCH)
-    target = 2 * _median_ttft(recorder.rows, "unloaded")
+    target = ttft_target_s(_median_ttft(recorder.rows, "unloaded"))
     loops = recorder.fresh.pairs(raw, PROBE_SENDS)
     for concurrency in GOODPUT_LEVELS:
         phase = f"goodput_{concurrency}"
@@ -230,10 +233,21 @@ def _prefill_rate(rows: list[Mapping[str, Any]]) -> float:
     return 1 / max(slope, 1e-6)
 
 
+def ttft_target_s(local_unloaded_s: float) -> float:
+    """Twice the slower side's unloaded TTFT p50, local or hosted.
+
+    A target only the local side meets unloaded would make every spill a miss (on a fast hour
+    this CPU's 135M model answers in 0.23 s, the stand-in's 70B in 0.64 s): the bench would
+    then measure the stand-in, not the decision. Production has the same shape: a 2 s target
+    over a hosted API that starts in well under a second.
+    """
+    return TARGET_OVER_UNLOADED * max(local_unloaded_s, HOSTED_TTFT_P50_S)
+
+
 def derive_probe(rows: list[Mapping[str, Any]], loops_s: Mapping[str, float], window: list[Arrival]) -> dict[str, float]:
     """The probe's figures from its raw rows: target, step costs, capacities, the work model's rates."""
     unloaded = _median_ttft(rows, "unloaded")
-    target = 2 * unloaded
+    target = ttft_target_s(unloaded)
     prefill_tps = _prefill_rate(rows)
     itl_one, itl_batch = _inter_token_s(rows, "decode_alone"), _inter_token_s(rows, "decode_batch")
     per_sequence = max(0.0, (itl_batch - itl_one) / (DECODE_BATCH - 1))
