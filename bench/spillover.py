@@ -45,6 +45,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -169,6 +170,33 @@ def busy_share(before: dict[str, tuple[int, int]], after: dict[str, tuple[int, i
     return {core: round((after[core][0] - before[core][0]) / max(1, after[core][1] - before[core][1]), 3) for core in before}
 
 
+class CoreTimeline:
+    """Each core's busy share in every ``interval_s`` while a replay runs, as ``[t_s, cpu0,
+    cpu1]`` from the replay's start: a replay's average hides its bursts, when the shared core
+    saturates for seconds and local starts wait on it, not on the engine."""
+
+    def __init__(self, interval_s: float = 0.5) -> None:
+        self.interval_s, self.samples = interval_s, []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> CoreTimeline:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        start, before = time.monotonic(), cores_busy()
+        while not self._stop.wait(self.interval_s):
+            after = cores_busy()
+            share = busy_share(before, after)
+            self.samples.append([round(time.monotonic() - start, 2), share["cpu0"], share["cpu1"]])
+            before = after
+
+
 def threads_on_engine_core(root: int) -> dict[str, int]:
     """How many threads of ``root``'s process tree may run on the engine's core only, on the
     other only, or on both: the pinning as the kernel holds it, not as configured."""
@@ -217,8 +245,11 @@ def main() -> None:
     parser.add_argument("--window-start-s", type=float, default=0.0)
     parser.add_argument("--requests", type=int, default=150, help="the window's first N requests")
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--hosted-rate-limit-rps", type=float, default=4.0, help="the stand-in's rate limit (429 above it)")
-    parser.add_argument("--hosted-burst", type=int, default=6)
+    # Above the window's mean spill rate, below its densest second (38 arrivals at 1.5x a 1.8/s
+    # capacity): the bursts meet 429s and retries, the rest does not. At 4/s a third of the
+    # spillover setup's requests failed on 429s alone.
+    parser.add_argument("--hosted-rate-limit-rps", type=float, default=16.0, help="the stand-in's rate limit (429 above it)")
+    parser.add_argument("--hosted-burst", type=int, default=16)
     parser.add_argument("--hosted-error-share", type=float, default=0.01, help="share of hosted answers that are 5xx")
     parser.add_argument("--hosted-attempts", type=int, default=3, help="failover.attempts_per_target")
     parser.add_argument("--results-name", default="spillover", help="write bench/results/NAME.json")
@@ -272,7 +303,7 @@ def run(args: argparse.Namespace) -> tuple[dict[str, Any], list[dict[str, Any]]]
             probe = derive_probe(probe_rows, loops_s, raw)
             arrivals = compress_time(raw, args.load * probe["capacity_rps"] * raw[-1].at_s / len(raw))
             print(f"probe: {probe}; replaying {len(arrivals)} requests at {len(arrivals) / arrivals[-1].at_s:.2f}/s", flush=True)
-            header["hosted_stats"], header["cores_busy"] = {}, {}
+            header["hosted_stats"], header["cores_busy"], header["core_timeline"] = {}, {}, {}
 
             def replays() -> None:
                 for round_ in range(args.rounds):
@@ -281,8 +312,10 @@ def run(args: argparse.Namespace) -> tuple[dict[str, Any], list[dict[str, Any]]]
                         # Texts no other replay used: the engine's prefix cache must not serve a second setup.
                         prompts = prompt_texts(arrivals, first_index=len(raw) * (1 + round_ * len(SETUPS) + SETUPS.index(setup)))
                         before, cores_before = hosted_stats(), cores_busy()
-                        outcomes = asyncio.run(replay(setup, arrivals, prompts))
+                        with CoreTimeline() as timeline:
+                            outcomes = asyncio.run(replay(setup, arrivals, prompts))
                         after = hosted_stats()
+                        header["core_timeline"][f"{setup}/{round_}"] = timeline.samples
                         header["cores_busy"][f"{setup}/{round_}"] = busy_share(cores_before, cores_busy())
                         header["hosted_stats"][f"{setup}/{round_}"] = {k: after[k] - before[k] for k in after if isinstance(after[k], int)}
                         rows.extend(replay_rows(setup, round_, arrivals, prompts, outcomes))
@@ -359,6 +392,30 @@ def predictor_error(rows: list[dict[str, Any]], target_s: float) -> dict[str, fl
             "p90_abs_error_over_target": round(p90 / target_s, 3)}
 
 
+def keeps(rows: list[dict[str, Any]], target_s: float, timeline: dict[str, list[list[float]]]) -> dict[str, Any]:
+    """Requests the spillover setup kept local, split by why (predicted within the target, or a
+    predicted miss kept because every hosted breaker was open) and, for the first kind, the shared
+    core's busy share while each waited for its first token, in target against missed."""
+    by_reason = {reason: [r for r in rows if r["destination"] == "local" and r["reason"] == reason] for reason in ("local_ok", "breaker_open")}
+
+    def shared_core_busy(r: dict[str, Any]) -> float | None:
+        samples = [s[2] for s in timeline.get(f"spillover/{r['round']}", []) if r["at_s"] <= s[0] - 0.25 <= r["at_s"] + (r["ttft_s"] or 0)]
+        return statistics.fmean(samples) if samples else None
+
+    predicted_ok = by_reason["local_ok"]
+    missed = [r for r in predicted_ok if not r["ok"] or r["ttft_s"] > target_s]
+    hit = [r for r in predicted_ok if r not in missed]
+
+    def median_busy(group: list[dict[str, Any]]) -> float | None:
+        values = [v for v in map(shared_core_busy, group) if v is not None]
+        return round(statistics.median(values), 3) if values else None
+
+    return {"kept_predicted_within": len(predicted_ok), "missed_predicted_within": len(missed),
+            "kept_breaker_open": len(by_reason["breaker_open"]),
+            "missed_breaker_open": sum(1 for r in by_reason["breaker_open"] if not r["ok"] or r["ttft_s"] > target_s),
+            "shared_core_busy_median": {"in_target": median_busy(hit), "missed": median_busy(missed)}}
+
+
 def prompt_estimate_error(rows: list[dict[str, Any]]) -> dict[str, float]:
     """chars/4 against the text's own token count (the content's, without the chat template)."""
     errors = [(r["chars4_tokens"] - r["prompt_tokens"]) / r["prompt_tokens"] for r in rows]
@@ -428,6 +485,7 @@ def derive(header: dict[str, Any], rows: list[dict[str, Any]]) -> dict[str, Any]
         "spilled_vs_oracle": round(setups["spillover"]["spilled_share"] / oracle, 3) if oracle else None,
         "false_keep_rate": setups["spillover"]["local_missed_share"],
         "predictor": predictor,
+        "keeps": keeps(spill, target, header.get("core_timeline", {})),
         "prompt_estimate_chars4": prompt_estimate_error(first),
         "hosted": {"ttft_p50_s": round(statistics.median(hosted_ttfts), 3) if hosted_ttfts else None,
                    "ttft_p99_s": round(percentile(hosted_ttfts, 0.99), 3), **header["hosted"],
@@ -469,7 +527,9 @@ def note(figures: dict[str, Any], header: dict[str, Any]) -> str:
         f"Oracle (fewest spills in hindsight, FCFS work model: prefill {probe['prefill_tokens_per_s']}, decode "
         f"{probe['decode_tokens_per_s']} tokens/s): {figures['oracle_spilled_share']}; spillover spilled "
         f"{figures['setups']['spillover']['spilled_share']} ({figures['spilled_vs_oracle']}x). False keeps (kept local, missed): "
-        f"{figures['false_keep_rate']}. Predictor (measured minus predicted TTFT, kept requests): {figures['predictor']}. "
+        f"{figures['false_keep_rate']}; kept local, all rounds (predicted within the target, or kept with every hosted breaker open; "
+        f"the shared core's median busy share while they waited, in target against missed): {figures['keeps']}. "
+        f"Predictor (measured minus predicted TTFT, kept requests): {figures['predictor']}. "
         f"chars/4 against the prompt texts' token counts: {figures['prompt_estimate_chars4']}.\n\n"
         f"Simulator (preset from the probe, autoscaler/presets/{PRESET_FILE.name}; spills take the live hosted TTFTs in turn): "
         + "; ".join(f"{s}: live {c['live']}, simulated {c['simulated']}, {c['slo_points_off']} points and "

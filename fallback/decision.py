@@ -140,6 +140,10 @@ def decide(request: DispatchRequest, state: EngineState | None, route: Route) ->
     if predicted > route.ttft_target_s and hosted:
         too_long = alone_ttft_s(request, state, route) > route.ttft_target_s
         return _spill(hosted, SpillReason.LONG_PROMPT if too_long else SpillReason.PREDICTED_WAIT, predicted)
+    if predicted > route.ttft_target_s and route.allow_hosted and route.hosted:
+        # It would have spilled, but every hosted target's breaker is open: local is the one way
+        # left, and the reason says so (``local_ok`` would hide a known miss).
+        return Decision(LOCAL, SpillReason.BREAKER_OPEN, predicted)
     return Decision(LOCAL, SpillReason.LOCAL_OK, predicted, fallbacks=hosted)
 
 

@@ -48,6 +48,17 @@ def test_no_replica_cold_start_and_unhealthy_targets() -> None:
     assert decide(DispatchRequest(10, 10), None, Route("m", "m", 2.0)).destination is None
 
 
+def test_a_predicted_miss_with_every_breaker_open_stays_local_and_says_why() -> None:
+    busy = EngineState(model="m", replicas_ready=1, waiting=20, running=8, prefill_tokens_per_s=1000)
+    broken = Route("m", "m", 2.0, hosted=tuple(HostedTarget(t.provider, t.model, healthy=False) for t in HOSTED))
+    decision = decide(DispatchRequest(prompt_tokens=500, max_tokens=100), busy, broken)
+    assert (decision.destination, decision.reason, decision.fallbacks) == (LOCAL, SpillReason.BREAKER_OPEN, ())
+    assert decision.predicted_ttft_s > broken.ttft_target_s
+    # No hosted target at all (or hosting forbidden) is the route's design, not an open breaker.
+    assert decide(DispatchRequest(prompt_tokens=500, max_tokens=100), busy, Route("m", "m", 2.0)).reason is SpillReason.LOCAL_OK
+    assert decide(DispatchRequest(prompt_tokens=10, max_tokens=10), IDLE, broken).reason is SpillReason.LOCAL_OK
+
+
 def test_pins_and_forbidden_hosting() -> None:
     busy = EngineState(model="m", replicas_ready=1, waiting=100, prefill_tokens_per_s=10)
     local = decide(DispatchRequest(500, 10, RoutePin.LOCAL_ONLY), busy, ROUTE)
