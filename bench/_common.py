@@ -20,7 +20,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -144,6 +144,20 @@ def recompute_differences(recorded: dict[str, Any], recomputed: dict[str, Any], 
         elif recorded[key] != value:
             differences.append(f"{here}: recorded {recorded[key]!r}, recomputed {value!r}")
     return differences
+
+
+def recompute_command(raw: Path, recorded: Path, derive: Callable[[dict[str, Any], list[dict[str, Any]]], dict[str, Any]],
+                      summary_table: Callable[[dict[str, Any]], str]) -> int:
+    """``--recompute``: rebuild every figure from the raw file with the bench's own ``derive`` and
+    compare with the recorded JSON; the exit status is 0 when all match."""
+    header, rows = load_raw(raw)
+    figures = derive(header, rows)
+    print(summary_table(figures))
+    differences = recompute_differences(json.loads(recorded.read_text()), figures)
+    for line in differences:
+        print(f"differs: {line}")
+    print(f"{len(differences)} figures differ from {recorded}" if differences else f"every figure of {recorded} rebuilt from {raw}")
+    return 1 if differences else 0
 
 
 def record(name: str, title: str, figures: dict[str, object], body_markdown: str, *, merge: bool = True,

@@ -21,7 +21,12 @@ each request's due time, a warm-up first):
 Not measured: the ingress behind Ray Serve's proxy (the issue's 6.7 ms p50 was that proxy
 alone); it would need a Ray cluster of its own beside this load on two cores.
 
-    python bench/costs.py [--rate 200] [--duration-s 60] [--rounds 3] [--warmup-s 3]
+Every measured request is a raw row in ``bench/results/costs.raw.jsonl.gz`` (with each run's
+ledger check in its header); every figure is derived from that file by :func:`derive`, live or
+with ``--recompute``.
+
+    python bench/costs.py [--rate 200] [--duration-s 60] [--rounds 3] [--warmup-s 3] [--allow-dirty]
+    python bench/costs.py --recompute [RAW]
 """
 
 from __future__ import annotations
@@ -42,9 +47,22 @@ import httpx
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench._common import REPO, add_provenance_arguments, median, record, refuse_dirty_tree, table, terminate  # noqa: E402
+from bench._common import (  # noqa: E402
+    REPO,
+    RESULTS,
+    add_provenance_arguments,
+    median,
+    raw_path,
+    recompute_command,
+    record,
+    refuse_dirty_tree,
+    table,
+    terminate,
+)
+from bench.costs_load import summary  # noqa: E402
 
 BENCH = REPO / "bench"
+NAME = "costs"
 SETUPS = ("direct", "spillover_off", "spillover_on", "litellm")
 SUSTAINED_SETUPS = ("direct", "spillover_on", "litellm")
 RESPONDER_PORT, PROXY_PORT = 18401, 18402
@@ -178,15 +196,18 @@ def wait_ready(child: subprocess.Popen[bytes], port: int, key: str | None, log: 
     raise TimeoutError(f"{child.args[:3]} not ready on port {port}; log: {log}")
 
 
-def load(port: int, rate: float, duration_s: float, args: argparse.Namespace, feature: str, key: str | None = None,
-         ledger_dsn: str | None = None) -> dict:
-    """The load generator in its own process; its JSON result."""
+def load(port: int, rate: float, duration_s: float, args: argparse.Namespace, feature: str, outcomes: Path, key: str | None = None,
+         ledger_dsn: str | None = None) -> tuple[dict, list[dict]]:
+    """The load generator in its own process: its ledger check (with ``ledger_dsn``) and every
+    measured request's raw row."""
     command = [sys.executable, str(BENCH / "costs_load.py"), f"http://127.0.0.1:{port}", "--rate", str(rate),
-               "--duration-s", str(duration_s), "--warmup-s", str(args.warmup_s), "--feature", feature]
+               "--duration-s", str(duration_s), "--warmup-s", str(args.warmup_s), "--feature", feature, "--outcomes", str(outcomes)]
     command += ["--key", key] if key else []
     command += ["--ledger-dsn", ledger_dsn] if ledger_dsn else []
     out = subprocess.run(command, env=_env(), check=True, capture_output=True, text=True).stdout
-    return json.loads(out.strip().splitlines()[-1])
+    result = json.loads(out.strip().splitlines()[-1])
+    ledger = {k: result[k] for k in ("rows_written", "ledger_lag_s") if k in result}
+    return ledger, [json.loads(line) for line in outcomes.read_text().splitlines()]
 
 
 def plan(args: argparse.Namespace) -> list[tuple[str, str, float, float]]:
@@ -200,20 +221,21 @@ def plan(args: argparse.Namespace) -> list[tuple[str, str, float, float]]:
 
 
 def run_setup(name: str, setup: str, rate: float, duration_s: float, round_: int, args: argparse.Namespace, workdir: Path,
-              key: str, litellm: Path) -> dict:
-    """Start ``setup`` (direct: nothing), load it, stop it."""
+              key: str, litellm: Path) -> tuple[dict, list[dict]]:
+    """Start ``setup`` (direct: nothing), load it, stop it: its ledger check and raw rows."""
     feature = f"r{round_}-{name}"
+    outcomes = workdir / f"{name}-r{round_}.jsonl"
     if setup == "direct":
-        return load(RESPONDER_PORT, rate, duration_s, args, feature)
+        return load(RESPONDER_PORT, rate, duration_s, args, feature, outcomes)
     log = workdir / f"{name}-r{round_}.log"
     if setup == "litellm":
         command = [str(litellm), "--config", str(litellm_config(workdir)), "--host", "127.0.0.1", "--port", str(PROXY_PORT), "--num_workers", "1"]
         with process(command, log, PROXY_PORT, LITELLM_KEY):
-            return load(PROXY_PORT, rate, duration_s, args, feature, LITELLM_KEY)
+            return load(PROXY_PORT, rate, duration_s, args, feature, outcomes, LITELLM_KEY)
     on = setup == "spillover_on"
     command = [sys.executable, str(BENCH / "costs_ingress.py"), str(spillover_config(workdir, on)), str(PROXY_PORT), "on" if on else "off"]
     with process(command, log, PROXY_PORT, key if on else None):
-        return load(PROXY_PORT, rate, duration_s, args, feature, key if on else None, BENCH_DSN if on else None)
+        return load(PROXY_PORT, rate, duration_s, args, feature, outcomes, key if on else None, BENCH_DSN if on else None)
 
 
 def medians(runs: dict[str, list[dict]]) -> dict[str, dict[str, float]]:
@@ -229,7 +251,7 @@ def medians(runs: dict[str, list[dict]]) -> dict[str, dict[str, float]]:
     return med
 
 
-def summarise(runs: dict[str, list[dict]], args: argparse.Namespace) -> tuple[dict[str, object], list[tuple]]:
+def summarise(runs: dict[str, list[dict]], args: argparse.Namespace) -> dict[str, object]:
     med = medians(runs)
     ons = [r for s, rs in runs.items() if s.startswith("spillover_on") for r in rs]
     rows_ok = all(r["rows_written"] == r["sent"] for r in ons)
@@ -276,10 +298,26 @@ def summarise(runs: dict[str, list[dict]], args: argparse.Namespace) -> tuple[di
             "sustained_litellm_added_p50_ms": round(med["litellm" + low]["added_p50_ms"], 3),
             "sustained_litellm_added_p99_ms": round(med["litellm" + low]["added_p99_ms"], 3),
         }
-    rows = [(s, len(runs[s]), m["p50_ms"], m["p99_ms"], "-" if s.startswith("direct") else m["added_p50_ms"],
+    return figures
+
+
+def derive(header: dict, rows: list[dict]) -> dict[str, object]:
+    """Every figure from the raw file: each run's summary from its rows (bench/costs_load.py's
+    own :func:`summary`), with the ledger check the run recorded, then the medians."""
+    args = argparse.Namespace(**header["settings"])
+    by_run: dict[tuple[str, int], list[dict]] = {}
+    for row in rows:
+        by_run.setdefault((row["setup"], row["round"]), []).append(row)
+    runs = {name: [summary(by_run[name, round_]) | header["ledger"][name][round_ - 1] for round_ in range(1, args.rounds + 1)]
+            for name, *_ in plan(args)}
+    return summarise(runs, args)
+
+
+def summary_table(figures: dict) -> str:
+    rows = [(s, figures["rounds"], m["p50_ms"], m["p99_ms"], "-" if s.startswith("direct") else m["added_p50_ms"],
              "-" if s.startswith("direct") else m["added_p99_ms"], m["requests_per_s"], int(m["errors"]), int(m["late_sends"]))
-            for s, m in med.items()]
-    return figures, rows
+            for s, m in figures["by_setup"].items()]
+    return table(["setup", "rounds", "p50 ms", "p99 ms", "added p50 ms", "added p99 ms", "requests/s", "errors", "late sends"], rows)
 
 
 def note(figures: dict, args: argparse.Namespace) -> str:
@@ -323,6 +361,9 @@ def note(figures: dict, args: argparse.Namespace) -> str:
                    "cluster of its own beside this load on 2 cores.")
 
 
+SETTINGS = ("rate", "duration_s", "rounds", "warmup_s", "sustained_rate", "sustained_duration_s")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add_provenance_arguments(parser)
@@ -332,24 +373,34 @@ def main() -> None:
     parser.add_argument("--warmup-s", type=float, default=3.0)
     parser.add_argument("--sustained-rate", type=float, default=40.0, help="also compare at this rate (0: not)")
     parser.add_argument("--sustained-duration-s", type=float, default=20.0)
+    parser.add_argument("--recompute", nargs="?", const="", metavar="RAW",
+                        help="rebuild every figure from a raw file (default: the results') and compare with the recorded JSON")
+    parser.add_argument("--recorded", type=Path, help="with --recompute: the JSON to compare with (default: the results')")
     args = parser.parse_args()
+    if args.recompute is not None:
+        raw = Path(args.recompute) if args.recompute else raw_path(NAME)
+        raise SystemExit(recompute_command(raw, args.recorded or RESULTS / f"{NAME}.json", derive, summary_table))
     refuse_dirty_tree(args.allow_dirty)
     litellm = ensure_litellm()
-    runs: dict[str, list[dict]] = {name: [] for name, *_ in plan(args)}
+    header: dict = {"settings": {k: getattr(args, k) for k in SETTINGS}, "ledger": {name: [] for name, *_ in plan(args)}}
+    rows: list[dict] = []
     with tempfile.TemporaryDirectory(prefix="bench-costs-") as tmp, bench_database():
         workdir = Path(tmp)
         key = create_key(spillover_config(workdir, True))
         with process([sys.executable, str(BENCH / "instant_responder.py"), str(RESPONDER_PORT)], workdir / "responder.log", RESPONDER_PORT):
             for round_ in range(1, args.rounds + 1):
                 for name, setup, rate, duration_s in plan(args):
-                    result = run_setup(name, setup, rate, duration_s, round_, args, workdir, key, litellm)
-                    runs[name].append(result)
-                    print(f"round {round_} {name}: {json.dumps(result)}", flush=True)
-    figures, rows = summarise(runs, args)
-    text = table(["setup", "rounds", "p50 ms", "p99 ms", "added p50 ms", "added p99 ms", "requests/s", "errors", "late sends"], rows)
+                    ledger, outcomes = run_setup(name, setup, rate, duration_s, round_, args, workdir, key, litellm)
+                    header["ledger"][name].append(ledger)
+                    rows += [{"setup": name, "round": round_, **o} for o in outcomes]
+                    print(f"round {round_} {name}: {json.dumps(summary(outcomes) | ledger)}", flush=True)
+    figures = derive(header, rows)
+    text = summary_table(figures)
     print(text)
     print(json.dumps(figures["goal_met"]))
-    record("costs", "Costs: what the ingress adds, stages off and on, beside LiteLLM's proxy", figures, text + "\n\n" + note(figures, args), allow_dirty=args.allow_dirty)
+    record(NAME, "Costs: what the ingress adds, stages off and on, beside LiteLLM's proxy", figures,
+           text + "\n\n" + note(figures, argparse.Namespace(**header["settings"])), merge=False, allow_dirty=args.allow_dirty,
+           raw=(header, rows))
 
 
 if __name__ == "__main__":

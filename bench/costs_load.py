@@ -12,10 +12,10 @@ With ``--ledger-dsn``, it then polls PostgreSQL until the measured requests' led
 by ``x-feature``) are all there: the ledger's lag behind the last response.
 
 Prints one JSON object: p50/p99 latency (ms), achieved requests/s, errors, late sends, and the
-ledger check.
+ledger check; with ``--outcomes``, writes every measured request's raw row to that file.
 
     python bench/costs_load.py URL [--rate 200] [--duration-s 60] [--warmup-s 3] [--key K]
-        [--feature F] [--ledger-dsn DSN]
+        [--feature F] [--ledger-dsn DSN] [--outcomes FILE]
 """
 
 from __future__ import annotations
@@ -71,20 +71,28 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
 
 
-def summary(start: float, samples: list[Sample]) -> dict[str, float | int]:
-    ok = [s for s in samples if s.status == 200]
-    latencies = [1000 * (s.done - s.due) for s in ok]
-    last = max((s.done for s in samples), default=start)
+def outcome(start: float, sample: Sample) -> dict[str, float | int]:
+    """One request's raw row, in seconds from the phase's start (microseconds kept)."""
+    return {"due_s": round(sample.due - start, 6), "sent_late_s": round(sample.sent - sample.due, 6),
+            "latency_s": round(sample.done - sample.due, 6), "status": sample.status}
+
+
+def summary(outcomes: list[dict]) -> dict[str, float | int | list[int]]:
+    """A phase's figures from its raw rows (:func:`outcome`): bench/costs.py derives its record
+    with this, live and from the raw file."""
+    ok = [o for o in outcomes if o["status"] == 200]
+    latencies = [1000 * o["latency_s"] for o in ok]
+    last = max((o["due_s"] + o["latency_s"] for o in outcomes), default=0.0)
     return {
-        "sent": len(samples),
+        "sent": len(outcomes),
         "ok": len(ok),
-        "errors": len(samples) - len(ok),
+        "errors": len(outcomes) - len(ok),
         "p50_ms": percentile(latencies, 0.50),
         "p99_ms": percentile(latencies, 0.99),
         "max_ms": max(latencies, default=float("nan")),
-        "requests_per_s": len(ok) / max(last - start, 1e-9),
-        "late_sends": sum(1 for s in samples if s.sent - s.due > LATE_S),
-        "statuses": sorted({s.status for s in samples}),
+        "requests_per_s": len(ok) / max(last, 1e-9),
+        "late_sends": sum(1 for o in outcomes if o["sent_late_s"] > LATE_S),
+        "statuses": sorted({o["status"] for o in outcomes}),
     }
 
 
@@ -112,7 +120,11 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
     async with aiohttp.ClientSession(base_url=args.url, connector=connector, timeout=timeout, trust_env=False) as client:
         await phase(client, args.rate, args.warmup_s, {**headers, "x-feature": "warmup"})
         start, samples = await phase(client, args.rate, args.duration_s, {**headers, "x-feature": args.feature})
-    result: dict[str, object] = dict(summary(start, samples))
+    outcomes = [outcome(start, s) for s in samples]
+    if args.outcomes:
+        with open(args.outcomes, "w") as out:
+            out.writelines(json.dumps(o) + "\n" for o in outcomes)
+    result: dict[str, object] = dict(summary(outcomes))
     if args.ledger_dsn:
         rows, lag = ledger_lag(args.ledger_dsn, args.feature, len(samples), max(s.done for s in samples))
         result |= {"rows_written": rows, "ledger_lag_s": lag}
@@ -128,6 +140,7 @@ def main() -> None:
     parser.add_argument("--key")
     parser.add_argument("--feature", default="measure")
     parser.add_argument("--ledger-dsn")
+    parser.add_argument("--outcomes", help="write each measured request's raw row here, one JSON line each")
     args = parser.parse_args()
     import uvloop
 

@@ -23,7 +23,8 @@ replica; pass the live probe's). Raw outcomes (per prompt: index, chars, chars4 
 tokenizer count, count time) go to ``bench/results/prompt_tokens.raw.jsonl.gz``; ``--recompute``
 rebuilds every figure from them and compares with ``bench/results/prompt_tokens.json``.
 
-    python bench/prompt_tokens.py [--target-s 1.0] [--prefill-tps 1000] [--no-record] [--recompute]
+    python bench/prompt_tokens.py [--target-s 1.0] [--prefill-tps 1000 | --from-spillover] [--no-record]
+    python bench/prompt_tokens.py --recompute [RAW]
 """
 
 from __future__ import annotations
@@ -40,9 +41,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench._common import (  # noqa: E402
     RESULTS,
     add_provenance_arguments,
-    load_raw,
     raw_path,
-    recompute_differences,
+    recompute_command,
     record,
     refuse_dirty_tree,
     table,
@@ -166,17 +166,19 @@ def main() -> None:
     parser.add_argument("--max-tokens", type=int, default=256, help="each request's max_tokens (the ingress's default)")
     parser.add_argument("--decode-tps", type=float, default=0.0, help="decode rate for the waiting term (0: off)")
     parser.add_argument("--waiting", type=int, nargs="+", default=list(WAITING), help="requests waiting in each engine state")
+    parser.add_argument("--from-spillover", action="store_true",
+                        help="the target and prefill rate of the recorded live run (bench/results/spillover.json's probe)")
     parser.add_argument("--no-record", action="store_true", help="print the table; write nothing")
-    parser.add_argument("--recompute", action="store_true", help="rebuild the figures from the raw file and compare with the recorded JSON")
+    parser.add_argument("--recompute", nargs="?", const="", metavar="RAW",
+                        help="rebuild every figure from a raw file (default: the results') and compare with the recorded JSON")
+    parser.add_argument("--recorded", type=Path, help="with --recompute: the JSON to compare with (default: the results')")
     args = parser.parse_args()
-    if args.recompute:
-        header, rows = load_raw(raw_path(NAME))
-        recorded = json.loads((RESULTS / f"{NAME}.json").read_text())
-        figures = figures_of(header, rows)
-        print(report(figures))
-        differences = recompute_differences(recorded, figures)
-        print("\n".join(differences) if differences else "\nrecomputed figures match the recorded ones")
-        sys.exit(1 if differences else 0)
+    if args.recompute is not None:
+        raw = Path(args.recompute) if args.recompute else raw_path(NAME)
+        raise SystemExit(recompute_command(raw, args.recorded or RESULTS / f"{NAME}.json", figures_of, report))
+    if args.from_spillover:
+        probe = json.loads((RESULTS / "spillover.json").read_text())["probe"]
+        args.target_s, args.prefill_tps = probe["target_s"], probe["prefill_tokens_per_s"]
     if not args.no_record:
         refuse_dirty_tree(args.allow_dirty)
     counter = prompt_token_counter(f"builtin:{MODEL}", gguf=True)

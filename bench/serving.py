@@ -6,9 +6,12 @@ same ``LLMConfig``), ``vllm`` (``python -m vllm.entrypoints.openai.api_server`` 
 engine arguments and dtype). Workload: Arena-Hard prompts cut to 256 tokens, ``max_tokens=128``,
 ``ignore_eos``, temperature 0, streamed, at concurrency 1, 4 and 16. Per setup and level:
 output tokens/s and TTFT p50/p99 (client side); for spillover, the ingress's own time from its
-``spillover_ingress_overhead_seconds`` histogram. Medians over rounds.
+``spillover_ingress_overhead_seconds`` histogram. Medians over rounds. Every request is a raw row
+in ``bench/results/serving.raw.jsonl.gz`` (each round's histogram in its header); every figure
+is derived from that file by :func:`derive`, live or with ``--recompute``.
 
-    python bench/serving.py [--rounds 3] [--prompts 64] [--prompts-c1 16]
+    python bench/serving.py [--rounds 3] [--prompts 64] [--prompts-c1 16] [--allow-dirty]
+    python bench/serving.py --recompute [RAW]
 """
 
 from __future__ import annotations
@@ -28,12 +31,25 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench._common import RAY_SERVE_LLM_PEER, add_provenance_arguments, median, record, refuse_dirty_tree, table, terminate  # noqa: E402
+from bench._common import (  # noqa: E402
+    RAY_SERVE_LLM_PEER,
+    RESULTS,
+    add_provenance_arguments,
+    median,
+    raw_path,
+    recompute_command,
+    record,
+    refuse_dirty_tree,
+    table,
+    terminate,
+)
 
 PORT = 8000
 MODEL = "smollm2-135m-instruct"
 PROMPTS = Path(__file__).resolve().parents[2] / "shared" / "data" / "prompts" / "arena_hard_questions.jsonl"
 LEVELS = (1, 4, 16)
+SETUPS = ("spillover", "ray_serve_llm", "vllm")
+NAME = "serving"
 
 
 def load_prompts(n: int) -> list[str]:
@@ -113,7 +129,9 @@ def wait_ready(process: subprocess.Popen[bytes], port: int = PORT, model: str = 
     raise TimeoutError("server not ready")
 
 
-async def one_request(client: httpx.AsyncClient, prompt: str) -> tuple[float, int]:
+async def one_request(client: httpx.AsyncClient, prompt: str, level_start: float) -> dict[str, float | int]:
+    """One streamed request's raw row: when it started and ended (from its level's start), its
+    time to first token and its output tokens."""
     body = {"model": MODEL, "messages": [{"role": "user", "content": prompt}], "max_tokens": 128, "temperature": 0,
             "ignore_eos": True, "stream": True, "stream_options": {"include_usage": True}}
     started = time.perf_counter()
@@ -129,39 +147,45 @@ async def one_request(client: httpx.AsyncClient, prompt: str) -> tuple[float, in
                 ttft = time.perf_counter() - started
             if chunk.get("usage"):
                 tokens = chunk["usage"]["completion_tokens"]
-    return (ttft if ttft is not None else float("nan")), tokens
+    return {"started_s": round(started - level_start, 6), "done_s": round(time.perf_counter() - level_start, 6),
+            "ttft_s": round(ttft, 6) if ttft is not None else None, "tokens": tokens}
 
 
-async def run_level(prompts: list[str], concurrency: int) -> dict[str, float]:
+async def run_level(prompts: list[str], concurrency: int) -> list[dict[str, float | int]]:
+    """Every prompt through ``concurrency`` closed-loop workers; each request's raw row."""
     queue: asyncio.Queue[str] = asyncio.Queue()
     for p in prompts:
         queue.put_nowait(p)
-    ttfts: list[float] = []
-    total_tokens = 0
+    outcomes: list[dict[str, float | int]] = []
 
     async def worker(client: httpx.AsyncClient) -> None:
-        nonlocal total_tokens
         while not queue.empty():
-            ttft, tokens = await one_request(client, queue.get_nowait())
-            ttfts.append(ttft)
-            total_tokens += tokens
+            outcomes.append(await one_request(client, queue.get_nowait(), level_start))
 
     async with httpx.AsyncClient(timeout=600, limits=httpx.Limits(max_connections=concurrency)) as client:
-        started = time.perf_counter()
+        level_start = time.perf_counter()
         await asyncio.gather(*(worker(client) for _ in range(concurrency)))
-        wall = time.perf_counter() - started
-    ttfts.sort()
+    return outcomes
+
+
+def level_summary(outcomes: list[dict]) -> dict[str, float]:
+    """A level's figures from its raw rows: output tokens over the level's wall time, TTFT p50/p99."""
+    ttfts = sorted(o["ttft_s"] if o["ttft_s"] is not None else float("nan") for o in outcomes)
     return {
-        "tokens_per_s": total_tokens / wall,
+        "tokens_per_s": sum(o["tokens"] for o in outcomes) / max(o["done_s"] for o in outcomes),
         "ttft_p50_ms": 1000 * statistics.median(ttfts),
         "ttft_p99_ms": 1000 * ttfts[min(len(ttfts) - 1, int(0.99 * len(ttfts)))],
     }
 
 
-def ingress_overhead_ms() -> dict[str, float]:
-    """p50/p99 and count of the ingress's own time, from its Prometheus histogram."""
+def ingress_overhead_buckets() -> list[tuple[float, float]]:
+    """The ingress's own-time histogram (cumulative counts by upper bound), from /metrics."""
     text = httpx.get(f"http://127.0.0.1:{PORT}/metrics").text
-    buckets = [(float(le), float(v)) for le, v in re.findall(r'spillover_ingress_overhead_seconds_bucket\{api="chat",le="([^"]+)"\} (\S+)', text)]
+    return [(float(le), float(v)) for le, v in re.findall(r'spillover_ingress_overhead_seconds_bucket\{api="chat",le="([^"]+)"\} (\S+)', text)]
+
+
+def ingress_overhead_ms(buckets: list[list[float]]) -> dict[str, float]:
+    """p50/p99 (upper bucket bounds) and count of the ingress's own time."""
     total = buckets[-1][1] if buckets else 0.0
 
     def quantile(q: float) -> float:
@@ -173,44 +197,21 @@ def ingress_overhead_ms() -> dict[str, float]:
     return {"ingress_p50_ms_le": quantile(0.5), "ingress_p99_ms_le": quantile(0.99), "ingress_count": total}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    add_provenance_arguments(parser)
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--prompts", type=int, default=64)
-    parser.add_argument("--prompts-c1", type=int, default=16, help="fewer at concurrency 1: one stream is slow on a CPU")
-    args = parser.parse_args()
-    refuse_dirty_tree(args.allow_dirty)
-    prompts = load_prompts(args.prompts)
-    setups = ("spillover", "ray_serve_llm", "vllm")
-    runs: dict[tuple[str, int], list[dict[str, float]]] = {}
-    overhead: list[dict[str, float]] = []
-    with tempfile.TemporaryDirectory() as tmp:
-        for round_ in range(args.rounds):
-            for setup in setups:
-                process = start(setup, Path(tmp))
-                try:
-                    wait_ready(process)
-                    for level in LEVELS:
-                        chosen = prompts[: args.prompts_c1] if level == 1 else prompts
-                        result = asyncio.run(run_level(chosen, level))
-                        runs.setdefault((setup, level), []).append(result)
-                        print(f"round {round_ + 1} {setup} c={level}: {result}", flush=True)
-                    if setup == "spillover":
-                        overhead.append(ingress_overhead_ms())
-                finally:
-                    stop(process)
-    rows = []
+def derive(header: dict, rows: list[dict]) -> dict[str, object]:
+    """Every figure from the raw file: per setup, level and round the level's summary, then
+    medians over rounds; the ingress's own time from each round's histogram."""
+    by_run: dict[tuple[str, int, int], list[dict]] = {}
+    for row in rows:
+        by_run.setdefault((row["setup"], row["level"], row["round"]), []).append(row)
     med: dict[tuple[str, int], dict[str, float]] = {}
-    for (setup, level), results in sorted(runs.items(), key=lambda kv: (kv[0][1], setups.index(kv[0][0]))):
-        med[(setup, level)] = {k: median([r[k] for r in results]) for k in results[0]}
-        m = med[(setup, level)]
-        rows.append((setup, level, len(results), m["tokens_per_s"], m["ttft_p50_ms"], m["ttft_p99_ms"]))
-    text = table(["setup", "concurrency", "rounds", "tokens/s", "TTFT p50 ms", "TTFT p99 ms"], rows)
+    for level in LEVELS:
+        for setup in SETUPS:
+            results = [level_summary(by_run[setup, level, round_]) for round_ in range(header["rounds"])]
+            med[setup, level] = {k: median([r[k] for r in results]) for k in results[0]}
+    overhead = [ingress_overhead_ms(b) for b in header["ingress_buckets"]]
     ingress = {k: median([o[k] for o in overhead]) for k in overhead[0]}
-    print(text)
-    print(f"ingress own time (server-side histogram, upper bucket bounds): {ingress}")
-    figures = {
+    return {
+        "rounds": header["rounds"],
         "tokens_per_s_ratio": round(med[("spillover", 16)]["tokens_per_s"] / med[("ray_serve_llm", 16)]["tokens_per_s"], 3),
         "added_ttft_p50_ms": round(med[("spillover", 1)]["ttft_p50_ms"] - med[("ray_serve_llm", 1)]["ttft_p50_ms"], 1),
         "ray_vs_direct_tokens_ratio": round(med[("ray_serve_llm", 16)]["tokens_per_s"] / med[("vllm", 16)]["tokens_per_s"], 3),
@@ -219,6 +220,52 @@ def main() -> None:
         "ingress_overhead_p99_ms_le": ingress["ingress_p99_ms_le"],
         "by_setup": {f"{s}@c{level}": v for (s, level), v in med.items()},
     }
+
+
+def summary_table(figures: dict) -> str:
+    rows = []
+    for level in LEVELS:
+        for setup in SETUPS:
+            m = figures["by_setup"][f"{setup}@c{level}"]
+            rows.append((setup, level, figures["rounds"], m["tokens_per_s"], m["ttft_p50_ms"], m["ttft_p99_ms"]))
+    return table(["setup", "concurrency", "rounds", "tokens/s", "TTFT p50 ms", "TTFT p99 ms"], rows)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    add_provenance_arguments(parser)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--prompts", type=int, default=64)
+    parser.add_argument("--prompts-c1", type=int, default=16, help="fewer at concurrency 1: one stream is slow on a CPU")
+    parser.add_argument("--recompute", nargs="?", const="", metavar="RAW",
+                        help="rebuild every figure from a raw file (default: the results') and compare with the recorded JSON")
+    parser.add_argument("--recorded", type=Path, help="with --recompute: the JSON to compare with (default: the results')")
+    args = parser.parse_args()
+    if args.recompute is not None:
+        raw = Path(args.recompute) if args.recompute else raw_path(NAME)
+        raise SystemExit(recompute_command(raw, args.recorded or RESULTS / f"{NAME}.json", derive, summary_table))
+    refuse_dirty_tree(args.allow_dirty)
+    prompts = load_prompts(args.prompts)
+    header: dict = {"rounds": args.rounds, "prompts": args.prompts, "prompts_c1": args.prompts_c1, "ingress_buckets": []}
+    rows: list[dict] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for round_ in range(args.rounds):
+            for setup in SETUPS:
+                process = start(setup, Path(tmp))
+                try:
+                    wait_ready(process)
+                    for level in LEVELS:
+                        chosen = prompts[: args.prompts_c1] if level == 1 else prompts
+                        outcomes = asyncio.run(run_level(chosen, level))
+                        rows += [{"setup": setup, "round": round_, "level": level, **o} for o in outcomes]
+                        print(f"round {round_ + 1} {setup} c={level}: {level_summary(outcomes)}", flush=True)
+                    if setup == "spillover":
+                        header["ingress_buckets"].append(ingress_overhead_buckets())
+                finally:
+                    stop(process)
+    figures = derive(header, rows)
+    text = summary_table(figures)
+    print(text)
     note = (
         f"Workload: {args.prompts} Arena-Hard prompts cut to 256 tokens ({args.prompts_c1} at concurrency 1), "
         f"max_tokens=128, ignore_eos, temperature 0, streamed; {args.rounds} rounds in the order ABC, medians. "
@@ -226,9 +273,10 @@ def main() -> None:
         f"{figures['added_ttft_p50_ms']} ms. Ray Serve LLM ÷ direct vLLM tokens/s at c=16: "
         f"{figures['ray_vs_direct_tokens_ratio']} (the platform's cost); its added TTFT p50 at c=1: "
         f"{figures['ray_vs_direct_ttft_p50_ms']} ms. spillover's ingress own time (received → dispatched, "
-        f"server-side histogram): p50 ≤ {ingress['ingress_p50_ms_le']} ms, p99 ≤ {ingress['ingress_p99_ms_le']} ms."
+        f"server-side histogram): p50 ≤ {figures['ingress_overhead_p50_ms_le']} ms, p99 ≤ {figures['ingress_overhead_p99_ms_le']} ms."
     )
-    record("serving", "Serving: spillover vs Ray Serve LLM vs vLLM direct", figures, text + "\n\n" + note, allow_dirty=args.allow_dirty)
+    record(NAME, "Serving: spillover vs Ray Serve LLM vs vLLM direct", figures, text + "\n\n" + note, merge=False,
+           allow_dirty=args.allow_dirty, raw=(header, rows))
 
 
 if __name__ == "__main__":

@@ -64,11 +64,10 @@ from bench._common import (  # noqa: E402
     REPO,
     RESULTS,
     add_provenance_arguments,
-    load_raw,
     machine,
     raw_path,
     record,
-    recompute_differences,
+    recompute_command,
     refuse_dirty_tree,
     table,
 )
@@ -259,7 +258,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.recompute is not None:
         raw = Path(args.recompute) if args.recompute else raw_path(args.results_name)
-        raise SystemExit(recompute(raw, args.recorded or RESULTS / f"{args.results_name}.json"))
+        raise SystemExit(recompute_command(raw, args.recorded or RESULTS / f"{args.results_name}.json", derive, summary_table))
     refuse_dirty_tree(args.allow_dirty)
     os.sched_setaffinity(0, {SHARED_CORE})  # the load generator shares core 1 with Ray, the ingress and the stand-in
     header, rows = run(args)
@@ -536,18 +535,6 @@ def note(figures: dict[str, Any], header: dict[str, Any]) -> str:
                     f"{c['ttft_p50_off_share']:.0%} of TTFT p50 off (within: {c['within']})" for s, c in sim.items())
         + f".\n\nGoals met: {figures['goals_met']}."
     )
-
-
-def recompute(raw: Path, recorded: Path) -> int:
-    """Rebuild every figure from the raw file and compare with the recorded JSON: 0 when all match."""
-    header, rows = load_raw(raw)
-    figures = derive(header, rows)
-    print(summary_table(figures))
-    differences = recompute_differences(json.loads(recorded.read_text()), figures)
-    for line in differences:
-        print(f"differs: {line}")
-    print(f"{len(differences)} figures differ from {recorded}" if differences else f"every figure of {recorded} rebuilt from {raw}")
-    return 1 if differences else 0
 
 
 if __name__ == "__main__":

@@ -5,7 +5,11 @@ it, and 50 ms is Ray Serve LLM's default stream batching interval. This runs spi
 concurrency 1 (the serving benchmark's prompts and settings) with the default interval and with
 shorter ones, alternating, and reports TTFT p50/p99 and tokens/s per setting (medians over rounds).
 
-    python bench/stream_batching.py [--rounds 2] [--intervals 50,10]
+Every request is a raw row in ``bench/results/stream_batching.raw.jsonl.gz``; ``--recompute``
+rebuilds every figure from it.
+
+    python bench/stream_batching.py [--rounds 2] [--intervals 50,10] [--allow-dirty]
+    python bench/stream_batching.py --recompute [RAW]
 """
 
 from __future__ import annotations
@@ -17,8 +21,25 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench._common import add_provenance_arguments, median, record, refuse_dirty_tree, table  # noqa: E402
-from bench.serving import load_prompts, run_level, start, stop, wait_ready  # noqa: E402
+from bench._common import RESULTS, add_provenance_arguments, median, raw_path, recompute_command, record, refuse_dirty_tree, table  # noqa: E402
+from bench.serving import level_summary, load_prompts, run_level, start, stop, wait_ready  # noqa: E402
+
+
+NAME = "stream_batching"
+
+
+def derive(header: dict, rows: list[dict]) -> dict[str, object]:
+    """Every figure from the raw file: per interval and round the level's summary, medians over rounds."""
+    med = {}
+    for interval in header["intervals"]:
+        results = [level_summary([r for r in rows if r["interval_ms"] == interval and r["round"] == k]) for k in range(header["rounds"])]
+        med[f"{interval:g}"] = {k: median([r[k] for r in results]) for k in results[0]}
+    return {"rounds": header["rounds"], "by_interval": med, **{f"ttft_p50_ms@{i}": round(m["ttft_p50_ms"], 1) for i, m in med.items()}}
+
+
+def summary_table(figures: dict) -> str:
+    rows = [(i, figures["rounds"], m["tokens_per_s"], m["ttft_p50_ms"], m["ttft_p99_ms"]) for i, m in figures["by_interval"].items()]
+    return table(["stream_batching_interval_ms", "rounds", "tokens/s", "TTFT p50 ms", "TTFT p99 ms"], rows)
 
 
 def main() -> None:
@@ -27,34 +48,39 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--prompts", type=int, default=16)
     parser.add_argument("--intervals", default="50,10", help="stream_batching_interval_ms values; 50 is Ray's default")
+    parser.add_argument("--recompute", nargs="?", const="", metavar="RAW",
+                        help="rebuild every figure from a raw file (default: the results') and compare with the recorded JSON")
+    parser.add_argument("--recorded", type=Path, help="with --recompute: the JSON to compare with (default: the results')")
     args = parser.parse_args()
+    if args.recompute is not None:
+        raw = Path(args.recompute) if args.recompute else raw_path(NAME)
+        raise SystemExit(recompute_command(raw, args.recorded or RESULTS / f"{NAME}.json", derive, summary_table))
     refuse_dirty_tree(args.allow_dirty)
     intervals = [float(v) for v in args.intervals.split(",")]
     prompts = load_prompts(args.prompts)
-    runs: dict[float, list[dict[str, float]]] = {i: [] for i in intervals}
+    header = {"rounds": args.rounds, "prompts": args.prompts, "intervals": intervals}
+    rows: list[dict] = []
     with tempfile.TemporaryDirectory() as tmp:
         for round_ in range(args.rounds):
             for interval in intervals:
                 process = start("spillover", Path(tmp), {"stream_batching_interval_ms": interval})
                 try:
                     wait_ready(process)
-                    result = asyncio.run(run_level(prompts, 1))
+                    outcomes = asyncio.run(run_level(prompts, 1))
                 finally:
                     stop(process)
-                runs[interval].append(result)
-                print(f"round {round_ + 1} interval {interval} ms: {result}", flush=True)
-    med = {i: {k: median([r[k] for r in rs]) for k in rs[0]} for i, rs in runs.items()}
-    rows = [(f"{i:g}", len(runs[i]), m["tokens_per_s"], m["ttft_p50_ms"], m["ttft_p99_ms"]) for i, m in med.items()]
-    text = table(["stream_batching_interval_ms", "rounds", "tokens/s", "TTFT p50 ms", "TTFT p99 ms"], rows)
+                rows += [{"interval_ms": interval, "round": round_, **o} for o in outcomes]
+                print(f"round {round_ + 1} interval {interval} ms: {level_summary(outcomes)}", flush=True)
+    figures = derive(header, rows)
+    text = summary_table(figures)
     print(text)
-    base = med[intervals[0]]["ttft_p50_ms"]
-    figures = {f"ttft_p50_ms@{i:g}": round(m["ttft_p50_ms"], 1) for i, m in med.items()}
     note = (
         f"spillover alone, concurrency 1, {args.prompts} Arena-Hard prompts cut to 256 tokens, max_tokens=128, "
         f"ignore_eos; {args.rounds} rounds alternating the settings; medians. The peer here is spillover at Ray's "
-        f"default interval ({intervals[0]:g} ms, TTFT p50 {base:.0f} ms)."
+        f"default interval ({intervals[0]:g} ms, TTFT p50 {figures['by_interval'][f'{intervals[0]:g}']['ttft_p50_ms']:.0f} ms)."
     )
-    record("stream_batching", "Stream batching interval vs TTFT at concurrency 1 (spillover)", figures, text + "\n\n" + note, allow_dirty=args.allow_dirty)
+    record(NAME, "Stream batching interval vs TTFT at concurrency 1 (spillover)", figures, text + "\n\n" + note, merge=False,
+           allow_dirty=args.allow_dirty, raw=(header, rows))
 
 
 if __name__ == "__main__":
