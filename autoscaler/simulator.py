@@ -336,6 +336,7 @@ class Simulation:
             decode_tokens_per_s=sum(p.decode_tokens_per_s(len(r.running)) for r in ready),
             local_unstarted=self._meter.unstarted,
             local_backlog_s=self._meter.backlog_s(),
+            local_oldest_wait_s=self._meter.oldest_wait_s(),
             local_starts_per_s=self._meter.starts_per_busy_s(),
         )
 

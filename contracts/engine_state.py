@@ -76,6 +76,9 @@ class EngineState:
     #: Seconds of prefill work still ahead of a new local request: each unstarted request's
     #: prompt at the prefill rate when it was sent, worked off as time passes (fallback.start_meter).
     local_backlog_s: float = 0.0
+    #: How long the oldest of those has waited: its first token comes with the step that prefills
+    #: a request kept now, so keeping one must not push it past the target (fallback.start_meter).
+    local_oldest_wait_s: float = 0.0
     #: How fast local requests start while any wait, per second.
     local_starts_per_s: float = 0.0
 

@@ -20,6 +20,7 @@ __all__ = [
     "Route",
     "alone_ttft_s",
     "decide",
+    "keeping_misses",
     "predict_ttft_s",
     "queued_work_s",
 ]
@@ -112,6 +113,12 @@ def queued_work_s(request: DispatchRequest, state: EngineState | None, route: Ro
     return request.prompt_tokens / rate
 
 
+def keeping_misses(predicted_s: float, state: EngineState, route: Route) -> bool:
+    """Whether keeping the request local misses the target: its own first token, or that of the
+    oldest request still waiting, which the engine prefills in the same step as this one."""
+    return max(predicted_s, state.local_oldest_wait_s + predicted_s if state.local_unstarted else 0.0) > route.ttft_target_s
+
+
 def decide(request: DispatchRequest, state: EngineState | None, route: Route) -> Decision:
     hosted = tuple(t for t in route.hosted if t.healthy) if route.allow_hosted else ()
     ready = state is not None and state.replicas_ready > 0 and route.local_model is not None
@@ -137,10 +144,10 @@ def decide(request: DispatchRequest, state: EngineState | None, route: Route) ->
         return _spill(hosted, reason)
     assert state is not None
     predicted = predict_ttft_s(request, state, route)
-    if predicted > route.ttft_target_s and hosted:
+    if keeping_misses(predicted, state, route) and hosted:
         too_long = alone_ttft_s(request, state, route) > route.ttft_target_s
         return _spill(hosted, SpillReason.LONG_PROMPT if too_long else SpillReason.PREDICTED_WAIT, predicted)
-    if predicted > route.ttft_target_s and route.allow_hosted and route.hosted:
+    if keeping_misses(predicted, state, route) and route.allow_hosted and route.hosted:
         # It would have spilled, but every hosted target's breaker is open: local is the one way
         # left, and the reason says so (``local_ok`` would hide a known miss).
         return Decision(LOCAL, SpillReason.BREAKER_OPEN, predicted)

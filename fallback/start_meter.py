@@ -14,6 +14,12 @@ when sent, and the engine works the sum off as time passes while any wait. Count
 prompt whole instead over-predicts whenever the ones ahead are part done: a short prompt sent
 while the engine is half through a long one waits half as long (seen live: 0.7 s predicted,
 0.26 s measured).
+
+The oldest unstarted request's wait matters too: vLLM prefills every waiting prompt in one step
+(within its token budget), so each of them gets its first token when the last is done, and a
+request kept now delays all still waiting (seen live: four prompts sent within 0.1 s, predicted
+0.58 to 1.25 s, all answered at 1.56 s). The engine starts them first come, first served, so
+the meter holds their send times in that order.
 The ingress keeps one per local model; the simulator keeps one the same way.
 """
 
@@ -21,6 +27,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Callable
 from typing import TypeVar
 
@@ -32,6 +39,7 @@ T = TypeVar("T")
 class StartMeter:
     def __init__(self, *, horizon_s: float = 30.0, clock: Callable[[], float] = time.monotonic) -> None:
         self.unstarted = 0
+        self._sent_at: deque[float] = deque()
         self._backlog_s = 0.0
         self._horizon_s = horizon_s
         self._clock = clock
@@ -43,11 +51,13 @@ class StartMeter:
         """A request sent locally, with its prompt's prefill time at the current rate."""
         self._advance()
         self.unstarted += 1
+        self._sent_at.append(self._last)
         self._backlog_s += work_s
 
     def leave(self, *, started: bool) -> None:
         self._advance()
         self.unstarted -= 1
+        self._sent_at.popleft()  # first come, first started
         if self.unstarted == 0:
             self._backlog_s = 0.0  # nothing waits: no work is left ahead
         if started:
@@ -57,6 +67,11 @@ class StartMeter:
         """Seconds of prefill work still ahead of a request sent now."""
         self._advance()
         return self._backlog_s
+
+    def oldest_wait_s(self) -> float:
+        """How long the oldest request not yet started has waited; 0 when none waits."""
+        self._advance()
+        return self._last - self._sent_at[0] if self._sent_at else 0.0
 
     def starts_per_busy_s(self) -> float:
         """Requests started per second of time with any waiting; 0 until one has started."""

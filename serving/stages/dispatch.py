@@ -93,6 +93,7 @@ class Dispatch(Stage):
         meter = self._meter(model)
         state = self._engines.state(model)
         return dataclasses.replace(state, local_unstarted=meter.unstarted, local_backlog_s=meter.backlog_s(),
+                                   local_oldest_wait_s=meter.oldest_wait_s(),
                                    local_starts_per_s=meter.starts_per_busy_s())
 
     def _with_health(self, route: Route) -> Route:

@@ -84,3 +84,33 @@ def test_the_work_ahead_is_worked_off_while_the_engine_runs() -> None:
     meter.leave(started=True)
     meter.enter(work_s=0.2)
     assert meter.backlog_s() == pytest.approx(0.2), "an empty queue starts from nothing"
+
+
+def test_the_oldest_wait_is_the_first_sent_still_waiting() -> None:
+    clock = Clock()
+    meter = StartMeter(clock=clock)
+    assert meter.oldest_wait_s() == 0.0
+    meter.enter(0.2)
+    clock.now += 0.3
+    meter.enter(0.2)
+    clock.now += 0.1
+    assert meter.oldest_wait_s() == pytest.approx(0.4)
+    meter.leave(started=True)  # the engine starts them in the order sent
+    assert meter.oldest_wait_s() == pytest.approx(0.1)
+    meter.leave(started=True)
+    assert meter.oldest_wait_s() == 0.0
+
+
+def test_keeping_a_request_that_would_make_an_older_one_miss_spills_it() -> None:
+    """Live, four prompts sent within 0.1 s got their first tokens together at 1.56 s: one step
+    prefilled them all. A request whose own prediction fits, but whose step would end past the
+    target for the one waiting longest, goes hosted."""
+    route = Route("m", "m", ttft_target_s=1.0, hosted=(HostedTarget("openai", "x"),))
+    request = DispatchRequest(prompt_tokens=300, max_tokens=16)
+    alone = EngineState(model="m", replicas_ready=1, prefill_tokens_per_s=1000, local_unstarted=1, local_backlog_s=0.3)
+    assert predict_ttft_s(request, alone, route) == pytest.approx(0.6)
+    assert decide(request, alone, route).reason is SpillReason.LOCAL_OK
+    older = EngineState(model="m", replicas_ready=1, prefill_tokens_per_s=1000, local_unstarted=1, local_backlog_s=0.3, local_oldest_wait_s=0.5)
+    decision = decide(request, older, route)
+    assert (decision.destination, decision.reason) == ("openai", SpillReason.PREDICTED_WAIT)
+    assert decision.predicted_ttft_s == pytest.approx(0.6)  # its own prediction, still the one logged
