@@ -21,6 +21,7 @@ __all__ = [
     "alone_ttft_s",
     "decide",
     "keeping_misses",
+    "local_last_resort",
     "predict_ttft_s",
     "queued_work_s",
 ]
@@ -152,6 +153,14 @@ def decide(request: DispatchRequest, state: EngineState | None, route: Route) ->
         # left, and the reason says so (``local_ok`` would hide a known miss).
         return Decision(LOCAL, SpillReason.BREAKER_OPEN, predicted)
     return Decision(LOCAL, SpillReason.LOCAL_OK, predicted, fallbacks=hosted)
+
+
+def local_last_resort(decision: Decision, request: DispatchRequest, state: EngineState | None, route: Route) -> bool:
+    """Whether a request sent hosted may still be served locally when every hosted target fails
+    before its first token (rate-limited, erroring): late beats lost. Live, with hosted 429s in
+    the trace's bursts, 8% of spilled requests failed outright while a replica stood ready."""
+    return (decision.destination not in (LOCAL, None) and request.pin is not RoutePin.HOSTED_ONLY
+            and route.local_model is not None and state is not None and state.replicas_ready > 0)
 
 
 def _spill(hosted: tuple[HostedTarget, ...], reason: SpillReason, predicted: float | None = None) -> Decision:

@@ -89,17 +89,39 @@ class StartMeter:
         self._last = now
 
 
-async def metered(meter: StartMeter, items: AsyncIterator[T], work_s: float = 0.0) -> AsyncIterator[T]:
-    """``items``, counted as unstarted (holding ``work_s`` of prefill) from the first read until
-    the first item (or the end)."""
-    meter.enter(work_s)
-    waiting = True
-    try:
-        async for item in items:
-            if waiting:
-                meter.leave(started=True)
-                waiting = False
-            yield item
-    finally:
-        if waiting:
-            meter.leave(started=False)
+def metered(meter: StartMeter, items: AsyncIterator[T], work_s: float = 0.0) -> AsyncIterator[T]:
+    """``items``, counted as unstarted (holding ``work_s`` of prefill) from this call until the
+    first item, the end, or ``aclose``.
+
+    It counts from the call, not from the first read: the caller opens the stream in the same
+    step of the event loop as its decision, so the next request's decision sees this one. Counted
+    from the first read, requests arriving together each decided on a queue without the others
+    (seen live: six sent at once, each predicted 0.4 to 1.0 s, all answered at 2.2 s).
+    """
+    return _Metered(meter, items, work_s)
+
+
+class _Metered(AsyncIterator[T]):
+    def __init__(self, meter: StartMeter, items: AsyncIterator[T], work_s: float) -> None:
+        meter.enter(work_s)
+        self._meter, self._items, self._waiting = meter, items, True
+
+    async def __anext__(self) -> T:
+        try:
+            item = await self._items.__anext__()
+        except BaseException:
+            self._leave(started=False)
+            raise
+        self._leave(started=True)
+        return item
+
+    async def aclose(self) -> None:
+        self._leave(started=False)
+        close = getattr(self._items, "aclose", None)
+        if close is not None:
+            await close()
+
+    def _leave(self, *, started: bool) -> None:
+        if self._waiting:
+            self._waiting = False
+            self._meter.leave(started=started)

@@ -22,7 +22,7 @@ from contracts.pipeline import Stage
 from contracts.spill import LOCAL, RoutePin, SpillReason
 from contracts.upstream import UpstreamCall
 from fallback.breaker import CircuitBreaker
-from fallback.decision import DispatchRequest, Route, decide, queued_work_s
+from fallback.decision import DispatchRequest, Route, decide, local_last_resort, queued_work_s
 from fallback.failover import Failover, Target
 from fallback.providers.interface import Provider
 from fallback.start_meter import StartMeter, metered
@@ -69,12 +69,14 @@ class Dispatch(Stage):
         if decision.destination is None:
             raise _nowhere(ctx.model, decision.reason)
         order = [decision.destination, *(t.provider for t in decision.fallbacks)]
+        if local_last_resort(decision, request, state, route):
+            order.append(LOCAL)
         body = _upstream_body(ctx)
         # A local stream waits for its first item only as long as there is somewhere else to go.
         # A non-stream answer's first item is the whole answer: bounding it would cut long
         # answers and pay twice; an engine that fails still fails it over.
         timeout = route.local_start_timeout_s or self._local_start_timeout_s
-        local_timeout = timeout if len(order) > 1 and ctx.stream else None
+        local_timeout = timeout if order[-1] != LOCAL and ctx.stream else None
         work_s = queued_work_s(request, state, route)
         targets = [self._target(name, route, ctx, body, local_timeout, work_s) for name in order]
         ctx.timings.dispatched = time.perf_counter()

@@ -49,6 +49,22 @@ async def test_metered_counts_until_the_first_item_or_the_end() -> None:
     assert meter.unstarted == 0 and meter.starts_per_busy_s() > 0
 
 
+async def test_a_stream_counts_from_the_call_so_the_next_decision_sees_it() -> None:
+    """Requests arriving together: the second decides before the first's stream is read."""
+    meter = StartMeter()
+
+    async def answers() -> AsyncIterator[int]:
+        yield 0
+
+    first = metered(meter, answers(), work_s=0.5)
+    assert (meter.unstarted, meter.backlog_s()) == (1, pytest.approx(0.5, abs=0.01))
+    second = metered(meter, answers(), work_s=0.5)
+    assert meter.unstarted == 2
+    assert [i async for i in first] == [0]
+    await second.aclose()  # never read: closing it still takes it off the queue
+    assert meter.unstarted == 0
+
+
 def test_a_queue_the_engine_cannot_see_spills() -> None:
     route = Route("m", "m", ttft_target_s=1.0, hosted=(HostedTarget("api", "x"),))
     engine_sees_little = EngineState(model="m", replicas_ready=1, running=64, waiting=0, prefill_tokens_per_s=1000)

@@ -12,7 +12,9 @@ import socket
 import pytest
 
 from contracts.context import Api, RequestContext
+from contracts.engine_state import EngineState
 from contracts.errors import SpilloverError
+from contracts.spill import SpillReason
 from fallback.breaker import CircuitBreaker
 from fallback.decision import HostedTarget, Route
 from fallback.providers.config import ProviderConfig
@@ -96,3 +98,24 @@ def test_a_route_named_apart_from_its_local_model_asks_the_engine_for_that_model
     asyncio.run(Dispatch(engines, {"fast": route}).process(ctx))
     assert engines.bodies[0]["model"] == "m" and ctx.body["model"] == "fast"
     assert ctx.model_served == "m"
+
+
+def test_a_spilled_request_whose_hosted_targets_all_fail_is_served_locally_late() -> None:
+    """Late beats lost: the engines' queue predicts a miss, so the request goes hosted; the
+    hosted target refuses, and a ready replica answers it (reason ``failover_error``)."""
+    busy = EngineState(model="m", replicas_ready=1, waiting=50, prefill_tokens_per_s=100)
+    engines = ScriptedEngines(busy)
+    engines.script = [[chunk("late", role="assistant"), chunk(finish="stop")]]
+    route = Route(name="m", local_model="m", ttft_target_s=1.0, hosted=(HostedTarget(provider="h", model="m"),))
+    provider = OpenAICompatibleProvider(ProviderConfig(name="h", base_url=f"http://127.0.0.1:{_closed_port()}/v1"))
+    dispatch = Dispatch(engines, {"m": route}, providers={"h": provider}, breakers={"h": CircuitBreaker()}, local_start_timeout_s=TIMEOUT_S)
+    ctx = _context(stream=True)
+    asyncio.run(dispatch.process(ctx))
+    assert (ctx.destination, ctx.spill_reason) == ("local", SpillReason.FAILOVER_ERROR)
+    assert ctx.predicted_ttft_s is not None and ctx.predicted_ttft_s > route.ttft_target_s
+    assert asyncio.run(_items(ctx)) == engines.script
+    # Pinned hosted-only, it is not served locally.
+    pinned = _context(stream=True)
+    pinned.headers["x-spillover-route"] = "hosted-only"
+    with pytest.raises(SpilloverError):
+        asyncio.run(dispatch.process(pinned))
