@@ -146,6 +146,20 @@ def recompute_differences(recorded: dict[str, Any], recomputed: dict[str, Any], 
     return differences
 
 
+def add_recompute_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--recompute", nargs="?", const="", metavar="RAW",
+                        help="rebuild every figure from a raw file (default: the results') and compare with the recorded JSON")
+    parser.add_argument("--recorded", type=Path, help="with --recompute: the JSON to compare with (default: the results')")
+
+
+def recompute_if_asked(args: argparse.Namespace, name: str, derive: Callable[[dict[str, Any], list[dict[str, Any]]], dict[str, Any]],
+                       summary_table: Callable[[dict[str, Any]], str]) -> None:
+    """With ``--recompute``, rebuild and compare (:func:`recompute_command`) and exit with its status."""
+    if args.recompute is not None:
+        raw = Path(args.recompute) if args.recompute else raw_path(name)
+        raise SystemExit(recompute_command(raw, args.recorded or RESULTS / f"{name}.json", derive, summary_table))
+
+
 def recompute_command(raw: Path, recorded: Path, derive: Callable[[dict[str, Any], list[dict[str, Any]]], dict[str, Any]],
                       summary_table: Callable[[dict[str, Any]], str]) -> int:
     """``--recompute``: rebuild every figure from the raw file with the bench's own ``derive`` and

@@ -49,11 +49,10 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench._common import (  # noqa: E402
     REPO,
-    RESULTS,
     add_provenance_arguments,
     median,
-    raw_path,
-    recompute_command,
+    add_recompute_arguments,
+    recompute_if_asked,
     record,
     refuse_dirty_tree,
     table,
@@ -373,13 +372,9 @@ def main() -> None:
     parser.add_argument("--warmup-s", type=float, default=3.0)
     parser.add_argument("--sustained-rate", type=float, default=40.0, help="also compare at this rate (0: not)")
     parser.add_argument("--sustained-duration-s", type=float, default=20.0)
-    parser.add_argument("--recompute", nargs="?", const="", metavar="RAW",
-                        help="rebuild every figure from a raw file (default: the results') and compare with the recorded JSON")
-    parser.add_argument("--recorded", type=Path, help="with --recompute: the JSON to compare with (default: the results')")
+    add_recompute_arguments(parser)
     args = parser.parse_args()
-    if args.recompute is not None:
-        raw = Path(args.recompute) if args.recompute else raw_path(NAME)
-        raise SystemExit(recompute_command(raw, args.recorded or RESULTS / f"{NAME}.json", derive, summary_table))
+    recompute_if_asked(args, NAME, derive, summary_table)
     refuse_dirty_tree(args.allow_dirty)
     litellm = ensure_litellm()
     header: dict = {"settings": {k: getattr(args, k) for k in SETTINGS}, "ledger": {name: [] for name, *_ in plan(args)}}

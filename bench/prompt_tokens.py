@@ -41,8 +41,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench._common import (  # noqa: E402
     RESULTS,
     add_provenance_arguments,
-    raw_path,
-    recompute_command,
+    add_recompute_arguments,
+    recompute_if_asked,
     record,
     refuse_dirty_tree,
     table,
@@ -169,13 +169,9 @@ def main() -> None:
     parser.add_argument("--from-spillover", action="store_true",
                         help="the target and prefill rate of the recorded live run (bench/results/spillover.json's probe)")
     parser.add_argument("--no-record", action="store_true", help="print the table; write nothing")
-    parser.add_argument("--recompute", nargs="?", const="", metavar="RAW",
-                        help="rebuild every figure from a raw file (default: the results') and compare with the recorded JSON")
-    parser.add_argument("--recorded", type=Path, help="with --recompute: the JSON to compare with (default: the results')")
+    add_recompute_arguments(parser)
     args = parser.parse_args()
-    if args.recompute is not None:
-        raw = Path(args.recompute) if args.recompute else raw_path(NAME)
-        raise SystemExit(recompute_command(raw, args.recorded or RESULTS / f"{NAME}.json", figures_of, report))
+    recompute_if_asked(args, NAME, figures_of, report)
     if args.from_spillover:
         probe = json.loads((RESULTS / "spillover.json").read_text())["probe"]
         args.target_s, args.prefill_tps = probe["target_s"], probe["prefill_tokens_per_s"]

@@ -33,11 +33,10 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench._common import (  # noqa: E402
     RAY_SERVE_LLM_PEER,
-    RESULTS,
     add_provenance_arguments,
     median,
-    raw_path,
-    recompute_command,
+    add_recompute_arguments,
+    recompute_if_asked,
     record,
     refuse_dirty_tree,
     table,
@@ -237,13 +236,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--prompts", type=int, default=64)
     parser.add_argument("--prompts-c1", type=int, default=16, help="fewer at concurrency 1: one stream is slow on a CPU")
-    parser.add_argument("--recompute", nargs="?", const="", metavar="RAW",
-                        help="rebuild every figure from a raw file (default: the results') and compare with the recorded JSON")
-    parser.add_argument("--recorded", type=Path, help="with --recompute: the JSON to compare with (default: the results')")
+    add_recompute_arguments(parser)
     args = parser.parse_args()
-    if args.recompute is not None:
-        raw = Path(args.recompute) if args.recompute else raw_path(NAME)
-        raise SystemExit(recompute_command(raw, args.recorded or RESULTS / f"{NAME}.json", derive, summary_table))
+    recompute_if_asked(args, NAME, derive, summary_table)
     refuse_dirty_tree(args.allow_dirty)
     prompts = load_prompts(args.prompts)
     header: dict = {"rounds": args.rounds, "prompts": args.prompts, "prompts_c1": args.prompts_c1, "ingress_buckets": []}

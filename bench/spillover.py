@@ -62,12 +62,11 @@ from autoscaler.simulator import HostedModel, simulate  # noqa: E402
 from autoscaler.trace import Arrival, compress_time, read_trace, scale_tokens, window  # noqa: E402
 from bench._common import (  # noqa: E402
     REPO,
-    RESULTS,
     add_provenance_arguments,
     machine,
-    raw_path,
     record,
-    recompute_command,
+    add_recompute_arguments,
+    recompute_if_asked,
     refuse_dirty_tree,
     table,
 )
@@ -252,13 +251,9 @@ def main() -> None:
     parser.add_argument("--hosted-error-share", type=float, default=0.01, help="share of hosted answers that are 5xx")
     parser.add_argument("--hosted-attempts", type=int, default=3, help="failover.attempts_per_target")
     parser.add_argument("--results-name", default="spillover", help="write bench/results/NAME.json")
-    parser.add_argument("--recompute", nargs="?", const="", metavar="RAW",
-                        help="rebuild every figure from a raw file (default: the results') and compare with the recorded JSON")
-    parser.add_argument("--recorded", type=Path, help="with --recompute: the JSON to compare with (default: the results')")
+    add_recompute_arguments(parser)
     args = parser.parse_args()
-    if args.recompute is not None:
-        raw = Path(args.recompute) if args.recompute else raw_path(args.results_name)
-        raise SystemExit(recompute_command(raw, args.recorded or RESULTS / f"{args.results_name}.json", derive, summary_table))
+    recompute_if_asked(args, args.results_name, derive, summary_table)
     refuse_dirty_tree(args.allow_dirty)
     os.sched_setaffinity(0, {SHARED_CORE})  # the load generator shares core 1 with Ray, the ingress and the stand-in
     header, rows = run(args)

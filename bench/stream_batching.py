@@ -21,7 +21,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench._common import RESULTS, add_provenance_arguments, median, raw_path, recompute_command, record, refuse_dirty_tree, table  # noqa: E402
+from bench._common import add_provenance_arguments, median, add_recompute_arguments, recompute_if_asked, record, refuse_dirty_tree, table  # noqa: E402
 from bench.serving import level_summary, load_prompts, run_level, start, stop, wait_ready  # noqa: E402
 
 
@@ -48,13 +48,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--prompts", type=int, default=16)
     parser.add_argument("--intervals", default="50,10", help="stream_batching_interval_ms values; 50 is Ray's default")
-    parser.add_argument("--recompute", nargs="?", const="", metavar="RAW",
-                        help="rebuild every figure from a raw file (default: the results') and compare with the recorded JSON")
-    parser.add_argument("--recorded", type=Path, help="with --recompute: the JSON to compare with (default: the results')")
+    add_recompute_arguments(parser)
     args = parser.parse_args()
-    if args.recompute is not None:
-        raw = Path(args.recompute) if args.recompute else raw_path(NAME)
-        raise SystemExit(recompute_command(raw, args.recorded or RESULTS / f"{NAME}.json", derive, summary_table))
+    recompute_if_asked(args, NAME, derive, summary_table)
     refuse_dirty_tree(args.allow_dirty)
     intervals = [float(v) for v in args.intervals.split(",")]
     prompts = load_prompts(args.prompts)
