@@ -252,8 +252,10 @@ def test_saturating_the_local_replica_spills_with_predicted_wait(client: openai.
     # hosted target then failed says failover_error instead).
     assert ("hosted-openai", "predicted_wait") in spilled, results
     assert all(r in ("predicted_wait", "failover_error") for _, r in spilled), results
-    # The decision's own record: every spill was judged over the 1 s target, every keep under it.
-    assert all(ms > 1000 for ms in predicted_ms["predicted_wait"]) and all(ms <= 1000 for ms in predicted_ms["local_ok"]), predicted_ms
+    # The decision's own record: every keep was predicted under the 1 s target. A spill's own
+    # prediction may be short: it also spills when keeping it would push the oldest request still
+    # waiting locally past the target (one engine step prefills them together).
+    assert predicted_ms["predicted_wait"] and all(ms <= 1000 for ms in predicted_ms["local_ok"]), predicted_ms
 
 
 def test_no_key_reaches_any_log_line(spillover: SpilloverServe) -> None:
