@@ -9,7 +9,7 @@ hosted stand-in's (:func:`bench.spill_probe.ttft_target_s`).
 
 Cores, as in production where a hosted API's compute is not ours: the local engine has core 0
 alone, its compute thread by ``VLLM_CPU_OMP_THREADS_BIND=0`` and its engine-core process by
-affinity once it runs (:func:`pin_engine_processes`); Ray's proxy, the ingress, this load
+affinity once it runs (:func:`bench.cores.pin_engine_processes`); Ray's proxy, the ingress, this load
 generator and the hosted stand-in share core 1 (``taskset``). Each replay records how busy
 each core was. The hosted side is
 :mod:`bench.hosted_standin`: OpenAI's wire format, streamed, at almost no CPU, its first-token
@@ -42,10 +42,8 @@ import json
 import os
 import signal
 import statistics
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -72,6 +70,7 @@ from bench._common import (  # noqa: E402
 )
 from bench.serving import MODEL, stop, wait_ready  # noqa: E402
 from bench.hosted_standin import TTFT_P50_S as HOSTED_TTFT_P50_S  # noqa: E402
+from bench.cores import ENGINE_CORE, SHARED_CORE, CoreTimeline, busy_share, cores_busy, pin_engine_processes, start, threads_on_engine_core  # noqa: E402
 from bench.spill_probe import DECODE_BATCH, SERVE_PORT, Outcome, derive_probe, measure_probe, percentile, prompt_texts, send  # noqa: E402
 from contracts.tokens import estimate_prompt_tokens  # noqa: E402
 
@@ -80,7 +79,6 @@ HOSTED_PORT = 8100
 HOSTED, HOSTED_MODEL = "hosted", "hosted-llama-70b"
 SETUPS = ("queue_only", "spillover", "error_fallback")
 PRESET_FILE = PRESETS_DIR / "smollm2-135m-cpu-1core.yaml"
-ENGINE_CORE, SHARED_CORE = 0, 1
 #: Goals of the issue: in-target share, spilled share over the oracle's, false keeps, predictor p90
 #: absolute error over the target, and the simulator's distance from the live run.
 GOALS = {"slo_attainment": 0.99, "spilled_vs_oracle": 1.2, "false_keep_rate": 0.01, "predictor_p90_over_target": 0.30,
@@ -109,105 +107,6 @@ def serve_config(target_s: float, hosted_attempts: int) -> dict[str, Any]:
         # The trace's prompts are cut from one text: only the spill-over decision is measured.
         "cache": {"enabled": False},
     }
-
-
-def start(core: int, args: list[str], log: Path) -> subprocess.Popen[bytes]:
-    """``args`` as a process on ``core`` (its children inherit it; the engine rebinds its own
-    compute thread to ``ENGINE_CORE`` by ``VLLM_CPU_OMP_THREADS_BIND``)."""
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "RAY_USAGE_STATS_ENABLED": "0", "VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_CPU_NUM_OF_RESERVED_CPU": "0"}
-    env.pop("RAY_ADDRESS", None)
-    return subprocess.Popen(["taskset", "-c", str(core), *args], env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
-
-
-def pin_engine_processes(root: int) -> list[int]:
-    """Every thread of the engine's own processes in ``root``'s tree onto the engine's core.
-
-    Ray Serve LLM runs a CPU engine as two processes: the worker, whose compute thread
-    ``VLLM_CPU_OMP_THREADS_BIND`` binds, and the engine core (scheduler), which busy-waits on the
-    worker's results between steps. Left on the shared core it spins there through every step,
-    one core's worth under load (measured: core 1 at 99% busy with two requests in flight, 50%
-    with the engine core beside its worker, where it yields to the computing thread)."""
-    pinned = []
-    for pid in _tree(root):
-        try:
-            if Path(f"/proc/{pid}/cmdline").read_bytes().startswith(b"VLLM::EngineCore"):
-                for task in Path(f"/proc/{pid}/task").iterdir():
-                    os.sched_setaffinity(int(task.name), {ENGINE_CORE})
-                pinned.append(pid)
-        except OSError:
-            continue
-    return pinned
-
-
-def _tree(root: int) -> list[int]:
-    """``root`` and every process below it."""
-    pids, found = [root], []
-    while pids:
-        pid = pids.pop()
-        found.append(pid)
-        try:
-            for task in Path(f"/proc/{pid}/task").iterdir():
-                pids.extend(int(c) for c in (task / "children").read_text().split())
-        except OSError:
-            continue
-    return found
-
-
-def cores_busy() -> dict[str, tuple[int, int]]:
-    """Per core: jiffies busy and in all, from /proc/stat."""
-    out = {}
-    for line in Path("/proc/stat").read_text().splitlines():
-        name, *fields = line.split()
-        if name.startswith("cpu") and name[3:].isdigit():
-            ticks = [int(f) for f in fields]
-            out[name] = (sum(ticks) - ticks[3] - ticks[4], sum(ticks))
-    return out
-
-
-def busy_share(before: dict[str, tuple[int, int]], after: dict[str, tuple[int, int]]) -> dict[str, float]:
-    return {core: round((after[core][0] - before[core][0]) / max(1, after[core][1] - before[core][1]), 3) for core in before}
-
-
-class CoreTimeline:
-    """Each core's busy share in every ``interval_s`` while a replay runs, as ``[t_s, cpu0,
-    cpu1]`` from the replay's start: a replay's average hides its bursts, when the shared core
-    saturates for seconds and local starts wait on it, not on the engine."""
-
-    def __init__(self, interval_s: float = 0.5) -> None:
-        self.interval_s, self.samples = interval_s, []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def __enter__(self) -> CoreTimeline:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def _run(self) -> None:
-        start, before = time.monotonic(), cores_busy()
-        while not self._stop.wait(self.interval_s):
-            after = cores_busy()
-            share = busy_share(before, after)
-            self.samples.append([round(time.monotonic() - start, 2), share["cpu0"], share["cpu1"]])
-            before = after
-
-
-def threads_on_engine_core(root: int) -> dict[str, int]:
-    """How many threads of ``root``'s process tree may run on the engine's core only, on the
-    other only, or on both: the pinning as the kernel holds it, not as configured."""
-    counts = {"engine_core_only": 0, "shared_core_only": 0, "both": 0}
-    for pid in _tree(root):
-        try:
-            for task in Path(f"/proc/{pid}/task").iterdir():
-                status = (task / "status").read_text()
-                allowed = next(line.split(":")[1].strip() for line in status.splitlines() if line.startswith("Cpus_allowed_list"))
-                counts[{str(ENGINE_CORE): "engine_core_only", str(SHARED_CORE): "shared_core_only"}.get(allowed, "both")] += 1
-        except (OSError, StopIteration):
-            continue
-    return counts
 
 
 def hosted_stats() -> dict[str, int]:
