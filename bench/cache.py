@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench._common import add_provenance_arguments, median, record, refuse_dirty_tree, table  # noqa: E402
 from bench.cache_quality import DATA, decide_latency_ms, partner_only, test_split, whole_index  # noqa: E402
 from contracts.context import ANONYMOUS, Api, RequestContext  # noqa: E402
-from costlevers.cache.entries import CachedResponse  # noqa: E402
+from contracts.chat_answer import ChatAnswer  # noqa: E402
 from costlevers.cache.exact_store import RedisExactStore  # noqa: E402
 from costlevers.cache.redis_semantic import RedisSemanticStore  # noqa: E402
 from costlevers.cache.request_key import request_keys  # noqa: E402
@@ -44,7 +44,7 @@ from spillover.training.pairs import load_pairs  # noqa: E402
 
 ROUTE = "bench"
 POLICY = RoutePolicy(ttl_s=3600, model_version="v1", prompt_version="1", non_deterministic=False, tool_calls=False, semantic=True)
-ANSWER = CachedResponse({"id": "x", "object": "chat.completion", "created": 0, "model": ROUTE, "choices": [
+ANSWER = ChatAnswer({"id": "x", "object": "chat.completion", "created": 0, "model": ROUTE, "choices": [
     {"index": 0, "message": {"role": "assistant", "content": "A typical short answer of a few sentences. " * 8}, "finish_reason": "stop"}],
     "usage": {"prompt_tokens": 20, "completion_tokens": 90, "total_tokens": 110}}).to_bytes()
 

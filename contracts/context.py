@@ -22,6 +22,7 @@ __all__ = [
     "CacheResult",
     "Outcome",
     "Principal",
+    "PromptEmbedding",
     "RequestContext",
     "RequestFacts",
     "SSE_DONE",
@@ -56,6 +57,9 @@ class Status(enum.StrEnum):
     CANCELLED = "cancelled"
     #: The stream was cut by a failure after tokens had already been sent.
     CUT = "cut"
+    #: A cascade's cheap attempt: answered and paid for, but a check rejected the answer and a
+    #: stronger model was asked (its row names the request it was for in ``attempt_of``).
+    ESCALATED = "escalated"
 
 
 class CacheResult(enum.StrEnum):
@@ -162,6 +166,16 @@ class RequestFacts:
     wants_usage_chunk: bool = False
     #: The request carries tools (function calling).
     has_tools: bool = False
+
+
+@dataclass(frozen=True)
+class PromptEmbedding:
+    """The last user turn's embedding, kept by whichever stage computed it first (the semantic
+    cache) for any later one that needs the same vector (the router): one encoder pass a request.
+    ``vector`` is the embedding deployment's unit vector (a numpy array; contracts stay numpy-free)."""
+
+    text: str
+    vector: Any
 
 
 _Slot = TypeVar("_Slot")

@@ -2,7 +2,8 @@
 
 Every figure on a dashboard or in a report is a query over these rows. Money is integer
 micro-dollars; ``price_version`` says which price table priced the row; ``destination`` is
-``local``, ``cache`` or a provider's name.
+``local``, ``cache`` or a provider's name. A routed request's abandoned cheap attempts are
+rows of their own (status ``escalated``, ``attempt_of`` naming the request): they were paid for.
 """
 
 from __future__ import annotations
@@ -40,6 +41,15 @@ class LedgerRow:
     status: str
     spill_reason: str | None
     finished_at: dt.datetime | None = None
+    #: Routing (a routed name such as ``auto``): the router and its score, why this candidate
+    #: served (``contracts.routing.RouteReason``), and the candidates escalated from with the
+    #: check that failed each (``model:check,...``).
+    router: str | None = None
+    route_score: float | None = None
+    route_reason: str | None = None
+    escalations: str | None = None
+    #: On a cascade's abandoned attempt's own row: the request it was made for.
+    attempt_of: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         finished = None if self.finished_at is None else self.finished_at.isoformat()

@@ -28,6 +28,8 @@ __all__ = [
     "CACHE_SHADOW_TOTAL",
     "CACHE_FALSE_HIT_ESTIMATE",
     "BUDGET_REMAINING",
+    "ROUTE_DECISIONS_TOTAL",
+    "ROUTE_ESCALATIONS_TOTAL",
     "BUDGET_SOFT_LIMIT",
     "ENGINE_GAUGES",
     "VLLM_RECORDED",
@@ -50,6 +52,11 @@ CACHE_HIT_RATIO = "spillover_cache_hit_ratio"
 #: and the false-hit estimate they give (its sample size: the checks' total).
 CACHE_SHADOW_TOTAL = "spillover_cache_shadow_checks_total"
 CACHE_FALSE_HIT_ESTIMATE = "spillover_cache_semantic_false_hit_estimate"
+#: Routing: the candidate each routed request went to and why (router_cheap, router_strong,
+#: cascade_accepted, escalated, pinned, router_unavailable), and each cascade escalation with the
+#: check that failed the cheaper answer.
+ROUTE_DECISIONS_TOTAL = "spillover_route_decisions_total"
+ROUTE_ESCALATIONS_TOTAL = "spillover_route_escalations_total"
 #: Per team budget and UTC period: what is left, and 1 once 80% is spent (the soft limit).
 BUDGET_REMAINING = "spillover_budget_remaining_usd"
 BUDGET_SOFT_LIMIT = "spillover_budget_soft_limit"

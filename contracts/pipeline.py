@@ -68,12 +68,16 @@ class Pipeline:
     def names(self) -> tuple[str, ...]:
         return tuple(stage.name for stage in self.stages)
 
-    async def run(self, ctx: RequestContext, *, after: str | None = None) -> Outcome:
+    async def run(self, ctx: RequestContext, *, after: str | None = None, record: bool = True) -> Outcome:
         """Walk the stages (those after the one named ``after``, if given); return the outcome
-        with settle wired to its end."""
+        with settle wired to its end. ``record=False`` leaves the sinks out: a stage that runs a
+        tentative attempt (the cascade's cheap call) records it itself (:meth:`record`) only if
+        it is abandoned, since an accepted one becomes the request's own row."""
         stages = self.stages if after is None else self.stages[self.names.index(after) + 1:]
-        for starter in self.starters:
-            starter(ctx)
+        sinks = self.sinks if record else ()
+        if record:
+            for starter in self.starters:
+                starter(ctx)
         entered: list[Stage] = []
         try:
             for stage in stages:
@@ -85,21 +89,28 @@ class Pipeline:
                 raise UpstreamError("No stage produced a response.")
         except BaseException as exc:
             _record_failure(ctx, exc)
-            await self._settle(ctx, entered)
+            await self._settle(ctx, entered, sinks)
             raise
         outcome = ctx.outcome
         if outcome.stream is None:
             ctx.status = Status.OK
-            await self._settle(ctx, entered)
+            await self._settle(ctx, entered, sinks)
             return outcome
         stream = outcome.stream
         for stage in reversed(entered):
             stream = stage.observe(ctx, stream)
-        outcome.stream = self._settle_after(ctx, entered, stream)
+        outcome.stream = self._settle_after(ctx, entered, stream, sinks)
         return outcome
 
+    async def record(self, ctx: RequestContext) -> None:
+        """Run the sinks on a finished context the walk did not record (``run(record=False)``);
+        the starters first, so what they count in (the in-flight gauge) the sinks count out."""
+        for starter in self.starters:
+            starter(ctx)
+        await self._sink(ctx, self.sinks)
+
     async def _settle_after(
-        self, ctx: RequestContext, entered: list[Stage], stream: AsyncIterator[str]
+        self, ctx: RequestContext, entered: list[Stage], stream: AsyncIterator[str], sinks: Sequence[Sink]
     ) -> AsyncIterator[str]:
         """``stream`` as it comes, except its ``[DONE]`` terminator, which leaves after settle:
         a client that has the whole response has its ledger row on disk."""
@@ -116,20 +127,24 @@ class Pipeline:
         except BaseException as exc:
             _record_failure(ctx, exc)
             # Shielded: a client disconnect cancels this generator, and settle must still run.
-            await asyncio.shield(self._settle(ctx, entered))
+            await asyncio.shield(self._settle(ctx, entered, sinks))
             raise
-        await asyncio.shield(self._settle(ctx, entered))
+        await asyncio.shield(self._settle(ctx, entered, sinks))
         if done:
             yield SSE_DONE
 
-    async def _settle(self, ctx: RequestContext, entered: list[Stage]) -> None:
+    async def _settle(self, ctx: RequestContext, entered: list[Stage], sinks: Sequence[Sink]) -> None:
         ctx.timings.finished = time.perf_counter()
         for stage in reversed(entered):
             try:
                 await stage.settle(ctx)
             except Exception:
                 logger.exception("settle failed in stage %s", stage.name, extra={"request_id": ctx.request_id})
-        for sink in self.sinks:
+        await self._sink(ctx, sinks)
+
+    @staticmethod
+    async def _sink(ctx: RequestContext, sinks: Sequence[Sink]) -> None:
+        for sink in sinks:
             try:
                 result = sink(ctx)
                 if result is not None:

@@ -26,6 +26,7 @@ from access.keys import KeyCache
 from contracts.context import Api, Principal, RequestContext
 from contracts.errors import RateLimitError, StoreUnavailableError
 from contracts.pipeline import Stage
+from contracts.routing import RouteChoice
 from contracts.stores import Charge, CounterStore
 from costbook.ledger import Pricer
 from costbook.local_cost import Allocation
@@ -151,6 +152,9 @@ class Admit(Stage):
         if reservation is None:
             return
         actual = self._pricer.priced(ctx).cost_micro_usd
+        choice = ctx.slot(RouteChoice)
+        if choice is not None:  # a cascade's abandoned cheap attempts were paid for too
+            actual += sum(self._pricer.priced(attempt).cost_micro_usd for attempt in choice.attempts)
         deltas = dict.fromkeys(reservation.budget_keys, actual - reservation.cost_micro_usd)
         if reservation.tokens_key is not None:
             deltas[reservation.tokens_key] = ctx.usage.total_tokens - reservation.tokens

@@ -12,9 +12,11 @@ import math
 import time
 from collections.abc import Callable
 from decimal import Decimal
+from typing import Any
 
 from contracts.context import RequestContext
 from contracts.ledger_row import LedgerRow
+from contracts.routing import AttemptOf, RouteChoice
 from contracts.spill import LOCAL
 from costbook.prices import ModelPrice, PriceTable, cost_micro_usd
 
@@ -64,6 +66,7 @@ class Pricer:
             else:
                 cost = cost_micro_usd(usage, price)
         now = self._clock()
+        choice = ctx.slot(RouteChoice)
         return LedgerRow(
             request_id=ctx.request_id,
             at=dt.datetime.fromtimestamp(now - (total_s or 0.0), dt.UTC),
@@ -88,4 +91,17 @@ class Pricer:
             status=ctx.status.value,
             spill_reason=None if ctx.spill_reason is None else ctx.spill_reason.value,
             finished_at=dt.datetime.fromtimestamp(now, dt.UTC),
+            **_routing_fields(ctx, choice),
         )
+
+
+def _routing_fields(ctx: RequestContext, choice: RouteChoice | None) -> dict[str, Any]:
+    """The routing columns: the request's own choice, or on an abandoned attempt the request it was for."""
+    attempt = ctx.slot(AttemptOf)
+    if attempt is not None:
+        return {"attempt_of": attempt.request_id}
+    if choice is None:
+        return {}
+    return {"router": choice.router, "route_score": None if choice.score is None else round(choice.score, 6),
+            "route_reason": choice.reason.value,
+            "escalations": choice.escalations_text()[:512] or None}

@@ -1,7 +1,7 @@
 """Assembly of one ingress: every subsystem built from its own config section and the shared
 stores, and the stages put in order.
 
-Stage order (../shared/DESIGN.md): authenticate, admit, cache, (route, compress), dispatch,
+Stage order (../shared/DESIGN.md): authenticate, admit, cache, route (for routed names), (compress), dispatch,
 respond; settle runs for every stage entered, then the sinks (ledger, metrics, access log). A new
 stage is built here from its section and inserted in the ``stages`` list of :func:`assemble`; nothing else in
 the request path changes.
@@ -21,6 +21,7 @@ from contracts.pipeline import Pipeline, Stage
 from contracts.tokens import estimate_prompt_tokens
 from costbook.costbook import Costbook
 from costlevers.cache.lever import CacheLever, route_policies
+from costlevers.routing.lever import routing_stage
 from fallback.breaker import CircuitBreaker
 from fallback.decision import Route
 from fallback.failover import Failover
@@ -116,11 +117,14 @@ def assemble(config: SpilloverConfig, engines: LocalEngines, *, providers: Mappi
     failover = Failover(breakers, attempts_per_target=config.failover.attempts_per_target, deadline_s=config.failover.deadline_s)
     dispatch = Dispatch(engines, routes, providers=providers, breakers=breakers, failover=failover,
                         embedding_models=[e.name for e in config.embeddings], local_start_timeout_s=config.failover.local_start_timeout_s)
-    stages: list[Stage] = [authenticate, *([costbook.admit] if costbook else []), cache.stage, dispatch, Respond()]
-    sinks = [*([costbook.record] if costbook else []), metrics.finished, access_log]
-    pipeline = Pipeline(stages, sinks=sinks, starters=[metrics.started])
     # Tokenizers load here, before the replica takes traffic (serving.prompt_tokens).
     prompt_counters = {name: prompt_token_counter(source) for name, source in local_sources(config, routes).items()}
+    routed = {name: rc.routing for name, rc in config.routes.items() if rc.routing is not None}
+    route = [routing_stage(routed, engines.embed, default_embedding_model=config.embeddings[0].name if config.embeddings else None,
+                           recount=lambda model, body: prompt_counters.get(model, estimate_prompt_tokens)(body), registry=registry)] if routed else []
+    stages: list[Stage] = [authenticate, *([costbook.admit] if costbook else []), cache.stage, *route, dispatch, Respond()]
+    sinks = [*([costbook.record] if costbook else []), metrics.finished, access_log]
+    pipeline = Pipeline(stages, sinks=sinks, starters=[metrics.started])
     return IngressParts(config, engines, routes, providers, breakers, stores, registry, metrics, authenticate, access, costbook, cache, pipeline,
                         prompt_counters)
 

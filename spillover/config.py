@@ -22,6 +22,7 @@ from autoscaler.config import AutoscalerConfig
 from contracts.errors import ConfigError
 from costbook.config import CostsConfig
 from costlevers.cache.config import CacheConfig, RouteCacheConfig
+from costlevers.routing.config import RoutingConfig
 from fallback.config import FailoverConfig
 from fallback.providers.config import ProviderConfig
 from serving.config import EmbeddingModelConfig, IngressConfig, ModelConfig, ServerConfig
@@ -68,6 +69,10 @@ class RouteConfig(_Strict):
         "its first chunk before its hosted targets take it (default: the failover block's)."
     )
     cache: RouteCacheConfig = RouteCacheConfig()
+    routing: RoutingConfig | None = Field(
+        None, description="Make this a routed name (e.g. `auto`): each request gets one of `candidates` (other routes), chosen by "
+        "a router or a cascade; it then spills over as that route does."
+    )
 
 
 class SpilloverConfig(_Strict):
@@ -93,6 +98,8 @@ class SpilloverConfig(_Strict):
         providers = {p.name for p in self.providers}
         models = {m.name for m in self.models}
         for route_name, route in self.routes.items():
+            if route.routing is not None:
+                self._check_routing(route_name, route)
             missing = [t.provider for t in route.hosted if t.provider not in providers]
             if missing:
                 raise ValueError(f"route {route_name!r} names unknown provider(s) {missing}; known: {sorted(providers)}")
@@ -102,6 +109,21 @@ class SpilloverConfig(_Strict):
                 raise ValueError(f"route {route_name!r}: local_start_timeout_s ({route.local_start_timeout_s:g}) must be below "
                                  f"failover.deadline_s ({self.failover.deadline_s:g}), or a timed-out request has no time left")
         return self
+
+    def _check_routing(self, name: str, route: RouteConfig) -> None:
+        assert route.routing is not None
+        known = {m.name for m in self.models} | set(self.routes)
+        for candidate in route.routing.candidates:
+            if candidate not in known:
+                raise ValueError(f"route {name!r}: routing.candidates names unknown route {candidate!r}; known: {sorted(known)}")
+            if candidate == name or (candidate in self.routes and self.routes[candidate].routing is not None):
+                raise ValueError(f"route {name!r}: routing.candidates {candidate!r} is itself routed; candidates must be plain routes")
+        if route.local_model is not None or route.hosted:
+            raise ValueError(f"route {name!r}: a routed route serves through its candidates; it takes no local_model or hosted")
+        if route.routing.router is None and route.routing.cascade is None:
+            raise ValueError(f"route {name!r}: routing needs a router, a cascade or both")
+        if route.routing.router is not None and not (route.routing.router.embedding_model or self.embeddings):
+            raise ValueError(f"route {name!r}: routing.router needs an `embeddings` model")
 
 
 def default_config_dict() -> dict[str, Any]:

@@ -49,19 +49,28 @@ def cache_routes(config: SpilloverConfig, routes: dict[str, Route]) -> dict[str,
     """Per route: its cache block, and the default model version (a hash of its local model's
     config and its hosted models), so changing either starts a fresh cache."""
     models = {m.name: m.model_dump(mode="json") for m in config.models}
+    def behind(route: Route) -> dict:
+        return {"local": models.get(route.local_model or ""), "hosted": _upstream_models(config, route)}
+
     out = {}
     for name, route in routes.items():
-        block = config.routes.get(name, RouteConfig()).cache
-        out[name] = (block, model_version_of({"local": models.get(route.local_model or ""), "hosted": _upstream_models(config, route)}))
+        rc = config.routes.get(name, RouteConfig())
+        # A routed name answers with whichever candidate serves: its version covers them all.
+        version = model_version_of([behind(routes[c]) for c in rc.routing.candidates] if rc.routing else behind(route))
+        out[name] = (rc.cache, version)
     return out
 
 
 def hosted_models(config: SpilloverConfig, routes: dict[str, Route]) -> dict[str, list[str]]:
-    """Per configured route, the provider model names it may spill to (none where hosting is off)."""
-    return {
-        name: [model for _, model in _upstream_models(config, routes[name])] if rc.allow_hosted else []
-        for name, rc in config.routes.items()
-    }
+    """Per configured route, the provider model names it may spill to (none where hosting is off;
+    a routed route's: its candidates')."""
+    def models_of(name: str) -> list[str]:
+        rc = config.routes.get(name, RouteConfig())
+        if rc.routing is not None:  # any candidate may serve a routed name
+            return [model for candidate in rc.routing.candidates for model in models_of(candidate)]
+        return [model for _, model in _upstream_models(config, routes[name])] if rc.allow_hosted else []
+
+    return {name: models_of(name) for name in config.routes}
 
 
 def replica_shapes(config: SpilloverConfig) -> dict[str, ReplicaShape]:

@@ -35,6 +35,11 @@ ledger_table = sa.Table(
     sa.Column("spill_reason", sa.String(32)),
     #: When the request finished: local work is priced by the interval it finished in.
     sa.Column("finished_at", sa.DateTime(timezone=True), index=True),
+    sa.Column("router", sa.String(32)),
+    sa.Column("route_score", sa.Float),
+    sa.Column("route_reason", sa.String(32)),
+    sa.Column("escalations", sa.String(512)),
+    sa.Column("attempt_of", sa.String(80), index=True),
 )
 
 #: Per local model and interval: its replicas' time, what it cost, and how much of it the

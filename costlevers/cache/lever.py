@@ -10,31 +10,25 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from typing import Any
+from collections.abc import Mapping
 
-import numpy as np
 from prometheus_client import CollectorRegistry
 
 from contracts.background import run_every, stop_tasks
-from contracts.errors import UpstreamError
 from contracts.stores import ExactStore, PurgeFilter
 from costlevers.cache.config import CacheConfig, RouteCacheConfig
 from costlevers.cache.exact_store import MemoryExactStore, RedisExactStore
 from costlevers.cache.metrics import CacheMetrics
 from costlevers.cache.semantic_store import SemanticStore
 from costlevers.cache.stage import CacheStage, RoutePolicy, ShadowCheck
+from costlevers.embedding import EmbedCall, embedder
 from stores.shared import SharedStores
 
-__all__ = ["CacheLever", "EmbedCall", "route_policies"]
+__all__ = ["CacheLever", "route_policies"]
 
 logger = logging.getLogger(__name__)
 
 SWEEP_PERIOD_S = 60.0
-
-#: One embeddings request (model, body) through the shared embedding deployment: its items.
-EmbedCall = Callable[[str, dict[str, Any]], AsyncIterator[Any]]
-
 
 def route_policies(cache: CacheConfig, routes: Mapping[str, tuple[RouteCacheConfig, str]]) -> dict[str, RoutePolicy]:
     """Every route the cache serves: per route its own cache settings and the version of the
@@ -53,17 +47,6 @@ def route_policies(cache: CacheConfig, routes: Mapping[str, tuple[RouteCacheConf
             semantic=g.semantic.enabled if rc.semantic is None else rc.semantic,
         )
     return policies
-
-
-def embedder(embed: EmbedCall, model: str) -> Callable[[str], Awaitable[np.ndarray]]:
-    """One text through the shared embedding deployment (it batches across requests)."""
-
-    async def one(text: str) -> np.ndarray:
-        async for item in embed(model, {"model": model, "input": [text]}):
-            return np.asarray(item["data"][0]["embedding"], dtype=np.float32)
-        raise UpstreamError("The embedding deployment answered nothing.")
-
-    return one
 
 
 class CacheLever:

@@ -22,11 +22,11 @@ from typing import Protocol
 
 import numpy as np
 
-from contracts.context import Api, CacheResult, Outcome, Principal, RequestContext, Status, new_request_id
+from contracts.context import Api, CacheResult, Outcome, Principal, PromptEmbedding, RequestContext, Status, new_request_id
 from contracts.pipeline import Pipeline, Stage
 from contracts.spill import CACHE
 from contracts.stores import ExactStore, SemanticEntry
-from costlevers.cache.entries import CachedResponse
+from contracts.chat_answer import ChatAnswer
 from costlevers.cache.metrics import CacheMetrics
 from costlevers.cache.request_key import CacheKeys, deterministic, request_keys
 from costlevers.cache.semantic_store import SemanticStore, entry_id
@@ -115,6 +115,7 @@ class CacheStage(Stage):
         if self._semantic is not None and policy.semantic and keys.query_text is not None:
             try:
                 lookup.vector = await self._embed(keys.query_text)  # type: ignore[misc]  # set with the store
+                ctx.put(PromptEmbedding(keys.query_text, lookup.vector))  # the router reuses it
             except Exception:  # no embedding, no semantic cache: the request goes on
                 logger.warning("cache: embedding failed; semantic lookup skipped", extra={"request_id": ctx.request_id}, exc_info=True)
             if lookup.vector is not None and read:
@@ -150,7 +151,7 @@ class CacheStage(Stage):
             logger.warning("cache: exact store unavailable; treated as a miss", extra={"request_id": ctx.request_id}, exc_info=True)
             return None
 
-    async def _semantic_hit(self, keys: CacheKeys, vector: np.ndarray) -> tuple[bytes, CachedResponse] | None:
+    async def _semantic_hit(self, keys: CacheKeys, vector: np.ndarray) -> tuple[bytes, ChatAnswer] | None:
         assert self._semantic is not None and self._decision is not None and keys.query_text is not None
         candidates = self._semantic.candidates(keys.partition, vector, self._k, self._min_cosine)
         if not candidates:
@@ -159,10 +160,10 @@ class CacheStage(Stage):
         if chosen is None:
             return None
         raw = await self._semantic.answer(candidates[chosen].entry)
-        return None if raw is None else (raw, CachedResponse.from_bytes(raw))
+        return None if raw is None else (raw, ChatAnswer.from_bytes(raw))
 
     def _answer(self, ctx: RequestContext, raw: bytes, kind: CacheResult) -> None:
-        cached = CachedResponse.from_bytes(raw)
+        cached = ChatAnswer.from_bytes(raw)
         ctx.cache_result, ctx.usage, ctx.destination = kind, cached.usage, CACHE
         ctx.model_served = cached.body.get("model")
         ctx.timings.dispatched = ctx.timings.first_token = time.perf_counter()
@@ -178,10 +179,10 @@ class CacheStage(Stage):
             return
         outcome = ctx.outcome
         if outcome is not None and outcome.body is not None:
-            cached: CachedResponse | None = CachedResponse(outcome.body)
+            cached: ChatAnswer | None = ChatAnswer(outcome.body)
         else:
             # The usage chunk reached the client only if it asked; the request's usage stands in.
-            cached = CachedResponse.from_stream(lookup.captured or [], usage=ctx.usage.to_openai())
+            cached = ChatAnswer.from_stream(lookup.captured or [], usage=ctx.usage.to_openai())
         if cached is None or not cached.cacheable(tool_calls=lookup.policy.tool_calls):
             return
         raw = cached.to_bytes()
@@ -237,7 +238,7 @@ class ShadowCheck:
     agree: int = 0
     disagree: int = 0
 
-    def maybe_check(self, ctx: RequestContext, cached: CachedResponse) -> None:
+    def maybe_check(self, ctx: RequestContext, cached: ChatAnswer) -> None:
         if self.share <= 0 or self.pipeline is None or self.rng.random() >= self.share:
             return
         task = asyncio.create_task(self.check(self._shadow_of(ctx), cached))
@@ -258,7 +259,7 @@ class ShadowCheck:
         choices = (outcome.body or {}).get("choices") or [{}]
         return (choices[0].get("message") or {}).get("content")
 
-    async def check(self, shadow: RequestContext, cached: CachedResponse) -> bool | None:
+    async def check(self, shadow: RequestContext, cached: ChatAnswer) -> bool | None:
         try:
             fresh = await self.ask(shadow)
             old = ((cached.body.get("choices") or [{}])[0].get("message") or {}).get("content")

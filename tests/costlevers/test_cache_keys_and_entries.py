@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from costlevers.cache.entries import CachedResponse
+from contracts.chat_answer import ChatAnswer
 from costlevers.cache.request_key import deterministic, request_keys
 
 BASE = {"model": "m", "messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Capital of France?"}],
@@ -67,10 +67,10 @@ BODY = {
 
 
 def test_a_stream_folds_into_the_body_it_stands_for_and_replays_as_a_stream() -> None:
-    cached = CachedResponse(BODY)
+    cached = ChatAnswer(BODY)
     stream = cached.as_stream("chatcmpl-2", include_usage=True)
     assert stream[-1] == "data: [DONE]\n\n"
-    folded = CachedResponse.from_stream(stream)
+    folded = ChatAnswer.from_stream(stream)
     assert folded is not None
     assert folded.body["choices"] == BODY["choices"] and folded.body["usage"] == BODY["usage"]
     assert json.loads(stream[-2][6:])["usage"] == BODY["usage"]
@@ -88,7 +88,7 @@ def test_vllm_style_chunks_with_tool_calls_fold_in_order() -> None:
         sse([{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]),
         sse([], usage={"prompt_tokens": 5, "completion_tokens": 7, "total_tokens": 12}), "data: [DONE]\n\n",
     ]
-    folded = CachedResponse.from_stream(payloads)
+    folded = ChatAnswer.from_stream(payloads)
     assert folded is not None
     call = folded.body["choices"][0]["message"]["tool_calls"][0]
     assert (call["id"], call["function"]["name"], json.loads(call["function"]["arguments"])) == ("call_1", "get_weather", {"city": "Oslo"})
@@ -96,8 +96,8 @@ def test_vllm_style_chunks_with_tool_calls_fold_in_order() -> None:
 
 
 def test_only_whole_answers_are_cacheable() -> None:
-    assert CachedResponse(BODY).cacheable(tool_calls=False)
+    assert ChatAnswer(BODY).cacheable(tool_calls=False)
     cut = {**BODY, "choices": [{**BODY["choices"][0], "finish_reason": None}]}
-    assert not CachedResponse(cut).cacheable(tool_calls=False)
-    assert not CachedResponse({**BODY, "usage": None}).cacheable(tool_calls=False)
-    assert CachedResponse.from_stream(['data: {"error": {"message": "boom"}}\n\n']) is None
+    assert not ChatAnswer(cut).cacheable(tool_calls=False)
+    assert not ChatAnswer({**BODY, "usage": None}).cacheable(tool_calls=False)
+    assert ChatAnswer.from_stream(['data: {"error": {"message": "boom"}}\n\n']) is None

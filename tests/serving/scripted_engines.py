@@ -46,16 +46,21 @@ def completion(text: str, prompt: int = 3, completion_tokens: int = 2) -> dict[s
 class ScriptedEngines:
     def __init__(self, state: EngineState | None = None) -> None:
         self.script: list[Any] = []
+        #: Per model, a script of its own (a routed route's candidates answer differently).
+        self.scripts: dict[str, list[Any]] = {}
+        #: What the embedding deployment answers (None: the script, as for generation).
+        self.embedding: list[float] | None = None
         self.delay_s = 0.0
         self.bodies: list[dict[str, Any]] = []
         self.apis: list[str] = []
+        self.models_called: list[str] = []
         self.closed = asyncio.Event()
         #: The replica time the engines report (what a test's replicas were up and busy).
         self.replica_intervals: list[ReplicaInterval] = []
         self._state = state or EngineState(model="m", replicas_ready=1, prefill_tokens_per_s=1000)
 
     def models(self) -> list[str]:
-        return ["m"]
+        return ["m", *self.scripts]
 
     def embedding_models(self) -> list[str]:
         return ["e"]
@@ -68,7 +73,12 @@ class ScriptedEngines:
 
     def embed(self, model: str, body: dict[str, Any]) -> AsyncIterator[Any]:
         self.bodies.append(body)
-        return raise_error_items(self._play())
+        if self.embedding is not None:
+            return self._embedding_answer()
+        return raise_error_items(self._play(self.script))
+
+    async def _embedding_answer(self) -> AsyncIterator[Any]:
+        yield {"object": "list", "data": [{"object": "embedding", "index": 0, "embedding": self.embedding}], "model": "e"}
 
     async def replica_time(self, after: float, before: float) -> list[ReplicaInterval]:
         return [r for r in self.replica_intervals if after <= r.start and r.start + 5 <= before]
@@ -76,14 +86,15 @@ class ScriptedEngines:
     def generate(self, call: UpstreamCall) -> AsyncIterator[Any]:
         self.bodies.append(call.body)
         self.apis.append(call.api)
-        return raise_error_items(self._play(delay=True))
+        self.models_called.append(call.model)
+        return raise_error_items(self._play(self.scripts.get(call.model, self.script), delay=True))
 
     async def aclose(self) -> None:
         pass
 
-    async def _play(self, *, delay: bool = False) -> AsyncIterator[Any]:
+    async def _play(self, script: list[Any], *, delay: bool = False) -> AsyncIterator[Any]:
         try:
-            for item in self.script:
+            for item in script:
                 if isinstance(item, BaseException):
                     raise item
                 if delay:

@@ -1,5 +1,5 @@
-"""A cached answer: one chat.completion body, however it was first delivered, replayed as a body
-or as a stream.
+"""One whole chat answer: a chat.completion body, however it was first delivered, replayed as a
+body or as a stream (the cache replays hits with it, the cascade an accepted cheap answer).
 
 A streamed answer is folded back into the body it stands for (content, tool calls, logprobs,
 finish reason and usage per choice), so a streamed miss serves later non-streamed hits and the
@@ -17,7 +17,7 @@ from typing import Any
 
 from contracts.context import SSE_DONE, Usage
 
-__all__ = ["CachedResponse"]
+__all__ = ["ChatAnswer"]
 
 _FINISHED = frozenset({"stop", "length"})
 
@@ -27,14 +27,14 @@ def _sse(body: dict[str, Any]) -> str:
 
 
 @dataclass(frozen=True)
-class CachedResponse:
+class ChatAnswer:
     body: dict[str, Any]
 
     def to_bytes(self) -> bytes:
         return json.dumps(self.body, separators=(",", ":")).encode()
 
     @classmethod
-    def from_bytes(cls, raw: bytes) -> CachedResponse:
+    def from_bytes(cls, raw: bytes) -> ChatAnswer:
         return cls(json.loads(raw))
 
     @property
@@ -55,7 +55,7 @@ class CachedResponse:
         return True
 
     @classmethod
-    def from_stream(cls, payloads: Iterable[str], *, usage: dict[str, Any] | None = None) -> CachedResponse | None:
+    def from_stream(cls, payloads: Iterable[str], *, usage: dict[str, Any] | None = None) -> ChatAnswer | None:
         """Fold SSE payloads (``data: {...}``) back into the chat.completion they stream;
         ``usage`` stands in when the stream carried none."""
         head: dict[str, Any] = {}
