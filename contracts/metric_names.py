@@ -30,6 +30,8 @@ __all__ = [
     "BUDGET_REMAINING",
     "ROUTE_DECISIONS_TOTAL",
     "ROUTE_ESCALATIONS_TOTAL",
+    "ROUTE_COST_TOTAL",
+    "ROUTE_STRONGEST_COST_TOTAL",
     "BUDGET_SOFT_LIMIT",
     "ENGINE_GAUGES",
     "VLLM_RECORDED",
@@ -57,6 +59,11 @@ CACHE_FALSE_HIT_ESTIMATE = "spillover_cache_semantic_false_hit_estimate"
 #: check that failed the cheaper answer.
 ROUTE_DECISIONS_TOTAL = "spillover_route_decisions_total"
 ROUTE_ESCALATIONS_TOTAL = "spillover_route_escalations_total"
+#: Per routed name, what its requests cost (abandoned cheap attempts included) and what the same
+#: usage would have cost on its strongest candidate: 1 - one over the other is routing's saving.
+#: Both at list prices, local work at the configured ceiling (its replica-time price comes later).
+ROUTE_COST_TOTAL = "spillover_route_cost_usd_total"
+ROUTE_STRONGEST_COST_TOTAL = "spillover_route_strongest_cost_usd_total"
 #: Per team budget and UTC period: what is left, and 1 once 80% is spent (the soft limit).
 BUDGET_REMAINING = "spillover_budget_remaining_usd"
 BUDGET_SOFT_LIMIT = "spillover_budget_soft_limit"

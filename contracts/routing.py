@@ -40,10 +40,17 @@ class RouteChoice:
     #: The candidate that serves the request (the route dispatch sends it to).
     model: str
     reason: RouteReason
+    #: The route's strongest candidate: what "everything to the strong model" would have used.
+    strongest: str = ""
     #: Per abandoned attempt, the candidate and the check that failed it.
     escalations: list[tuple[str, str]] = field(default_factory=list)
     #: The abandoned attempts' own contexts (recorded as rows of their own).
     attempts: list[RequestContext] = field(default_factory=list)
+
+    @property
+    def tier(self) -> str:
+        """``strong`` when the strongest candidate serves, else ``cheap`` (the metric's label)."""
+        return "strong" if self.model == self.strongest else "cheap"
 
     def escalations_text(self) -> str:
         """``model:check,...``: the ledger column and the response header."""

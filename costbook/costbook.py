@@ -20,6 +20,7 @@ from prometheus_client import CollectorRegistry
 from access.keys import KeyCache
 from contracts.background import stop_tasks
 from contracts.context import RequestContext
+from contracts.routing import RouteChoice
 from contracts.spill import LOCAL
 from contracts.stores import CounterStore
 from costbook.admit import MICRO, Admit, BudgetLimit
@@ -50,8 +51,9 @@ class ReplicaShape:
 
 class Costbook:
     def __init__(self, store: SqlLedgerStore, pricer: Pricer, counters: CounterStore, admit: Admit, *, ledger: bool,
-                 spool_dir: Path, local_cost: LocalCostAllocator | None = None) -> None:
+                 spool_dir: Path, local_cost: LocalCostAllocator | None = None, hosted_models: Mapping[str, Sequence[str]] | None = None) -> None:
         self.store = store
+        self._hosted_models = dict(hosted_models or {})
         self.pricer = pricer
         self.counters = counters
         self.admit = admit
@@ -85,7 +87,7 @@ class Costbook:
         ]
         admit = Admit(counters, keys, budgets, pricer, worst_prices=worst_prices(hosted_models, prices), local_ceiling_usd_per_mtok=ceiling)
         return cls(store, pricer, counters, admit, ledger=costs.ledger, spool_dir=Path(stores.config.spool_dir).expanduser(),
-                   local_cost=local_cost)
+                   local_cost=local_cost, hosted_models=hosted_models)
 
     def attach(self, registry: CollectorRegistry) -> None:
         """Export spend and team budgets on the app's registry."""
@@ -101,8 +103,22 @@ class Costbook:
                 self._metrics.cost.labels(*labels).inc(row.cost_micro_usd / MICRO)
             self._metrics.tokens.labels(*labels, "prompt").inc(row.prompt_tokens)
             self._metrics.tokens.labels(*labels, "completion").inc(row.completion_tokens)
+            self._count_routing(ctx, row.cost_micro_usd)
         if self.ledger is not None:
             await self.ledger.append(row)
+
+    def _count_routing(self, ctx: RequestContext, cost_micro_usd: int) -> None:
+        """A routed request's cost, its abandoned attempts included, beside what its usage would
+        have cost on the route's strongest candidate: at that candidate's first hosted model's
+        list price where it has one, else at the local ceiling (the same usage: a stronger model
+        would have written a different number of tokens, which no one can know)."""
+        choice = ctx.slot(RouteChoice)
+        if choice is None or self._metrics is None:
+            return
+        spent = cost_micro_usd + sum(self.pricer.priced(attempt).cost_micro_usd for attempt in choice.attempts)
+        self._metrics.route_cost.labels(choice.route).inc(spent / MICRO)
+        strongest = self.pricer.usage_cost(ctx.usage, self._hosted_models.get(choice.strongest, ()))
+        self._metrics.route_strongest_cost.labels(choice.route).inc(strongest / MICRO)
 
     async def _on_priced(self, priced: Priced) -> None:
         """Local rows got their share of replica time: budgets and spend metrics follow."""

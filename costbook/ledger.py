@@ -10,11 +10,11 @@ from __future__ import annotations
 import datetime as dt
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from decimal import Decimal
 from typing import Any
 
-from contracts.context import RequestContext
+from contracts.context import RequestContext, Usage
 from contracts.ledger_row import LedgerRow
 from contracts.routing import AttemptOf, RouteChoice
 from contracts.spill import LOCAL
@@ -41,6 +41,15 @@ class Pricer:
     def price_of(self, model: str | None) -> ModelPrice | None:
         return None if model is None else self.table.price(model)
 
+    def usage_cost(self, usage: Usage, models: Sequence[str]) -> int:
+        """``usage`` at the first of ``models`` the table prices, else at the local ceiling."""
+        price = next((p for p in map(self.table.price, models) if p is not None), None)
+        return cost_micro_usd(usage, price) if price is not None else self._local_cost(usage)
+
+    def _local_cost(self, usage: Usage) -> int:
+        """Local work's provisional cost: its tokens at the configured ceiling."""
+        return math.ceil(usage.total_tokens * self._local_usd_per_mtok)
+
     def priced(self, ctx: RequestContext) -> LedgerRow:
         """The request's row, priced once (settle and the ledger sink both need it)."""
         row = ctx.slot(LedgerRow)
@@ -58,7 +67,7 @@ class Pricer:
             pass
         elif ctx.destination == LOCAL:
             version = LOCAL_PENDING_VERSION
-            cost = math.ceil(usage.total_tokens * self._local_usd_per_mtok)
+            cost = self._local_cost(usage)
         elif ctx.destination is not None:
             price = self.price_of(ctx.model_served)
             if price is None:

@@ -113,6 +113,8 @@ class SpilloverConfig(_Strict):
     def _check_routing(self, name: str, route: RouteConfig) -> None:
         assert route.routing is not None
         known = {m.name for m in self.models} | set(self.routes)
+        if len(set(route.routing.candidates)) < len(route.routing.candidates):
+            raise ValueError(f"route {name!r}: routing.candidates repeats a route")
         for candidate in route.routing.candidates:
             if candidate not in known:
                 raise ValueError(f"route {name!r}: routing.candidates names unknown route {candidate!r}; known: {sorted(known)}")

@@ -13,7 +13,8 @@ __all__ = ["RoutingMetrics"]
 
 class RoutingMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
-        self.decisions = Counter(ROUTE_DECISIONS_TOTAL, "Routed requests by route, chosen candidate and reason.", ["route", "model", "reason"],
+        self.decisions = Counter(ROUTE_DECISIONS_TOTAL, "Routed requests by route, chosen candidate, its tier (cheap or strong: the strongest "
+                                 "candidate) and reason.", ["route", "model", "tier", "reason"],
                                  registry=registry)
         self.escalations = Counter(ROUTE_ESCALATIONS_TOTAL, "Cascade escalations by route, the candidate whose answer was rejected, "
                                    "and the check that rejected it.", ["route", "from_model", "check"], registry=registry)

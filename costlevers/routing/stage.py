@@ -132,11 +132,12 @@ class RoutingStage(Stage):
 
     def _choose(self, ctx: RequestContext, choice: RouteChoice) -> None:
         """Send the request on to ``choice.model``'s route, its prompt counted as that model counts it."""
+        choice.strongest = self._policies[choice.route].candidates[-1]
         ctx.route = choice.model
         ctx.facts = dataclasses.replace(ctx.facts, prompt_tokens=self._recount(choice.model, ctx.body))
         ctx.put(choice)
         if self._metrics is not None:
-            self._metrics.decisions.labels(choice.route, choice.model, choice.reason.value).inc()
+            self._metrics.decisions.labels(choice.route, choice.model, choice.tier, choice.reason.value).inc()
 
     async def _cascade(self, ctx: RequestContext, policy: RoutePolicy, choice: RouteChoice) -> None:
         for n, candidate in enumerate(policy.candidates[:-1], start=1):

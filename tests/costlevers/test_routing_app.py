@@ -9,9 +9,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import openai
 import pytest
 import sqlalchemy as sa
+from prometheus_client.parser import text_string_to_metric_families
 
 from contracts.errors import ConfigError
 from spillover.app import create_app
@@ -173,3 +175,23 @@ def test_a_bad_routing_block_fails_at_start_naming_the_field(tmp_path: Path, rou
 def test_a_candidate_that_is_not_a_route_fails_at_start(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="unknown route 'gpt-9'"):
         routed_config(tmp_path, {"candidates": ["m", "gpt-9"], "cascade": {}})
+
+
+def test_route_spend_counts_the_abandoned_attempt_beside_the_strongest_candidates_cost(
+        cascade: str, engines: ScriptedEngines) -> None:
+    cut = completion("cheap ans")
+    cut["choices"][0]["finish_reason"] = "length"
+    engines.scripts["m"] = [cut]
+    ask(cascade)
+    ask(cascade, extra_headers={"X-Spillover-Model": "big"})
+    families = {f.name: f for f in text_string_to_metric_families(httpx.get(cascade + "/metrics").text)}
+
+    def value(family: str, **labels: str) -> float:
+        return sum(s.value for s in families[family].samples if s.name.endswith("_total") and labels.items() <= s.labels.items())
+
+    # Both candidates are local here, priced at the ceiling on the same usage: the escalated request
+    # paid twice what the strongest alone would have, the pinned one the same.
+    spent, strongest = value("spillover_route_cost_usd", route="auto"), value("spillover_route_strongest_cost_usd", route="auto")
+    assert strongest > 0 and spent == pytest.approx(1.5 * strongest)
+    assert value("spillover_route_decisions", route="auto", tier="strong") == 2
+    assert value("spillover_route_escalations", route="auto", from_model="m", check="not_truncated") == 1

@@ -24,7 +24,9 @@ from tests.helpers import SpilloverServe, spillover_serving, wait_for
 
 pytestmark = pytest.mark.e2e
 CHEAP, STRONG = DEFAULT_MODEL_NAME, "strong"
-SCHEMA = {"type": "object", "properties": {"colours": {"type": "array", "items": {"type": "string"}, "minItems": 3}},
+# Bounded, so the guided answer must close well within the roomy max_tokens below.
+SCHEMA = {"type": "object", "properties": {"colours": {"type": "array", "items": {"type": "string", "maxLength": 12}, "minItems": 3,
+                                                       "maxItems": 3}},
           "required": ["colours"], "additionalProperties": False}
 
 
@@ -121,7 +123,7 @@ def test_an_answer_that_breaks_the_schema_escalates(client: openai.OpenAI) -> No
     assert raw.headers["x-spillover-escalations"] == f"{CHEAP}:valid_structure" and raw.headers["x-spillover-model"] == STRONG
     roomy = _ask(client, "auto-json", "List three colours as JSON.", max_tokens=200, response_format=schema)
     assert roomy.headers["x-spillover-route-reason"] == "cascade_accepted"
-    assert len(json.loads(roomy.parse().choices[0].message.content)["colours"]) >= 3
+    assert len(json.loads(roomy.parse().choices[0].message.content)["colours"]) == 3
 
 
 def test_a_pinned_model_is_served_without_routing(client: openai.OpenAI) -> None:

@@ -1,6 +1,6 @@
 """Every series the k8s dashboards and alerts read from the ingress and from Ray
 (k8s/observability/series.txt, sources ``ingress`` and ``ray``) is really scraped from a live
-``spillover serve`` once it has had traffic: a cached and an uncached request, a stream, and
+``spillover serve`` once it has had traffic: a cached and an uncached request, a stream, a routed request, and
 local work priced (costs.local_interval_s is 5 s here). The labels the queries select on are
 checked too."""
 
@@ -26,7 +26,9 @@ PROMPT = [{"role": "user", "content": "Name a colour."}]
 @pytest.fixture(scope="module")
 def spillover(ray_cluster: dict[str, str], serve_port: int, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SpilloverServe]:
     # A team budget, so the budget gauges are exported (the anonymous principal's team is "default").
-    config = {**default_config_dict(), "costs": {"budgets": [{"scope": "team", "name": "default", "daily_usd": 100}]}}
+    # A routed name over the default model and a second route on it, so the routing series are exported.
+    config = {**default_config_dict(), "costs": {"budgets": [{"scope": "team", "name": "default", "daily_usd": 100}]},
+              "routes": {"alias": {"local_model": MODEL}, "auto": {"routing": {"candidates": [MODEL, "alias"], "cascade": {}}}}}
     with spillover_serving(ray_cluster, serve_port, config, tmp_path_factory.mktemp("series-live")) as process:
         yield process
 
@@ -36,6 +38,7 @@ def test_every_listed_ingress_and_ray_series_is_scraped(spillover: SpilloverServ
     for _ in range(2):  # a miss, then an exact hit
         client.chat.completions.create(model=MODEL, messages=PROMPT, max_tokens=8, temperature=0)
     list(client.chat.completions.create(model=MODEL, messages=PROMPT, max_tokens=8, stream=True))
+    client.chat.completions.create(model="auto", messages=PROMPT, max_tokens=32, temperature=0.5)
     ingress = spillover.base_url.removesuffix("/v1") + "/metrics"
     ray = f"http://127.0.0.1:{ray_cluster['metrics_port']}/metrics"
     wanted = {ingress: listed_from("ingress"), ray: listed_from("ray")}
@@ -58,4 +61,5 @@ def test_every_listed_ingress_and_ray_series_is_scraped(spillover: SpilloverServ
                      ray_text, re.MULTILINE)
     ingress_text = httpx.get(ingress, timeout=10).text
     assert re.search(r'^spillover_cache_requests_total\{(?=[^}]*kind="exact")(?=[^}]*result="hit")', ingress_text, re.MULTILINE)
+    assert re.search(r'^spillover_route_decisions_total\{(?=[^}]*route="auto")(?=[^}]*tier="(cheap|strong)")', ingress_text, re.MULTILINE)
     assert re.search(r'^spillover_budget_soft_limit\{(?=[^}]*team="default")(?=[^}]*period="day")', ingress_text, re.MULTILINE)

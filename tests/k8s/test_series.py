@@ -17,6 +17,7 @@ from autoscaler.gpu_exporter import NvmlCollector
 from autoscaler.loop import LoopMetrics
 from costbook.metrics import CostMetrics
 from costlevers.cache.metrics import CacheMetrics
+from costlevers.routing.metrics import RoutingMetrics
 from serving.metrics import RequestMetrics
 from tests.k8s.manifests import tool
 from tests.k8s.series import DASHBOARDS, dashboard_expressions, listed, listed_from, metric_names, recorded, rule_expressions
@@ -61,6 +62,7 @@ def test_ingress_names_are_the_ingress_s_metrics() -> None:
     RequestMetrics(registry, engine_states=dict)
     CostMetrics(registry)
     CacheMetrics(registry)
+    RoutingMetrics(registry)
     assert listed_from("ingress") <= _families(registry)
 
 
