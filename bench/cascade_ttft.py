@@ -45,7 +45,7 @@ from bench._common import (  # noqa: E402
     table,
     terminate,
 )
-from bench.serving import MODEL, PORT, load_prompts, wait_ready  # noqa: E402
+from bench.serving import MODEL, PORT, StreamTally, load_prompts, wait_ready  # noqa: E402
 
 NAME = "cascade_ttft"
 TITLE = "Cascade routing: the time-to-first-token cost of a buffered stream"
@@ -75,21 +75,13 @@ def config(workdir: Path) -> Path:
 def one(client: httpx.Client, model: str, prompt: str) -> dict[str, Any]:
     body = {"model": model, "messages": [{"role": "user", "content": prompt}], "max_tokens": MAX_TOKENS, "temperature": 0,
             "stream": True, "stream_options": {"include_usage": True}}
-    started = time.perf_counter()
-    ttft, tokens, served = None, 0, model
+    tally = StreamTally()
     with client.stream("POST", f"http://127.0.0.1:{PORT}/v1/chat/completions", json=body) as response:
         response.raise_for_status()
         served = response.headers.get("x-spillover-model", model)
         for line in response.iter_lines():
-            if not line.startswith("data: {"):
-                continue
-            chunk = json.loads(line[6:])
-            if ttft is None and chunk.get("choices") and chunk["choices"][0]["delta"].get("content"):
-                ttft = time.perf_counter() - started
-            if chunk.get("usage"):
-                tokens = chunk["usage"]["completion_tokens"]
-    return {"ttft_s": round(ttft, 6) if ttft is not None else None, "total_s": round(time.perf_counter() - started, 6),
-            "tokens": tokens, "served": served}
+            tally.see(line)
+    return {**tally.row(), "total_s": round(time.perf_counter() - tally.started, 6), "served": served}
 
 
 def _p(values: list[float], q: float) -> float:

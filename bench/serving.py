@@ -133,21 +133,34 @@ async def one_request(client: httpx.AsyncClient, prompt: str, level_start: float
     time to first token and its output tokens."""
     body = {"model": MODEL, "messages": [{"role": "user", "content": prompt}], "max_tokens": 128, "temperature": 0,
             "ignore_eos": True, "stream": True, "stream_options": {"include_usage": True}}
-    started = time.perf_counter()
-    ttft = None
-    tokens = 0
+    tally = StreamTally()
     async with client.stream("POST", f"http://127.0.0.1:{PORT}/v1/chat/completions", json=body) as response:
         response.raise_for_status()
         async for line in response.aiter_lines():
-            if not line.startswith("data: {"):
-                continue
-            chunk = json.loads(line[6:])
-            if ttft is None and chunk.get("choices") and chunk["choices"][0]["delta"].get("content"):
-                ttft = time.perf_counter() - started
-            if chunk.get("usage"):
-                tokens = chunk["usage"]["completion_tokens"]
-    return {"started_s": round(started - level_start, 6), "done_s": round(time.perf_counter() - level_start, 6),
-            "ttft_s": round(ttft, 6) if ttft is not None else None, "tokens": tokens}
+            tally.see(line)
+    return {"started_s": round(tally.started - level_start, 6), "done_s": round(time.perf_counter() - level_start, 6), **tally.row()}
+
+
+class StreamTally:
+    """What a streamed answer's SSE lines say as they arrive: the time to the first content chunk
+    (from the tally's creation) and the completion tokens of the usage chunk."""
+
+    def __init__(self) -> None:
+        self.started = time.perf_counter()
+        self.ttft_s: float | None = None
+        self.tokens = 0
+
+    def see(self, line: str) -> None:
+        if not line.startswith("data: {"):
+            return
+        chunk = json.loads(line[6:])
+        if self.ttft_s is None and chunk.get("choices") and chunk["choices"][0]["delta"].get("content"):
+            self.ttft_s = time.perf_counter() - self.started
+        if chunk.get("usage"):
+            self.tokens = chunk["usage"]["completion_tokens"]
+
+    def row(self) -> dict[str, float | int | None]:
+        return {"ttft_s": round(self.ttft_s, 6) if self.ttft_s is not None else None, "tokens": self.tokens}
 
 
 async def run_level(prompts: list[str], concurrency: int) -> list[dict[str, float | int]]:

@@ -46,7 +46,7 @@ from rich.console import Console
 from costlevers.cache.guards import profile
 from costlevers.cache.verifier import DEFAULT_WEIGHTS, HitVerifier, Idf, pair_features, shared_aligner
 from stores.builtin_models import cache_dir
-from spillover.training.pairs import DuplicateGraph, Pair, cached_embeddings, load_pairs, split_pairs
+from spillover.training.pairs import DuplicateGraph, Pair, cached_embeddings, encode_builtin, load_pairs, split_pairs
 from spillover.training.protocols import (
     Decisions,
     cross_fitted_threshold,
@@ -66,20 +66,11 @@ console = Console()
 def embed_all(pairs: list[Pair]) -> dict[str, np.ndarray]:
     """Every text's all-MiniLM-L6-v2 vector, from the cache where it has one (the encoder loads only if needed)."""
     texts = [t for p in pairs for t in (p.text_a, p.text_b)]
-    encoder = None
-
-    def encode(batch: list[str]) -> np.ndarray:
-        nonlocal encoder
-        if encoder is None:
-            from serving.embeddings import SentenceEncoder
-
-            encoder = SentenceEncoder.builtin()
-        return encoder.encode(batch)
 
     def progress(done: int, total: int) -> None:
         console.print(f"  encoded {done}/{total} new texts")
 
-    return cached_embeddings(texts, encode, EMBEDDINGS_CACHE, progress=progress)
+    return cached_embeddings(texts, encode_builtin, EMBEDDINGS_CACHE, progress=progress)
 
 
 def build_examples(

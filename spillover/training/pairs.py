@@ -15,15 +15,17 @@ so the test figures are measured on texts that training never saw:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-__all__ = ["SPLITS", "DuplicateGraph", "Pair", "cached_embeddings", "load_pairs", "split_of", "split_pairs"]
+__all__ = ["SPLITS", "DuplicateGraph", "Pair", "cached_embeddings", "encode_builtin", "load_pairs", "split_of", "split_pairs"]
 
 SPLITS: dict[str, tuple[int, int]] = {"fold0": (0, 20), "fold1": (20, 40), "fold2": (40, 60), "fold3": (60, 80), "test": (80, 100)}
 
@@ -97,6 +99,19 @@ def split_pairs(pairs: list[Pair]) -> dict[str, list[Pair]]:
 
 def _text_key(text: str) -> str:
     return hashlib.sha1(text.encode("utf-8")).hexdigest()[:24]
+
+
+@functools.cache
+def _builtin_encoder() -> Any:
+    from serving.embeddings import SentenceEncoder
+
+    return SentenceEncoder.builtin()
+
+
+def encode_builtin(texts: list[str]) -> np.ndarray:
+    """all-MiniLM-L6-v2 vectors of ``texts``; the encoder loads on first use, so a run served
+    wholly from :func:`cached_embeddings`'s file never loads it."""
+    return _builtin_encoder().encode(texts)
 
 
 def cached_embeddings(

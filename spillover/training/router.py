@@ -27,7 +27,7 @@ from costlevers.routing.checks import arithmetic_slips, final_answer
 from costlevers.routing.features import shape_features
 from costlevers.routing.router import BUILTIN_WEIGHTS, KnnRouter, LinearRouter
 from costlevers.routing.verifier import BUILTIN_VERIFIER, AnswerVerifier, answer_features
-from spillover.training.pairs import cached_embeddings
+from spillover.training.pairs import cached_embeddings, encode_builtin
 from spillover.training.routing_data import Labelled, assign_folds, load_gsm8k, load_mmlu
 from stores.builtin_models import cache_dir
 
@@ -47,17 +47,7 @@ KNN_K = 100
 
 def embed_prompts(items: Sequence[Labelled]) -> np.ndarray:
     """Every prompt's all-MiniLM-L6-v2 vector (unit rows), from the cache where it has one."""
-    encoder = None
-
-    def encode(batch: list[str]) -> np.ndarray:
-        nonlocal encoder
-        if encoder is None:
-            from serving.embeddings import SentenceEncoder
-
-            encoder = SentenceEncoder.builtin()
-        return encoder.encode(batch)
-
-    vectors = cached_embeddings([i.prompt for i in items], encode, EMBEDDINGS_CACHE, chunk=512)
+    vectors = cached_embeddings([i.prompt for i in items], encode_builtin, EMBEDDINGS_CACHE, chunk=512)
     return np.stack([vectors[i.prompt] for i in items]).astype(np.float32)
 
 
