@@ -13,7 +13,11 @@ from dataclasses import dataclass, field
 
 from contracts.context import RequestContext
 
-__all__ = ["AttemptOf", "RouteChoice", "RouteReason"]
+__all__ = ["MODEL_HEADER", "AttemptOf", "RouteChoice", "RouteReason"]
+
+
+#: Pins a routed name's model to one of its candidates (no routing); the cache keys on it too.
+MODEL_HEADER = "x-spillover-model"
 
 
 class RouteReason(enum.StrEnum):

@@ -22,11 +22,12 @@ from typing import Protocol
 
 import numpy as np
 
+from contracts.chat_answer import ChatAnswer
 from contracts.context import Api, CacheResult, Outcome, Principal, PromptEmbedding, RequestContext, Status, new_request_id
 from contracts.pipeline import Pipeline, Stage
+from contracts.routing import MODEL_HEADER
 from contracts.spill import CACHE
 from contracts.stores import ExactStore, SemanticEntry
-from contracts.chat_answer import ChatAnswer
 from costlevers.cache.metrics import CacheMetrics
 from costlevers.cache.request_key import CacheKeys, deterministic, request_keys
 from costlevers.cache.semantic_store import SemanticStore, entry_id
@@ -101,8 +102,10 @@ class CacheStage(Stage):
             self._count("exact", "bypass")
             return
         directives = cache_directives(ctx.headers)
-        keys = request_keys(ctx.body, route=ctx.route, model_version=policy.model_version, prompt_version=policy.prompt_version,
-                            scope=self._scope_of(ctx.principal))
+        # A pinned model (routing's override) answers apart from what routing would have chosen.
+        pin = ctx.headers.get(MODEL_HEADER)
+        keys = request_keys(ctx.body, route=f"{ctx.route}@{pin}" if pin else ctx.route, model_version=policy.model_version,
+                            prompt_version=policy.prompt_version, scope=self._scope_of(ctx.principal))
         lookup = _Lookup(policy, keys, store="no-store" not in directives)
         ctx.put(lookup)
         ctx.cache_result = CacheResult.MISS

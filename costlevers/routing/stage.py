@@ -38,19 +38,16 @@ from contracts.chat_answer import ChatAnswer
 from contracts.context import Api, CacheResult, Outcome, PromptEmbedding, RequestContext, Status
 from contracts.errors import InvalidRequestError
 from contracts.pipeline import Pipeline, Stage
-from contracts.routing import AttemptOf, RouteChoice, RouteReason
+from contracts.routing import MODEL_HEADER, AttemptOf, RouteChoice, RouteReason
 from costlevers.routing.checks import Check, Verdict, answer_text, final_answer, run_checks
 from costlevers.routing.features import prompt_text, shape_features
 from costlevers.routing.metrics import RoutingMetrics
 from costlevers.routing.router import Router
 from costlevers.routing.verifier import AnswerVerifier
 
-__all__ = ["MODEL_HEADER", "RoutePolicy", "RoutingStage"]
+__all__ = ["RoutePolicy", "RoutingStage"]
 
 logger = logging.getLogger(__name__)
-
-#: Pins the model of a routed route to one of its candidates.
-MODEL_HEADER = "x-spillover-model"
 
 Embed = Callable[[str], Awaitable[np.ndarray]]
 #: A candidate route's prompt-token count of a body (its local model's tokenizer, else chars/4).
@@ -157,11 +154,14 @@ class RoutingStage(Stage):
                 self._metrics.escalations.labels(choice.route, candidate, choice.escalations[-1][1]).inc()
         self._choose(ctx, choice)
 
-    def _attempt(self, ctx: RequestContext, candidate: str, suffix: str, policy: RoutePolicy, **overrides: Any) -> RequestContext:
+    def _attempt(self, ctx: RequestContext, candidate: str, suffix: str, policy: RoutePolicy, *, resample: bool = False) -> RequestContext:
         """The request as a tentative call to ``candidate``: whole (no stream), its own id, its
-        logprobs asked for when the confidence check reads them."""
-        body = {k: v for k, v in ctx.body.items() if k != "stream_options"}
-        body.update(stream=False, **overrides)
+        logprobs asked for when the confidence check reads them; ``resample``: a fresh sample at
+        temperature 1 (no seed), for the agreement check."""
+        body = {k: v for k, v in ctx.body.items() if k != "stream_options" and not (resample and k == "seed")}
+        body["stream"] = False
+        if resample:
+            body["temperature"] = 1.0
         if policy.wants_logprobs:
             body["logprobs"] = True
         headers = {k: v for k, v in ctx.headers.items() if k != MODEL_HEADER}
@@ -207,7 +207,7 @@ class RoutingStage(Stage):
         """Ask the same candidate again at temperature 1; the two must give the same final answer.
         The second call is paid for: it is recorded as an attempt row of the request."""
         assert self._pipeline is not None
-        again = self._attempt(ctx, attempt.route, f"{attempt.request_id.rsplit('-', 1)[-1]}-sample", policy, temperature=1.0, seed=None)
+        again = self._attempt(ctx, attempt.route, f"{attempt.request_id.rsplit('-', 1)[-1]}-sample", policy, resample=True)
         try:
             other = (await self._pipeline.run(again, after=self.name, record=False)).body or {}
         except Exception as exc:

@@ -12,7 +12,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from contracts.context import Api, CacheResult, RequestContext, RequestFacts, new_request_id
 from contracts.errors import NotFoundError
-from contracts.routing import RouteChoice
+from contracts.routing import MODEL_HEADER, RouteChoice
 from serving.wire import ChatCompletionBody, CompletionBody, EmbeddingBody, request_facts
 from spillover.assembly import IngressParts
 from spillover.route_table import DEFAULT_MAX_TOKENS
@@ -105,7 +105,7 @@ def _spill_headers(ctx: RequestContext) -> dict[str, str]:
         headers["x-spillover-predicted-ttft-ms"] = f"{ctx.predicted_ttft_s * 1000:.0f}"
     choice = ctx.slot(RouteChoice)
     if choice is not None:  # a routed name: which candidate served, why, and what was tried first
-        headers["x-spillover-model"] = choice.model
+        headers[MODEL_HEADER] = choice.model
         headers["x-spillover-route-reason"] = choice.reason.value
         if choice.score is not None:
             headers["x-spillover-router-score"] = f"{choice.score:.4f}"

@@ -195,3 +195,30 @@ def test_route_spend_counts_the_abandoned_attempt_beside_the_strongest_candidate
     assert strongest > 0 and spent == pytest.approx(1.5 * strongest)
     assert value("spillover_route_decisions", route="auto", tier="strong") == 2
     assert value("spillover_route_escalations", route="auto", from_model="m", check="not_truncated") == 1
+
+
+def test_a_second_sample_that_agrees_keeps_the_cheap_answer_and_is_billed_as_an_attempt(
+        tmp_path: Path, engines: ScriptedEngines) -> None:
+    engines.scripts["m"] = [completion("The total is 12.\n#### 12")]
+    for base_url in serve(tmp_path, engines, {"candidates": ["m", "big"], "cascade": {"checks": ["final_answer"], "second_sample": True}}):
+        raw = ask(base_url, seed=5)
+        assert raw.headers["x-spillover-route-reason"] == "cascade_accepted" and engines.models_called == ["m", "m"]
+        resample = engines.bodies[-1]
+        assert resample["temperature"] == 1.0 and "seed" not in resample
+        rows = ledger(tmp_path, 2)
+        served = next(r for r in rows if r.attempt_of is None)
+        assert [r.attempt_of for r in rows if r.attempt_of] == [served.request_id]
+
+
+def test_the_confidence_check_asks_for_logprobs_and_an_answer_without_them_escalates(tmp_path: Path, engines: ScriptedEngines) -> None:
+    for base_url in serve(tmp_path, engines, {"candidates": ["m", "big"], "cascade": {"checks": [], "min_mean_logprob": -1.0}}):
+        raw = ask(base_url)
+        assert raw.headers["x-spillover-escalations"] == "m:confident"
+        assert engines.bodies[0]["logprobs"] is True and "logprobs" not in engines.bodies[1]
+
+
+def test_a_pinned_request_is_not_answered_from_the_routed_answer_s_cache_entry(cascade: str, engines: ScriptedEngines) -> None:
+    assert ask(cascade, temperature=0).parse().choices[0].message.content == "cheap answer"
+    assert ask(cascade, temperature=0).headers["x-spillover-cache"] == "hit-exact"
+    pinned = ask(cascade, temperature=0, extra_headers={"X-Spillover-Model": "big"})
+    assert pinned.parse().choices[0].message.content == "strong answer" and pinned.headers["x-spillover-cache"] == "miss"
