@@ -50,6 +50,8 @@ class LedgerRow:
     escalations: str | None = None
     #: On a cascade's abandoned attempt's own row: the request it was made for.
     attempt_of: str | None = None
+    #: On a batch line's row: its batch.
+    batch_id: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         finished = None if self.finished_at is None else self.finished_at.isoformat()

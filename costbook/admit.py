@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from access.keys import KeyCache
+from contracts.batch import BatchLine
 from contracts.context import Api, Principal, RequestContext
 from contracts.errors import RateLimitError, StoreUnavailableError
 from contracts.pipeline import Stage
@@ -117,7 +118,8 @@ class Admit(Stage):
         periods = period_keys(now)
         prompt, max_tokens = ctx.facts.prompt_tokens, ctx.facts.max_tokens
         cost = 0 if ctx.api is Api.EMBEDDINGS else self.worst_cost(ctx, prompt, max_tokens)
-        record = self._keys.by_id(ctx.principal.key_id) if self._keys is not None else None
+        # A batch line is charged to budgets, never to rate limits (it waits for idle capacity anyway).
+        record = self._keys.by_id(ctx.principal.key_id) if self._keys is not None and ctx.slot(BatchLine) is None else None
         charges: list[Charge] = []
         tokens_key = None
         if record is not None and record.rpm is not None:

@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from decimal import Decimal
 from typing import Any
 
+from contracts.batch import BatchLine
 from contracts.context import RequestContext, Usage
 from contracts.ledger_row import LedgerRow
 from contracts.routing import AttemptOf, RouteChoice
@@ -70,10 +71,11 @@ class Pricer:
             cost = self._local_cost(usage)
         elif ctx.destination is not None:
             price = self.price_of(ctx.model_served)
+            batch = ctx.slot(BatchLine)
             if price is None:
                 version = UNPRICED_VERSION
             else:
-                cost = cost_micro_usd(usage, price)
+                cost = cost_micro_usd(usage, price.for_batch() if batch is not None and batch.via_hosted_batch else price)
         now = self._clock()
         choice = ctx.slot(RouteChoice)
         return LedgerRow(
@@ -101,6 +103,7 @@ class Pricer:
             spill_reason=None if ctx.spill_reason is None else ctx.spill_reason.value,
             finished_at=dt.datetime.fromtimestamp(now, dt.UTC),
             **_routing_fields(ctx, choice),
+            batch_id=batch.batch_id if (batch := ctx.slot(BatchLine)) is not None else None,
         )
 
 

@@ -32,16 +32,25 @@ _MILLION = Decimal(1_000_000)
 
 @dataclass(frozen=True)
 class ModelPrice:
-    """Dollars per million tokens. Cached reads and cache writes default to the input price."""
+    """Dollars per million tokens. Cached reads and cache writes default to the input price; the
+    batch API's prices (``batch_input``, ``batch_output``: half the list price at OpenAI and
+    Anthropic) default to the list price, so a table without them never under-prices."""
 
     input: Decimal
     output: Decimal
     cached_read: Decimal | None = None
     cache_write: Decimal | None = None
+    batch_input: Decimal | None = None
+    batch_output: Decimal | None = None
+
+    def for_batch(self) -> ModelPrice:
+        """The price a hosted batch API line pays (cache pricing as listed)."""
+        return ModelPrice(self.batch_input if self.batch_input is not None else self.input,
+                          self.batch_output if self.batch_output is not None else self.output, self.cached_read, self.cache_write)
 
     @classmethod
     def parse(cls, raw: dict[str, Any]) -> ModelPrice:
-        unknown = set(raw) - {"input", "output", "cached_read", "cache_write"}
+        unknown = set(raw) - {"input", "output", "cached_read", "cache_write", "batch_input", "batch_output"}
         if unknown:
             raise ValueError(f"unknown price field(s) {sorted(unknown)}")
         values = {k: Decimal(str(v)) for k, v in raw.items() if v is not None}
@@ -102,6 +111,8 @@ class PriceTable:
                 "output": entry["output_cost_per_token"],
                 "cached_read": entry.get("cache_read_input_token_cost"),
                 "cache_write": entry.get("cache_creation_input_token_cost"),
+                "batch_input": entry.get("input_cost_per_token_batches"),
+                "batch_output": entry.get("output_cost_per_token_batches"),
             }
             table[name] = ModelPrice.parse({k: Decimal(str(v)) * _MILLION for k, v in per_m.items() if v is not None})
         return cls(version, table)

@@ -26,7 +26,8 @@ from stores.sql_schema import local_intervals_table as idle_t
 
 __all__ = ["GROUPS", "add_arguments", "parse_since", "report_rows", "render"]
 
-GROUPS = {"user": t.c.user_name, "team": t.c.team, "feature": t.c.feature, "model": t.c.model_asked, "destination": t.c.destination}
+GROUPS = {"user": t.c.user_name, "team": t.c.team, "feature": t.c.feature, "model": t.c.model_asked, "destination": t.c.destination,
+          "batch": t.c.batch_id}
 COLUMNS = ("requests", "cost_usd", "prompt_tokens", "completion_tokens", "cache_hits", "spilled_share", "failed", "cancelled", "waste_usd")
 
 
@@ -49,7 +50,8 @@ def parse_since(text: str, now: dt.datetime | None = None) -> dt.datetime:
 
 def report_rows(connection: sa.Connection, by: str, since: dt.datetime) -> list[dict[str, Any]]:
     group = GROUPS[by]
-    wasted = t.c.status.in_(("error", "cancelled", "cut"))
+    # Paid for and not delivered: failures, cut or cancelled streams, and cascade attempts a check rejected.
+    wasted = t.c.status.in_(("error", "cancelled", "cut", "escalated"))
     spilled = sa.and_(t.c.destination.is_not(None), t.c.destination != LOCAL, t.c.cache_result.in_(("miss", "bypass")))
     query = (
         sa.select(

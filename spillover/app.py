@@ -47,4 +47,6 @@ def create_app(config: SpilloverConfig, engines: LocalEngines, *, providers: Map
     app.include_router(openai_router(ingress, echo_request_id=echo_request_id))
     app.include_router(operations_router(ingress))
     app.include_router(admin_routes(ingress))
+    if ingress.batch is not None:
+        app.include_router(ingress.batch.router)
     return app

@@ -20,6 +20,8 @@ from contracts.local_engines import LocalEngines
 from contracts.pipeline import Pipeline, Stage
 from contracts.tokens import estimate_prompt_tokens
 from costbook.costbook import Costbook
+from costlevers.batch.api import identify_with
+from costlevers.batch.lever import BatchLever
 from costlevers.cache.lever import CacheLever, route_policies
 from costlevers.routing.lever import routing_stage
 from fallback.breaker import CircuitBreaker
@@ -32,6 +34,7 @@ from serving.metrics import RequestMetrics
 from serving.prompt_tokens import PromptTokenCounter, prompt_token_counter
 from serving.stages.dispatch import Dispatch
 from serving.stages.respond import Respond
+from spillover.batch_lines import BatchLines, InteractiveInFlight
 from spillover.config import SpilloverConfig
 from spillover.route_table import cache_routes, hosted_models, local_sources, replica_shapes, routes_from_config
 from stores.shared import SharedStores
@@ -58,6 +61,8 @@ class IngressParts:
     pipeline: Pipeline
     #: Per route with a local model: its prompt-token counter (chars/4 where no tokenizer loaded).
     prompt_counters: dict[str, PromptTokenCounter] = field(default_factory=dict)
+    #: Files and batches (with keys and costs on: they live in the ledger's database).
+    batch: BatchLever | None = None
 
     def count_prompt_tokens(self, model: str) -> PromptTokenCounter:
         """The route's counter: its local model's tokenizer, else chars/4."""
@@ -69,8 +74,12 @@ class IngressParts:
         if self.costbook is not None:
             self.costbook.start(self.engines.replica_time)
         await self.cache.start()
+        if self.batch is not None:
+            self.batch.start()
 
     async def aclose(self) -> None:
+        if self.batch is not None:
+            await self.batch.aclose()
         await self.cache.aclose()
         for provider in self.providers.values():
             await provider.aclose()
@@ -123,8 +132,16 @@ def assemble(config: SpilloverConfig, engines: LocalEngines, *, providers: Mappi
     route = [routing_stage(routed, engines.embed, default_embedding_model=config.embeddings[0].name if config.embeddings else None,
                            recount=lambda model, body: prompt_counters.get(model, estimate_prompt_tokens)(body), registry=registry)] if routed else []
     stages: list[Stage] = [authenticate, *([costbook.admit] if costbook else []), cache.stage, *route, dispatch, Respond()]
-    sinks = [*([costbook.record] if costbook else []), metrics.finished, access_log]
-    pipeline = Pipeline(stages, sinks=sinks, starters=[metrics.started])
+    interactive = InteractiveInFlight()
+    sinks = [*([costbook.record] if costbook else []), metrics.finished, access_log, interactive.finished]
+    pipeline = Pipeline(stages, sinks=sinks, starters=[metrics.started, interactive.started])
+    batch = None
+    if keys_and_costs and config.batch.enabled:  # batches live in the ledger's database
+        lines = BatchLines(pipeline, engines, routes, prompt_counters, interactive, config.batch, after=authenticate.name)
+        hosted = config.batch.hosted
+        hand_off = lines.hand_off(next(p for p in config.providers if p.name == hosted.provider)) if hosted is not None else None
+        batch = BatchLever(config.batch, stores.database(), run_line=lines.run, headroom=lines.headroom,
+                           identify=identify_with(authenticate), models=lines.models, hand_off=hand_off)
     return IngressParts(config, engines, routes, providers, breakers, stores, registry, metrics, authenticate, access, costbook, cache, pipeline,
-                        prompt_counters)
+                        prompt_counters, batch)
 

@@ -21,6 +21,7 @@ from access.config import AuthConfig
 from autoscaler.config import AutoscalerConfig
 from contracts.errors import ConfigError
 from costbook.config import CostsConfig
+from costlevers.batch.config import BatchConfig
 from costlevers.cache.config import CacheConfig, RouteCacheConfig
 from costlevers.routing.config import RoutingConfig
 from fallback.config import FailoverConfig
@@ -88,6 +89,7 @@ class SpilloverConfig(_Strict):
     failover: FailoverConfig = FailoverConfig()
     autoscaler: AutoscalerConfig = AutoscalerConfig()
     cache: CacheConfig = CacheConfig()
+    batch: BatchConfig = BatchConfig()
 
     @model_validator(mode="after")
     def _unique_names(self) -> SpilloverConfig:
@@ -97,6 +99,9 @@ class SpilloverConfig(_Strict):
             raise ValueError(f"model names must be unique; repeated: {', '.join(dupes)}")
         providers = {p.name for p in self.providers}
         models = {m.name for m in self.models}
+        hosted_batch = self.batch.hosted
+        if hosted_batch is not None and hosted_batch.provider not in {p.name for p in self.providers if p.kind == "openai"}:
+            raise ValueError(f"batch.hosted.provider {hosted_batch.provider!r} is not an openai-kind entry of `providers`")
         for route_name, route in self.routes.items():
             if route.routing is not None:
                 self._check_routing(route_name, route)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-__all__ = ["keys_table", "ledger_table", "local_intervals_table", "metadata"]
+__all__ = ["batch_files_table", "batch_lines_table", "batches_table", "keys_table", "ledger_table", "local_intervals_table", "metadata"]
 
 metadata = sa.MetaData()
 ledger_table = sa.Table(
@@ -40,6 +40,7 @@ ledger_table = sa.Table(
     sa.Column("route_reason", sa.String(32)),
     sa.Column("escalations", sa.String(512)),
     sa.Column("attempt_of", sa.String(80), index=True),
+    sa.Column("batch_id", sa.String(64), index=True),
 )
 
 #: Per local model and interval: its replicas' time, what it cost, and how much of it the
@@ -74,4 +75,63 @@ keys_table = sa.Table(
     sa.Column("tpm", sa.Integer),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("revoked_at", sa.DateTime(timezone=True)),
+)
+
+#: Files uploaded for batches (OpenAI's Files API, ``purpose=batch``) and those batches write; the
+#: bytes live in a directory (costlevers.batch), the rows here.
+batch_files_table = sa.Table(
+    "spillover_batch_files",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("key_id", sa.String(64), nullable=False, index=True),
+    sa.Column("purpose", sa.String(32), nullable=False),
+    sa.Column("filename", sa.String(256), nullable=False),
+    sa.Column("bytes", sa.BigInteger, nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("deleted", sa.Boolean, nullable=False, default=False),
+)
+
+#: One row per batch: OpenAI's batch object, its owner, and its timestamps (epoch seconds).
+batches_table = sa.Table(
+    "spillover_batches",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("key_id", sa.String(64), nullable=False, index=True),
+    sa.Column("user_name", sa.String(128), nullable=False),
+    sa.Column("team", sa.String(128), nullable=False),
+    sa.Column("feature", sa.String(128)),
+    sa.Column("endpoint", sa.String(64), nullable=False),
+    sa.Column("input_file_id", sa.String(64), nullable=False),
+    sa.Column("completion_window", sa.String(16), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False, index=True),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("expires_at", sa.BigInteger, nullable=False),
+    sa.Column("in_progress_at", sa.BigInteger),
+    sa.Column("finalizing_at", sa.BigInteger),
+    sa.Column("completed_at", sa.BigInteger),
+    sa.Column("failed_at", sa.BigInteger),
+    sa.Column("expired_at", sa.BigInteger),
+    sa.Column("cancelling_at", sa.BigInteger),
+    sa.Column("cancelled_at", sa.BigInteger),
+    sa.Column("output_file_id", sa.String(64)),
+    sa.Column("error_file_id", sa.String(64)),
+    sa.Column("errors", sa.Text),
+    sa.Column("batch_metadata", sa.Text),
+    sa.Column("total", sa.Integer, nullable=False),
+    #: The hosted batch the lines left over were handed to, when the window would not hold them.
+    sa.Column("hosted_batch_id", sa.String(128)),
+)
+
+#: Each line of a batch and what became of it; a line's result is written here before it counts.
+batch_lines_table = sa.Table(
+    "spillover_batch_lines",
+    metadata,
+    sa.Column("batch_id", sa.String(64), primary_key=True),
+    sa.Column("line", sa.Integer, primary_key=True),
+    sa.Column("custom_id", sa.String(512), nullable=False),
+    sa.Column("body", sa.Text, nullable=False),
+    #: pending, hosted (handed to a hosted batch, awaiting it), done (a 2xx answer), failed (an error answer)
+    sa.Column("state", sa.String(16), nullable=False, index=True),
+    sa.Column("result", sa.Text),
+    sa.Column("finished_at", sa.BigInteger),
 )

@@ -1,0 +1,135 @@
+"""What the batch lever needs of the ingress, which it may not import: how one batch line runs
+through the ingress's own pipeline, when a local model has room for one, and which models a
+line may name.
+
+A line is parsed and checked as the same request would be over HTTP (a bad body fails that line
+with the same 400), then walks the stages after authentication as its batch's owner: admission
+charges its budget (no rate limit), the cache may answer it, routing picks its model, dispatch
+keeps it local (``X-Spillover-Route: local-only``: batch lines never spill to hosted sync APIs),
+and the ledger row carries the batch id.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import Counter
+from collections.abc import Mapping
+from typing import Any
+
+from contracts.batch import BatchLine
+from contracts.context import Api, Principal, RequestContext, RequestFacts, Status, Usage
+from contracts.errors import SpilloverError, error_body
+from contracts.local_engines import LocalEngines
+from contracts.pipeline import Pipeline
+from contracts.spill import RoutePin
+from contracts.tokens import estimate_prompt_tokens
+from costlevers.batch.config import BatchConfig
+from costlevers.batch.hosted import HostedBatchAPI
+from costlevers.batch.validate import ENDPOINTS
+from costlevers.batch.worker import HandOff
+from fallback.decision import Route
+from fallback.providers.config import ProviderConfig
+from serving.prompt_tokens import PromptTokenCounter
+from serving.stages.dispatch import ROUTE_HEADER
+from serving.wire import ChatCompletionBody, CompletionBody, EmbeddingBody, request_facts
+from spillover.route_table import DEFAULT_MAX_TOKENS
+from webio.bodies import parse_body
+
+__all__ = ["BatchLines", "InteractiveInFlight"]
+
+logger = logging.getLogger(__name__)
+
+_WIRE = {Api.CHAT: ChatCompletionBody, Api.COMPLETIONS: CompletionBody, Api.EMBEDDINGS: EmbeddingBody}
+
+
+class InteractiveInFlight:
+    """Interactive requests in the pipeline now, per model asked (a starter and a sink): a batch
+    line starts only on a model with none, so no interactive request waits behind one."""
+
+    def __init__(self) -> None:
+        self.by_model: Counter[str] = Counter()
+
+    def started(self, ctx: RequestContext) -> None:
+        if ctx.slot(BatchLine) is None:
+            self.by_model[ctx.model] += 1
+
+    def finished(self, ctx: RequestContext) -> None:
+        if ctx.slot(BatchLine) is None:
+            self.by_model[ctx.model] -= 1
+
+
+class BatchLines:
+    def __init__(self, pipeline: Pipeline, engines: LocalEngines, routes: Mapping[str, Route], counters: Mapping[str, PromptTokenCounter],
+                 interactive: InteractiveInFlight, config: BatchConfig, *, after: str) -> None:
+        self._pipeline = pipeline
+        self._engines = engines
+        self._routes = routes
+        self._counters = counters
+        self._interactive = interactive
+        self._config = config
+        self._after = after
+
+    def models(self) -> list[str]:
+        """What a line may name: routes served locally, and the embedding models."""
+        return [name for name, route in self._routes.items() if route.local_model] + list(self._engines.embedding_models())
+
+    def headroom(self, model: str, flying: int) -> bool:
+        """Room for one more line on ``model``: fewer than ``max_in_flight`` lines there, no
+        interactive request in the pipeline for it, and its engines idle but for our lines."""
+        if flying >= self._config.max_in_flight or self._interactive.by_model[model] > 0:
+            return False
+        route = self._routes.get(model)
+        local = route.local_model if route is not None else model
+        if not local:
+            return False
+        state = self._engines.state(local)
+        return (state.replicas_ready > 0 and state.waiting == 0 and state.running <= flying
+                and state.kv_cache_usage < self._config.max_kv_use)
+
+    def hand_off(self, provider: ProviderConfig) -> HandOff | None:
+        """What the worker needs to send lines to ``provider``'s batch API, when the config names one."""
+        hosted = self._config.hosted
+        if hosted is None:
+            return None
+
+        def provider_body(body: dict[str, Any]) -> dict[str, Any]:
+            route = self._routes.get(body.get("model", ""))
+            target = next((t for t in route.hosted if t.provider == provider.name), None) if route is not None else None
+            return {**body, "model": provider.upstream_model(target.model if target is not None and target.model else body["model"])}
+
+        async def record(batch: dict[str, Any], line: dict[str, Any], result: dict[str, Any]) -> None:
+            """A hosted batch answer's ledger row: the line's usage at the provider's batch price."""
+            body = json.loads(line["body"])
+            answer = result["response"]["body"]
+            ctx = RequestContext(f"{batch['id']}-{line['line']}", Api(ENDPOINTS[batch["endpoint"]]), body.get("model", ""), body, False, {},
+                                 principal=Principal(batch["key_id"], batch["user_name"], batch["team"], batch["feature"] or "batch"))
+            ctx.put(BatchLine(batch["id"], line["line"], via_hosted_batch=True))
+            ctx.destination, ctx.model_served = provider.name, provider_body(body)["model"]
+            ctx.usage, ctx.status = Usage.from_openai(answer.get("usage")), Status.OK
+            await self._pipeline.record(ctx)
+
+        return HandOff(HostedBatchAPI(provider.base_url, provider.api_key()), hosted, provider_body, record)
+
+    async def run(self, batch: dict[str, Any], line: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        """One line through the pipeline: (``done`` or ``failed``, OpenAI's per-line result)."""
+        api = Api(ENDPOINTS[batch["endpoint"]])
+        body = json.loads(line["body"])
+        request_id = f"{batch['id']}-{line['line']}"
+        try:
+            parsed = parse_body(_WIRE[api], body)
+            facts = RequestFacts() if api is Api.EMBEDDINGS else request_facts(
+                parsed, body, DEFAULT_MAX_TOKENS, count_prompt_tokens=self._counters.get(parsed.model, estimate_prompt_tokens))
+            ctx = RequestContext(request_id, api, parsed.model, body, False, {ROUTE_HEADER: RoutePin.LOCAL_ONLY.value}, facts=facts,
+                                 principal=Principal(batch["key_id"], batch["user_name"], batch["team"], batch["feature"] or "batch"))
+            ctx.put(BatchLine(batch["id"], line["line"]))
+            outcome = await self._pipeline.run(ctx, after=self._after)
+        except SpilloverError as exc:
+            return "failed", {"response": {"status_code": exc.status_code, "request_id": request_id, "body": exc.body()},
+                              "error": {"code": exc.body()["error"].get("code"), "message": exc.body()["error"]["message"]}}
+        except Exception as exc:
+            logger.exception("batch line failed", extra={"request_id": request_id})
+            failure = error_body("The line could not be run.", "api_error", None, type(exc).__name__)
+            return "failed", {"response": {"status_code": 500, "request_id": request_id, "body": failure},
+                              "error": {"code": "api_error", "message": "The line could not be run."}}
+        return "done", {"response": {"status_code": 200, "request_id": request_id, "body": outcome.body}, "error": None}
