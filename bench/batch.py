@@ -16,7 +16,7 @@ replay's TTFT p99 over the without one's; median and range over rounds), the sam
 tokens at ``--sync-model``'s list price in the shipped price table), ``batch_makespan_s`` (created
 to completed, median over rounds).
 
-    python bench/batch.py [--rounds 2] [--requests 30] [--rps 0.25] [--batch-lines 24]
+    python bench/batch.py [--rounds 2] [--requests 30] [--rps 0.15] [--batch-lines 24]
     python bench/batch.py --recompute [RAW]
 """
 
@@ -116,7 +116,8 @@ def ledger_lines(database: Path, batch_ids: list[str], timeout_s: float = 120) -
 def run(args: argparse.Namespace, header: dict[str, Any]) -> list[dict[str, Any]]:
     _, everything = read_trace(TRACE)
     raw = scale_tokens(window(everything, 0.0, 3600.0), 1 / 16, 16)[: args.requests]
-    arrivals = compress_time(raw, (len(raw) / raw[-1].at_s) / args.rps if raw[-1].at_s > 0 else 1.0)
+    # The window's own rate, len / span, becomes --rps.
+    arrivals = compress_time(raw, args.rps * raw[-1].at_s / len(raw))
     header["interactive"] = {"requests": len(arrivals), "span_s": round(arrivals[-1].at_s, 1)}
     rows: list[dict[str, Any]] = []
     batch_ids: list[str] = []
@@ -206,7 +207,7 @@ def main() -> None:
     add_provenance_arguments(parser)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--requests", type=int, default=30, help="interactive requests per replay (the trace window's first N)")
-    parser.add_argument("--rps", type=float, default=0.25, help="interactive arrivals per second (mean)")
+    parser.add_argument("--rps", type=float, default=0.15, help="interactive arrivals per second (mean): low enough to leave idle capacity")
     parser.add_argument("--batch-lines", type=int, default=24)
     parser.add_argument("--batch-max-tokens", type=int, default=64)
     parser.add_argument("--sync-model", default="gpt-4o-mini", help="the hosted model whose sync list price the batch is compared with")
