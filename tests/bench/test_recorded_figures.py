@@ -11,12 +11,13 @@ from typing import Any
 
 import pytest
 
-from bench import cascade_ttft, costs, prompt_tokens, routing, serving, spillover, stream_batching
+from bench import batch, cascade_ttft, costs, prompt_tokens, routing, serving, spillover, stream_batching
 from bench._common import REPO, RESULTS, load_raw, raw_path, recompute_differences
 
 Derive = Callable[[dict[str, Any], list[dict[str, Any]]], dict[str, Any]]
 #: Each record's name (``bench/results/NAME.json``) and the function its bench derives it with.
 DERIVATIONS: dict[str, Derive] = {
+    "batch": batch.derive,
     "cascade_ttft": cascade_ttft.derive,
     "costs": costs.derive,
     "prompt_tokens": prompt_tokens.figures_of,
