@@ -36,12 +36,11 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import httpx
 import openai
 import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from autoscaler.trace import Arrival, compress_time, read_trace, scale_tokens, window  # noqa: E402
+from autoscaler.trace import compress_time, read_trace, scale_tokens, window  # noqa: E402
 from bench._common import (  # noqa: E402
     REPO,
     add_provenance_arguments,
@@ -53,7 +52,7 @@ from bench._common import (  # noqa: E402
 )
 from bench.cores import SHARED_CORE, pin_engine_processes, start  # noqa: E402
 from bench.serving import MODEL, PROMPTS, stop, wait_ready  # noqa: E402
-from bench.spill_probe import SERVE_PORT, percentile, prompt_texts, send  # noqa: E402
+from bench.spill_probe import SERVE_PORT, percentile, prompt_texts, replay  # noqa: E402
 from costbook.prices import DEFAULT_PRICES, PriceTable  # noqa: E402
 from stores.sql_schema import ledger_table  # noqa: E402
 
@@ -85,17 +84,6 @@ def create_batch(client: openai.OpenAI, questions: list[str], max_tokens: int, t
         for i, q in enumerate(questions))
     uploaded = client.files.create(file=(f"{tag}.jsonl", io.BytesIO(lines)), purpose="batch")
     return client.batches.create(input_file_id=uploaded.id, endpoint="/v1/chat/completions", completion_window="24h").id
-
-
-async def replay(arrivals: list[Arrival], prompts: list[str]) -> list[Any]:
-    async with httpx.AsyncClient(timeout=httpx.Timeout(900, connect=30)) as client:
-        zero = time.perf_counter() + 0.5
-
-        async def at(arrival: Arrival, prompt: str) -> Any:
-            await asyncio.sleep(max(0.0, zero + arrival.at_s - time.perf_counter()))
-            return await send(client, MODEL, arrival, prompt)
-
-        return list(await asyncio.gather(*(at(a, p) for a, p in zip(arrivals, prompts))))
 
 
 def ledger_lines(database: Path, batch_ids: list[str], timeout_s: float = 120) -> list[dict[str, Any]]:
@@ -136,7 +124,7 @@ def run(args: argparse.Namespace, header: dict[str, Any]) -> list[dict[str, Any]
                     prompts = prompt_texts(arrivals, first_index=len(arrivals) * (1 + 2 * round_ + SETUPS.index(setup)))
                     batch_id = create_batch(client, batch_questions(args.batch_lines, round_), args.batch_max_tokens,
                                             f"r{round_}") if setup == "with" else None
-                    outcomes = asyncio.run(replay(arrivals, prompts))
+                    outcomes = asyncio.run(replay(MODEL, arrivals, prompts))
                     rows += [{"phase": "interactive", "setup": setup, "round": round_, "index": i, "ttft_s": o.ttft_s, "ok": o.ok}
                              for i, o in enumerate(outcomes)]
                     if batch_id is not None:

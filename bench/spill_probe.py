@@ -135,6 +135,20 @@ async def send(client: httpx.AsyncClient, model: str, arrival: Arrival, prompt: 
     return Outcome(ttft, ok, *route, predicted, time.perf_counter() - started, response.status_code)
 
 
+async def replay(model: str, arrivals: list[Arrival], prompts: list[str]) -> list[Outcome]:
+    """Each arrival sent to ``model`` at its time (from half a second after the call), all at once
+    in flight as the trace has them; their outcomes in arrival order."""
+    limits = httpx.Limits(max_connections=2000, max_keepalive_connections=200)
+    async with httpx.AsyncClient(timeout=httpx.Timeout(900, connect=30), limits=limits) as client:
+        zero = time.perf_counter() + 0.5
+
+        async def at(arrival: Arrival, prompt: str) -> Outcome:
+            await asyncio.sleep(max(0.0, zero + arrival.at_s - time.perf_counter()))
+            return await send(client, model, arrival, prompt)
+
+        return list(await asyncio.gather(*(at(a, p) for a, p in zip(arrivals, prompts))))
+
+
 class ProbeRecorder:
     """Sends probe requests with fresh prompts and keeps each one's outcome as a raw row."""
 

@@ -44,7 +44,6 @@ import signal
 import statistics
 import sys
 import tempfile
-import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -71,7 +70,7 @@ from bench._common import (  # noqa: E402
 from bench.serving import MODEL, stop, wait_ready  # noqa: E402
 from bench.hosted_standin import TTFT_P50_S as HOSTED_TTFT_P50_S  # noqa: E402
 from bench.cores import ENGINE_CORE, SHARED_CORE, CoreTimeline, busy_share, cores_busy, pin_engine_processes, start, threads_on_engine_core  # noqa: E402
-from bench.spill_probe import DECODE_BATCH, SERVE_PORT, Outcome, derive_probe, measure_probe, percentile, prompt_texts, send  # noqa: E402
+from bench.spill_probe import DECODE_BATCH, SERVE_PORT, Outcome, derive_probe, measure_probe, percentile, prompt_texts, replay  # noqa: E402
 from contracts.tokens import estimate_prompt_tokens  # noqa: E402
 
 TRACE = REPO.parent / "shared" / "data" / "traces" / "azure_llm_2023_code.csv"
@@ -111,18 +110,6 @@ def serve_config(target_s: float, hosted_attempts: int) -> dict[str, Any]:
 
 def hosted_stats() -> dict[str, int]:
     return httpx.get(f"http://127.0.0.1:{HOSTED_PORT}/stats", timeout=10).json()
-
-
-async def replay(setup: str, arrivals: list[Arrival], prompts: list[str]) -> list[Outcome]:
-    limits = httpx.Limits(max_connections=2000, max_keepalive_connections=200)
-    async with httpx.AsyncClient(timeout=httpx.Timeout(900, connect=30), limits=limits) as client:
-        zero = time.perf_counter() + 0.5
-
-        async def at(arrival: Arrival, prompt: str) -> Outcome:
-            await asyncio.sleep(max(0.0, zero + arrival.at_s - time.perf_counter()))
-            return await send(client, setup, arrival, prompt)
-
-        return list(await asyncio.gather(*(at(a, p) for a, p in zip(arrivals, prompts))))
 
 
 def replay_rows(setup: str, round_: int, arrivals: list[Arrival], prompts: list[str], outcomes: list[Outcome]) -> list[dict[str, Any]]:
