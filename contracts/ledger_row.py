@@ -52,6 +52,12 @@ class LedgerRow:
     attempt_of: str | None = None
     #: On a batch line's row: its batch.
     batch_id: str | None = None
+    #: Compression (a compressing route): what it did (``contracts.compression.CompressOutcome``),
+    #: the prompt tokens before it (``prompt_tokens`` is what was sent), and what the removed
+    #: tokens would have cost at the served model's input price (local: the local ceiling price).
+    compression: str | None = None
+    prompt_tokens_original: int | None = None
+    compression_saved_micro_usd: int | None = None
 
     def to_json(self) -> dict[str, Any]:
         finished = None if self.finished_at is None else self.finished_at.isoformat()

@@ -32,6 +32,9 @@ __all__ = [
     "ROUTE_ESCALATIONS_TOTAL",
     "ROUTE_COST_TOTAL",
     "ROUTE_STRONGEST_COST_TOTAL",
+    "COMPRESS_REQUESTS_TOTAL",
+    "COMPRESS_TOKENS_REMOVED_TOTAL",
+    "COMPRESS_SECONDS",
     "BUDGET_SOFT_LIMIT",
     "ENGINE_GAUGES",
     "VLLM_RECORDED",
@@ -64,6 +67,11 @@ ROUTE_ESCALATIONS_TOTAL = "spillover_route_escalations_total"
 #: Both at list prices, local work at the configured ceiling (its replica-time price comes later).
 ROUTE_COST_TOTAL = "spillover_route_cost_usd_total"
 ROUTE_STRONGEST_COST_TOTAL = "spillover_route_strongest_cost_usd_total"
+#: Compression: requests by route and outcome (compressed, floor, untouched, opt_out, error), the
+#: prompt tokens it removed, and the time it took.
+COMPRESS_REQUESTS_TOTAL = "spillover_compress_requests_total"
+COMPRESS_TOKENS_REMOVED_TOTAL = "spillover_compress_tokens_removed_total"
+COMPRESS_SECONDS = "spillover_compress_seconds"
 #: Per team budget and UTC period: what is left, and 1 once 80% is spent (the soft limit).
 BUDGET_REMAINING = "spillover_budget_remaining_usd"
 BUDGET_SOFT_LIMIT = "spillover_budget_soft_limit"

@@ -15,6 +15,7 @@ from decimal import Decimal
 from typing import Any
 
 from contracts.batch import BatchLine
+from contracts.compression import Compression
 from contracts.context import RequestContext, Usage
 from contracts.ledger_row import LedgerRow
 from contracts.routing import AttemptOf, RouteChoice
@@ -63,7 +64,8 @@ class Pricer:
         usage, principal, timings = ctx.usage, ctx.principal, ctx.timings
         total_s = timings.total_s()
         ttft_s = timings.ttft_s()
-        cost, version = 0, self.table.version
+        cost, version, price = 0, self.table.version, None
+        batch = ctx.slot(BatchLine)
         if ctx.cache_result in ("exact", "semantic"):
             pass
         elif ctx.destination == LOCAL:
@@ -71,11 +73,11 @@ class Pricer:
             cost = self._local_cost(usage)
         elif ctx.destination is not None:
             price = self.price_of(ctx.model_served)
-            batch = ctx.slot(BatchLine)
             if price is None:
                 version = UNPRICED_VERSION
             else:
-                cost = cost_micro_usd(usage, price.for_batch() if batch is not None and batch.via_hosted_batch else price)
+                price = price.for_batch() if batch is not None and batch.via_hosted_batch else price
+                cost = cost_micro_usd(usage, price)
         now = self._clock()
         choice = ctx.slot(RouteChoice)
         return LedgerRow(
@@ -103,8 +105,22 @@ class Pricer:
             spill_reason=None if ctx.spill_reason is None else ctx.spill_reason.value,
             finished_at=dt.datetime.fromtimestamp(now, dt.UTC),
             **_routing_fields(ctx, choice),
-            batch_id=batch.batch_id if (batch := ctx.slot(BatchLine)) is not None else None,
+            batch_id=batch.batch_id if batch is not None else None,
+            **self._compression_fields(ctx, price),
         )
+
+    def _compression_fields(self, ctx: RequestContext, price: ModelPrice | None) -> dict[str, Any]:
+        """The compression columns: the removed prompt tokens priced as the row's own were."""
+        compression = ctx.slot(Compression)
+        if compression is None:
+            return {}
+        removed = Usage(prompt_tokens=compression.removed_tokens)
+        if ctx.destination == LOCAL:
+            saved: int | None = self._local_cost(removed)
+        else:
+            saved = cost_micro_usd(removed, price) if price is not None else None
+        return {"compression": compression.outcome.value, "prompt_tokens_original": compression.original_tokens,
+                "compression_saved_micro_usd": saved}
 
 
 def _routing_fields(ctx: RequestContext, choice: RouteChoice | None) -> dict[str, Any]:

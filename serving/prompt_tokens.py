@@ -68,6 +68,12 @@ class TokenizerCounter:
         prompts = prompt if isinstance(prompt, list) and prompt and not isinstance(prompt[0], int) else [prompt]
         return max(1, sum(self._prompt(p) for p in prompts))
 
+    def count_texts(self, texts: list[str]) -> list[int]:
+        """Each text's token count, without special tokens (pieces of a prompt: compression's units)."""
+        if not texts:
+            return []
+        return [len(ids) for ids in self._tokenizer(texts, add_special_tokens=False).input_ids]
+
     def _chat(self, body: Mapping[str, Any], messages: list[Any]) -> int:
         try:
             ids = self._tokenizer.apply_chat_template(

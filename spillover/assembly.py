@@ -1,7 +1,7 @@
 """Assembly of one ingress: every subsystem built from its own config section and the shared
 stores, and the stages put in order.
 
-Stage order (../shared/DESIGN.md): authenticate, admit, cache, route (for routed names), (compress), dispatch,
+Stage order (../shared/DESIGN.md): authenticate, admit, cache, route (for routed names), compress (for compressing routes), dispatch,
 respond; settle runs for every stage entered, then the sinks (ledger, metrics, access log). A new
 stage is built here from its section and inserted in the ``stages`` list of :func:`assemble`; nothing else in
 the request path changes.
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from prometheus_client import CollectorRegistry
 
@@ -23,6 +24,7 @@ from costbook.costbook import Costbook
 from costlevers.batch.api import identify_with
 from costlevers.batch.lever import BatchLever
 from costlevers.cache.lever import CacheLever, route_policies
+from costlevers.compression.lever import compress_stage
 from costlevers.routing.lever import routing_stage
 from fallback.breaker import CircuitBreaker
 from fallback.decision import Route
@@ -128,10 +130,15 @@ def assemble(config: SpilloverConfig, engines: LocalEngines, *, providers: Mappi
                         embedding_models=[e.name for e in config.embeddings], local_start_timeout_s=config.failover.local_start_timeout_s)
     # Tokenizers load here, before the replica takes traffic (serving.prompt_tokens).
     prompt_counters = {name: prompt_token_counter(source) for name, source in local_sources(config, routes).items()}
+    def recount(model: str, body: dict[str, Any]) -> int:
+        return prompt_counters.get(model, estimate_prompt_tokens)(body)
+
     routed = {name: rc.routing for name, rc in config.routes.items() if rc.routing is not None}
     route = [routing_stage(routed, engines.embed, default_embedding_model=config.embeddings[0].name if config.embeddings else None,
-                           recount=lambda model, body: prompt_counters.get(model, estimate_prompt_tokens)(body), registry=registry)] if routed else []
-    stages: list[Stage] = [authenticate, *([costbook.admit] if costbook else []), cache.stage, *route, dispatch, Respond()]
+                           recount=recount, registry=registry)] if routed else []
+    compressing = {name: rc.compression for name, rc in config.routes.items() if rc.compression is not None}
+    compress = [compress_stage(compressing, recount=recount, registry=registry)] if compressing else []
+    stages: list[Stage] = [authenticate, *([costbook.admit] if costbook else []), cache.stage, *route, *compress, dispatch, Respond()]
     interactive = InteractiveInFlight()
     sinks = [*([costbook.record] if costbook else []), metrics.finished, access_log, interactive.finished]
     pipeline = Pipeline(stages, sinks=sinks, starters=[metrics.started, interactive.started])

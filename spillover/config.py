@@ -23,6 +23,7 @@ from contracts.errors import ConfigError
 from costbook.config import CostsConfig
 from costlevers.batch.config import BatchConfig
 from costlevers.cache.config import CacheConfig, RouteCacheConfig
+from costlevers.compression.config import CompressionConfig
 from costlevers.routing.config import RoutingConfig
 from fallback.config import FailoverConfig
 from fallback.providers.config import ProviderConfig
@@ -73,6 +74,9 @@ class RouteConfig(_Strict):
     routing: RoutingConfig | None = Field(
         None, description="Make this a routed name (e.g. `auto`): each request gets one of `candidates` (other routes), chosen by "
         "a router or a cascade; it then spills over as that route does."
+    )
+    compression: CompressionConfig | None = Field(
+        None, description="Cut long prompts on this route (question-aware, extractive) to a ratio or a token budget; off without it."
     )
 
 
@@ -125,8 +129,9 @@ class SpilloverConfig(_Strict):
                 raise ValueError(f"route {name!r}: routing.candidates names unknown route {candidate!r}; known: {sorted(known)}")
             if candidate == name or (candidate in self.routes and self.routes[candidate].routing is not None):
                 raise ValueError(f"route {name!r}: routing.candidates {candidate!r} is itself routed; candidates must be plain routes")
-        if route.local_model is not None or route.hosted:
-            raise ValueError(f"route {name!r}: a routed route serves through its candidates; it takes no local_model or hosted")
+        if route.local_model is not None or route.hosted or route.compression is not None:
+            raise ValueError(f"route {name!r}: a routed route serves through its candidates; it takes no local_model, hosted or "
+                             "compression (give the candidates theirs)")
         if route.routing.router is None and route.routing.cascade is None:
             raise ValueError(f"route {name!r}: routing needs a router, a cascade or both")
         if route.routing.router is not None and not (route.routing.router.embedding_model or self.embeddings):

@@ -41,6 +41,9 @@ ledger_table = sa.Table(
     sa.Column("escalations", sa.String(512)),
     sa.Column("attempt_of", sa.String(80), index=True),
     sa.Column("batch_id", sa.String(64), index=True),
+    sa.Column("compression", sa.String(16)),
+    sa.Column("prompt_tokens_original", sa.Integer),
+    sa.Column("compression_saved_micro_usd", sa.BigInteger),
 )
 
 #: Per local model and interval: its replicas' time, what it cost, and how much of it the

@@ -12,6 +12,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from contracts.context import Api, CacheResult, RequestContext, RequestFacts, new_request_id
 from contracts.errors import NotFoundError
+from contracts.compression import COMPRESS_HEADER, Compression
 from contracts.routing import MODEL_HEADER, RouteChoice
 from serving.wire import ChatCompletionBody, CompletionBody, EmbeddingBody, request_facts
 from spillover.assembly import IngressParts
@@ -111,4 +112,7 @@ def _spill_headers(ctx: RequestContext) -> dict[str, str]:
             headers["x-spillover-router-score"] = f"{choice.score:.4f}"
         if choice.escalations:
             headers["x-spillover-escalations"] = choice.escalations_text()
+    compression = ctx.slot(Compression)
+    if compression is not None:  # what compression did, with the ratio it reached against its target
+        headers[COMPRESS_HEADER] = compression.header()
     return headers

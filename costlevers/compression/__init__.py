@@ -1,0 +1,1 @@
+"""Prompt compression: question-aware extractive cuts of long prompts, per route (the ``compress`` stage)."""
