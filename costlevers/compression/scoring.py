@@ -55,8 +55,9 @@ class ScoreWeights:
 
     passage: float = 1.0
     #: The question's words in passage titles (a question names its first hop's subject).
-    title: float = 0.5
-    unit: float = 0.3
+    title: float = 1.0
+    #: The question's words in each sentence (0: passages go whole, best first; the fit chose it).
+    unit: float = 0.0
     feedback: float = 0.3
     position: float = 0.05
     #: The question's MiniLM cosine with each passage, where the caller encoded them.
