@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from bench import batch, cascade_ttft, costs, prompt_tokens, routing, serving, spillover, stream_batching
+from bench import batch, cascade_ttft, compression, costs, prompt_tokens, routing, serving, spillover, stream_batching
 from bench._common import REPO, RESULTS, load_raw, raw_path, recompute_differences
 
 Derive = Callable[[dict[str, Any], list[dict[str, Any]]], dict[str, Any]]
@@ -19,6 +19,7 @@ Derive = Callable[[dict[str, Any], list[dict[str, Any]]], dict[str, Any]]
 DERIVATIONS: dict[str, Derive] = {
     "batch": batch.derive,
     "cascade_ttft": cascade_ttft.derive,
+    "compression": compression.derive,
     "costs": costs.derive,
     "prompt_tokens": prompt_tokens.figures_of,
     "routing": routing.derive,
