@@ -25,9 +25,10 @@ from contracts.pipeline import Pipeline
 from contracts.spill import RoutePin
 from contracts.tokens import estimate_prompt_tokens
 from costlevers.batch.config import BatchConfig
-from costlevers.batch.hosted import HostedBatchAPI
+from costlevers.batch.hosted import HostedBatches, OpenAIBatches
 from costlevers.batch.validate import ENDPOINTS
 from costlevers.batch.worker import HandOff
+from fallback.providers.anthropic_batches import AnthropicBatches
 from fallback.decision import Route
 from fallback.providers.config import ProviderConfig
 from serving.prompt_tokens import PromptTokenCounter
@@ -109,7 +110,8 @@ class BatchLines:
             ctx.usage, ctx.status = Usage.from_openai(answer.get("usage")), Status.OK
             await self._pipeline.record(ctx)
 
-        return HandOff(HostedBatchAPI(provider.base_url, provider.api_key()), hosted, provider_body, record)
+        api: HostedBatches = AnthropicBatches(provider) if provider.kind == "anthropic" else OpenAIBatches(provider.base_url, provider.api_key())
+        return HandOff(api, hosted, provider_body, record)
 
     async def run(self, batch: dict[str, Any], line: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         """One line through the pipeline: (``done`` or ``failed``, OpenAI's per-line result)."""

@@ -104,8 +104,8 @@ class SpilloverConfig(_Strict):
         providers = {p.name for p in self.providers}
         models = {m.name for m in self.models}
         hosted_batch = self.batch.hosted
-        if hosted_batch is not None and hosted_batch.provider not in {p.name for p in self.providers if p.kind == "openai"}:
-            raise ValueError(f"batch.hosted.provider {hosted_batch.provider!r} is not an openai-kind entry of `providers`")
+        if hosted_batch is not None and hosted_batch.provider not in providers:
+            raise ValueError(f"batch.hosted.provider {hosted_batch.provider!r} is not an entry of `providers`")
         for route_name, route in self.routes.items():
             if route.routing is not None:
                 self._check_routing(route_name, route)

@@ -1,7 +1,7 @@
-"""A hosted batch API for tests: OpenAI's files + batches protocol on loopback, each line run
-through a real OpenAI-compatible server (vLLM's own, in the e2e tests) when the batch is created.
-It keeps everything in memory and serves one process; the real parts are the protocol and the
-answers."""
+"""A hosted batch API for tests: OpenAI's files + batches protocol and Anthropic's Message
+Batches on loopback, each line run through a real server (vLLM's own, which speaks OpenAI and
+Anthropic Messages, in the e2e tests) when the batch is created. It keeps everything in memory
+and serves one process; the real parts are the protocols and the answers."""
 
 from __future__ import annotations
 
@@ -67,5 +67,39 @@ def batch_api(upstream: str, api_key: str | None) -> FastAPI:
     @app.get("/v1/batches/{batch_id}")
     async def get(batch_id: str) -> dict[str, Any]:
         return batches[batch_id]
+
+    async def run_messages(batch: dict[str, Any], requests: list[dict[str, Any]]) -> None:
+        out = []
+        async with httpx.AsyncClient(base_url=upstream, headers=headers, timeout=300) as client:
+            for item in requests:
+                answer = await client.post("/v1/messages", json=item["params"])
+                result = ({"type": "succeeded", "message": answer.json()} if answer.status_code == 200 else
+                          {"type": "errored", "error": {"type": "error", "error": answer.json().get("error") or {}}})
+                out.append({"custom_id": item["custom_id"], "result": result})
+        files[batch["id"]] = b"".join(json.dumps(o).encode() + b"\n" for o in out)
+        succeeded = sum(o["result"]["type"] == "succeeded" for o in out)
+        batch.update(processing_status="ended", ended_at=time.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                     request_counts={"processing": 0, "succeeded": succeeded, "errored": len(out) - succeeded, "canceled": 0, "expired": 0})
+
+    @app.post("/v1/messages/batches")
+    async def create_messages(request: Request) -> dict[str, Any]:
+        requests = (await request.json())["requests"]
+        batch_id = f"msgbatch_{secrets.token_hex(6)}"
+        batch = {"id": batch_id, "type": "message_batch", "processing_status": "in_progress",
+                 "request_counts": {"processing": len(requests), "succeeded": 0, "errored": 0, "canceled": 0, "expired": 0},
+                 "results_url": f"{str(request.base_url).rstrip('/')}/v1/messages/batches/{batch_id}/results"}
+        batches[batch_id] = batch
+        task = asyncio.create_task(run_messages(batch, requests))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+        return batch
+
+    @app.get("/v1/messages/batches/{batch_id}")
+    async def get_messages(batch_id: str) -> dict[str, Any]:
+        return batches[batch_id]
+
+    @app.get("/v1/messages/batches/{batch_id}/results")
+    async def results(batch_id: str) -> Response:
+        return Response(files[batch_id], media_type="application/binary")
 
     return app

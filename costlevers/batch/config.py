@@ -12,7 +12,8 @@ __all__ = ["BatchConfig", "HostedBatchConfig"]
 class HostedBatchConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    provider: str = Field(description="A `providers` entry (kind openai) whose API also serves OpenAI's files and batches.")
+    provider: str = Field(description="A `providers` entry whose API also takes batches: kind openai (OpenAI's files and batches), "
+                          "kind anthropic (Message Batches; chat lines only: other batches wait for local capacity).")
     handoff_margin_s: Annotated[float, Field(ge=0)] = Field(
         4 * 3600.0, description="Hand the rest over once local work is predicted to end later than this before the window closes."
     )

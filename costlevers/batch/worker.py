@@ -34,7 +34,7 @@ from typing import Any
 
 from costlevers.batch.config import BatchConfig, HostedBatchConfig
 from costlevers.batch.files import FileBytes
-from costlevers.batch.hosted import HostedBatchAPI
+from costlevers.batch.hosted import HostedBatches
 from costlevers.batch.store import BatchStore
 
 __all__ = ["BatchWorker", "HandOff", "Headroom", "RunLine", "output_file_ids"]
@@ -51,7 +51,7 @@ RunLine = Callable[[dict[str, Any], dict[str, Any]], Awaitable[tuple[str, dict[s
 class HandOff:
     """Where lines that will not finish locally go, and how their answers are billed."""
 
-    api: HostedBatchAPI
+    api: HostedBatches
     config: HostedBatchConfig
     #: A line's body as the provider must get it (its model named the provider's way).
     provider_body: Callable[[dict[str, Any]], dict[str, Any]]
@@ -102,7 +102,8 @@ class BatchWorker:
                 counts = await asyncio.to_thread(self._store.counts, batch["id"])
                 if batch["hosted_batch_id"]:
                     await self._follow_hosted(batch, counts)
-                elif self._hand_off is not None and counts["pending"] and self._too_slow(batch, counts):
+                elif (self._hand_off is not None and batch["endpoint"] in self._hand_off.api.endpoints and counts["pending"]
+                      and self._too_slow(batch, counts)):
                     await self._send_to_hosted(batch, flying)
                     continue
                 started = await self._start_lines(batch, flying) if counts["pending"] else 0
@@ -142,15 +143,14 @@ class BatchWorker:
         if not counts["hosted"] or self._clock() - self._polled.get(batch["id"], 0.0) < self._hand_off.config.poll_s:
             return
         self._polled[batch["id"]] = self._clock()
-        remote = await self._hand_off.api.status(batch["hosted_batch_id"])
-        if remote.get("status") not in ("completed", "failed", "expired", "cancelled"):
+        remote, answers = await self._hand_off.api.poll(batch["hosted_batch_id"])
+        if answers is None:
             return
-        answers = await self._hand_off.api.results(remote)
         for line in await asyncio.to_thread(self._store.in_state, batch["id"], "hosted"):
-            answer = answers.get(line["custom_id"])
+            answer = answers.get(self._hand_off.api.wire_id(line["custom_id"]))
             status = ((answer or {}).get("response") or {}).get("status_code")
             if answer is None:
-                result = {"response": None, "error": {"code": "hosted_batch_" + str(remote.get("status")),
+                result = {"response": None, "error": {"code": "hosted_batch_" + remote,
                                                       "message": "The hosted batch returned no answer for this line."}}
             else:
                 result = answer

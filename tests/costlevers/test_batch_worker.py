@@ -16,7 +16,7 @@ from fastapi import FastAPI
 
 from costlevers.batch.config import BatchConfig, HostedBatchConfig
 from costlevers.batch.files import FileBytes
-from costlevers.batch.hosted import HostedBatchAPI
+from costlevers.batch.hosted import OpenAIBatches
 from costlevers.batch.store import BatchStore
 from costlevers.batch.worker import BatchWorker, HandOff
 from stores.config import StoresConfig
@@ -62,7 +62,7 @@ async def test_a_window_that_closes_during_the_hosted_batch_expires_with_what_wa
         raise AssertionError("the hosted batch never answered")
 
     config = BatchConfig(max_in_flight=1)
-    hand_off = HandOff(HostedBatchAPI(hosted + "/v1", None), HostedBatchConfig(provider="p", min_observe_s=5, handoff_margin_s=0, poll_s=0.01),
+    hand_off = HandOff(OpenAIBatches(hosted + "/v1", None), HostedBatchConfig(provider="p", min_observe_s=5, handoff_margin_s=0, poll_s=0.01),
                        lambda body: body, record)
     worker = BatchWorker(store, files, config, run_line=run_line, headroom=lambda model, flying: not ran and flying == 0,
                          hand_off=hand_off, clock=lambda: now[0])

@@ -6,11 +6,13 @@ ingress replica (where the worker runs) is SIGKILLed mid-batch and Serve's repla
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import signal
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import openai
@@ -20,8 +22,16 @@ import sqlalchemy as sa
 import yaml
 
 from contracts.deployments import APP_NAME
+from costlevers.batch.config import BatchConfig, HostedBatchConfig
+from costlevers.batch.files import FileBytes
+from costlevers.batch.store import BatchStore
+from costlevers.batch.worker import BatchWorker, HandOff
+from fallback.providers.anthropic_batches import AnthropicBatches
+from fallback.providers.config import ProviderConfig
 from spillover.application import INGRESS_NAME
 from spillover.config import DEFAULT_MODEL_NAME
+from stores.config import StoresConfig
+from stores.sql import Database
 from stores.sql_schema import ledger_table
 from tests.batch_server import batch_api
 from tests.e2e.conftest import HOSTED_KEY
@@ -121,3 +131,45 @@ def _answers(client: openai.OpenAI, batch_id: str) -> bool:
     except (openai.APIConnectionError, openai.InternalServerError, openai.APIStatusError):
         return False
     return True
+
+
+async def test_anthropic_message_batches_take_the_lines_and_answer_them_as_openai_lines(hosted_batches: str, tmp_path: Path) -> None:
+    """The worker's hand-off to Anthropic's Message Batches protocol (the batch server running each
+    line through vLLM's own Messages endpoint): chat lines in OpenAI's shape go out as Messages
+    requests, custom ids Anthropic would refuse go out hashed, and the answers come back as
+    OpenAI chat completions, billed through the hand-off's record."""
+    database = Database.open(StoresConfig(sqlite_path=str(tmp_path / "db.sqlite")))
+    store, files = BatchStore(database), FileBytes(str(tmp_path / "files"))
+    ids = ["plain-1", "with space/and:colons 2"]
+    body = {"model": "hosted-smollm2", "messages": [{"role": "user", "content": "Name a colour."}], "max_tokens": 8, "temperature": 0}
+    store.create_batch({"id": "batch-a", "key_id": "k", "user_name": "u", "team": "t", "feature": None, "endpoint": "/v1/chat/completions",
+                        "input_file_id": "file-a", "completion_window": "24h", "status": "in_progress", "created_at": int(time.time()),
+                        "in_progress_at": int(time.time()), "expires_at": int(time.time()) + 86_400, "total": 2},
+                       [(n, cid, body) for n, cid in enumerate(ids, 1)])
+    recorded: list[dict[str, Any]] = []
+
+    async def record(batch: dict[str, Any], line: dict[str, Any], result: dict[str, Any]) -> None:
+        recorded.append(result)
+
+    async def never(batch: dict[str, Any], line: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        raise AssertionError("no local capacity in this test")
+
+    provider = ProviderConfig(name="claude-batches", kind="anthropic", base_url=hosted_batches + "/v1", api_key_env="SPILLOVER_TEST_NO_KEY",
+                              auth_header="bearer")
+    api = AnthropicBatches(provider)
+    hand_off = HandOff(api, HostedBatchConfig(provider="claude-batches", min_observe_s=0, handoff_margin_s=0, poll_s=0.1), lambda b: b, record)
+    worker = BatchWorker(store, files, BatchConfig(), run_line=never, headroom=lambda model, flying: False, hand_off=hand_off)
+    try:
+        deadline = time.monotonic() + 120
+        while store.batch("batch-a")["status"] == "in_progress" and time.monotonic() < deadline:
+            await worker.step()
+            await asyncio.sleep(0.2)
+    finally:
+        await api.aclose()
+    assert store.batch("batch-a")["status"] in ("finalizing", "completed")
+    assert store.batch("batch-a")["hosted_batch_id"].startswith("msgbatch_")
+    assert len(recorded) == 2
+    for result in recorded:
+        answer = result["response"]["body"]
+        assert answer["object"] == "chat.completion" and answer["choices"][0]["message"]["content"]
+        assert answer["usage"]["prompt_tokens"] > 0 and answer["usage"]["completion_tokens"] > 0
