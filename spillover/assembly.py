@@ -144,7 +144,9 @@ def assemble(config: SpilloverConfig, engines: LocalEngines, *, providers: Mappi
     pipeline = Pipeline(stages, sinks=sinks, starters=[metrics.started, interactive.started])
     batch = None
     if keys_and_costs and config.batch.enabled:  # batches live in the ledger's database
-        lines = BatchLines(pipeline, engines, routes, prompt_counters, interactive, config.batch, after=authenticate.name)
+        priority = [m.name for m in config.models if m.engine_kwargs.get("scheduling_policy") == "priority"]
+        lines = BatchLines(pipeline, engines, routes, prompt_counters, interactive, config.batch, after=authenticate.name,
+                           priority_models=priority)
         hosted = config.batch.hosted
         hand_off = lines.hand_off(next(p for p in config.providers if p.name == hosted.provider)) if hosted is not None else None
         batch = BatchLever(config.batch, stores.database(), run_line=lines.run, headroom=lines.headroom,

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import logging
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from contracts.batch import BatchLine
@@ -37,7 +37,11 @@ from serving.wire import ChatCompletionBody, CompletionBody, EmbeddingBody, requ
 from spillover.route_table import DEFAULT_MAX_TOKENS
 from webio.bodies import parse_body
 
-__all__ = ["BatchLines", "InteractiveInFlight"]
+__all__ = ["BATCH_PRIORITY", "BatchLines", "InteractiveInFlight"]
+
+#: A batch line's priority on an engine that schedules by priority (lower runs first; an
+#: interactive request has vLLM's default, 0).
+BATCH_PRIORITY = 100
 
 logger = logging.getLogger(__name__)
 
@@ -62,7 +66,11 @@ class InteractiveInFlight:
 
 class BatchLines:
     def __init__(self, pipeline: Pipeline, engines: LocalEngines, routes: Mapping[str, Route], counters: Mapping[str, PromptTokenCounter],
-                 interactive: InteractiveInFlight, config: BatchConfig, *, after: str) -> None:
+                 interactive: InteractiveInFlight, config: BatchConfig, *, after: str, priority_models: Collection[str] = ()) -> None:
+        """``priority_models``: local models whose engines schedule by priority (vLLM's
+        ``scheduling_policy: priority``, which the CPU build has too): their batch lines go at
+        :data:`BATCH_PRIORITY`, behind any interactive request the engine holds."""
+        self._priority_models = frozenset(priority_models)
         self._pipeline = pipeline
         self._engines = engines
         self._routes = routes
@@ -117,6 +125,9 @@ class BatchLines:
         """One line through the pipeline: (``done`` or ``failed``, OpenAI's per-line result)."""
         api = Api(ENDPOINTS[batch["endpoint"]])
         body = json.loads(line["body"])
+        route = self._routes.get(str(body.get("model", "")))
+        if api is not Api.EMBEDDINGS and route is not None and route.local_model in self._priority_models:
+            body = {**body, "priority": BATCH_PRIORITY}
         request_id = f"{batch['id']}-{line['line']}"
         try:
             parsed = parse_body(_WIRE[api], body)

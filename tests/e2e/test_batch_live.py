@@ -2,7 +2,9 @@
 API on loopback (tests/batch_server.py: OpenAI's files + batches protocol, each line run by
 vLLM's own OpenAI server). The window's margin is set so that, once the worker has watched the
 local rate, the rest of the batch is predicted late and handed to the hosted batch API; the
-ingress replica (where the worker runs) is SIGKILLed mid-batch and Serve's replacement resumes."""
+ingress replica (where the worker runs) is SIGKILLed mid-batch and Serve's replacement resumes.
+The local engine schedules by priority, so its lines carry a low one (vLLM refuses a non-zero
+priority from an engine that does not)."""
 
 from __future__ import annotations
 
@@ -55,7 +57,8 @@ def spillover(ray_cluster: dict[str, str], serve_port: int, hosted_batches: str,
                                                                                               "batch_output": 2.0}}}))
     config = {
         "costs": {"price_table": str(prices)},
-        "models": [{"name": MODEL, "source": f"builtin:{MODEL}"}],
+        # vLLM's priority scheduling (the CPU build has it): batch lines go at BATCH_PRIORITY.
+        "models": [{"name": MODEL, "source": f"builtin:{MODEL}", "engine_kwargs": {"scheduling_policy": "priority"}}],
         "embeddings": [],
         "providers": [{"name": "bulk", "kind": "openai", "base_url": hosted_batches + "/v1", "models": {MODEL: "hosted-smollm2"}}],
         # Predicted late as soon as it is predicted at all: the end must come 2 s into a 24 h window.
