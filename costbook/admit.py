@@ -163,6 +163,37 @@ class Admit(Stage):
         spent = await self._counters.add(deltas)
         self._watch_teams(zip(reservation.budgets, reservation.budget_keys, strict=True), spent)
 
+    async def hold(self, principal: Principal, amount_micro_usd: int, at: float) -> None:
+        """Reserve ``amount`` (a batch's worst case) in every budget ``principal`` falls under, for
+        the period holding ``at``; refused whole (429 ``insufficient_quota``) when it does not fit."""
+        now = dt.datetime.fromtimestamp(at, dt.UTC)
+        budgets = self.budget_keys(principal, now)
+        if not budgets or amount_micro_usd <= 0:
+            return
+        periods = period_keys(now)
+        failed = await self._counters.admit([Charge(key, amount_micro_usd, b.limit_micro_usd, periods[b.period][1]) for b, key in budgets])
+        if failed is not None:
+            b = budgets[failed][0]
+            raise InsufficientQuotaError(
+                f"Budget exceeded: {b.scope} '{b.name}' may spend ${b.limit_micro_usd / MICRO:.2f} a {b.period} (UTC); "
+                "this batch's worst case does not fit in what is left.", param=f"budget.{b.scope}.{b.period}")
+
+    async def release(self, principal: Principal, amount_micro_usd: int, at: float) -> None:
+        """Give back part of a :meth:`hold` (made for the period holding ``at``)."""
+        budgets = self.budget_keys(principal, dt.datetime.fromtimestamp(at, dt.UTC))
+        if budgets and amount_micro_usd:
+            spent = await self._counters.add({key: -amount_micro_usd for _, key in budgets})
+            self._watch_teams(budgets, spent)
+
+    async def charge(self, ctx: RequestContext) -> None:
+        """Add a request answered outside the pipeline (a hosted batch's line) to its budgets at its
+        ledger price."""
+        budgets = self.budget_keys(ctx.principal, dt.datetime.fromtimestamp(self._clock(), dt.UTC))
+        cost = self._pricer.priced(ctx).cost_micro_usd
+        if budgets and cost:
+            spent = await self._counters.add({key: cost for _, key in budgets})
+            self._watch_teams(budgets, spent)
+
     async def true_up(self, allocations: Sequence[Allocation]) -> None:
         """Local rows priced after their settle: move each budget by what changed, so counters
         keep matching the ledger. A local request may so end over budget (its cost was not

@@ -36,7 +36,7 @@ from serving.metrics import RequestMetrics
 from serving.prompt_tokens import PromptTokenCounter, prompt_token_counter
 from serving.stages.dispatch import Dispatch
 from serving.stages.respond import Respond
-from spillover.batch_lines import BatchLines, InteractiveInFlight
+from spillover.batch_lines import BatchBudget, BatchLines, InteractiveInFlight
 from spillover.config import SpilloverConfig
 from spillover.route_table import cache_routes, hosted_models, local_sources, replica_shapes, routes_from_config
 from stores.shared import SharedStores
@@ -145,12 +145,14 @@ def assemble(config: SpilloverConfig, engines: LocalEngines, *, providers: Mappi
     batch = None
     if keys_and_costs and config.batch.enabled:  # batches live in the ledger's database
         priority = [m.name for m in config.models if m.engine_kwargs.get("scheduling_policy") == "priority"]
+        assert costbook is not None  # with keys and costs
         lines = BatchLines(pipeline, engines, routes, prompt_counters, interactive, config.batch, after=authenticate.name,
-                           priority_models=priority)
+                           priority_models=priority, charge=costbook.admit.charge)
         hosted = config.batch.hosted
         hand_off = lines.hand_off(next(p for p in config.providers if p.name == hosted.provider)) if hosted is not None else None
         batch = BatchLever(config.batch, stores.database(), run_line=lines.run, headroom=lines.headroom,
-                           identify=identify_with(authenticate), models=lines.models, hand_off=hand_off)
+                           identify=identify_with(authenticate), models=lines.models, hand_off=hand_off,
+                           budget=BatchBudget(costbook.admit, prompt_counters))
     return IngressParts(config, engines, routes, providers, breakers, stores, registry, metrics, authenticate, access, costbook, cache, pipeline,
                         prompt_counters, batch)
 

@@ -11,10 +11,11 @@ and the ledger row carries the batch id.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections import Counter
-from collections.abc import Collection, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from typing import Any
 
 from contracts.batch import BatchLine
@@ -24,6 +25,7 @@ from contracts.local_engines import LocalEngines
 from contracts.pipeline import Pipeline
 from contracts.spill import RoutePin
 from contracts.tokens import estimate_prompt_tokens
+from costbook.admit import Admit
 from costlevers.batch.config import BatchConfig
 from costlevers.batch.hosted import HostedBatches, OpenAIBatches
 from costlevers.batch.validate import ENDPOINTS
@@ -37,7 +39,7 @@ from serving.wire import ChatCompletionBody, CompletionBody, EmbeddingBody, requ
 from spillover.route_table import DEFAULT_MAX_TOKENS
 from webio.bodies import parse_body
 
-__all__ = ["BATCH_PRIORITY", "BatchLines", "InteractiveInFlight"]
+__all__ = ["BATCH_PRIORITY", "BatchBudget", "BatchLines", "InteractiveInFlight"]
 
 #: A batch line's priority on an engine that schedules by priority (lower runs first; an
 #: interactive request has vLLM's default, 0).
@@ -64,12 +66,45 @@ class InteractiveInFlight:
             self.by_model[ctx.model] -= 1
 
 
+class BatchBudget:
+    """A batch's budget hold (:class:`costlevers.batch.budget.BudgetHold`) over admission's
+    counters: each line's worst case as admission would reserve it for the same request."""
+
+    def __init__(self, admit: Admit, counters: Mapping[str, PromptTokenCounter]) -> None:
+        self._admit = admit
+        self._counters = counters
+
+    async def worst_case(self, principal: Principal, endpoint: str, bodies: Sequence[dict[str, Any]]) -> list[int]:
+        api = Api(ENDPOINTS[endpoint])
+        if api is Api.EMBEDDINGS:
+            return [0] * len(bodies)
+        return await asyncio.to_thread(lambda: [self._line_worst(api, principal, body) for body in bodies])
+
+    def _line_worst(self, api: Api, principal: Principal, body: dict[str, Any]) -> int:
+        try:
+            parsed = parse_body(_WIRE[api], body)
+        except SpilloverError:  # the line fails when it runs, before any cost
+            return 0
+        facts = request_facts(parsed, body, DEFAULT_MAX_TOKENS, count_prompt_tokens=self._counters.get(parsed.model, estimate_prompt_tokens))
+        ctx = RequestContext("batch-worst-case", api, parsed.model, body, False, {}, facts=facts, principal=principal)
+        return self._admit.worst_cost(ctx, facts.prompt_tokens, facts.max_tokens)
+
+    async def hold(self, principal: Principal, amount_micro_usd: int, at: float) -> None:
+        await self._admit.hold(principal, amount_micro_usd, at)
+
+    async def release(self, principal: Principal, amount_micro_usd: int, at: float) -> None:
+        await self._admit.release(principal, amount_micro_usd, at)
+
+
 class BatchLines:
     def __init__(self, pipeline: Pipeline, engines: LocalEngines, routes: Mapping[str, Route], counters: Mapping[str, PromptTokenCounter],
-                 interactive: InteractiveInFlight, config: BatchConfig, *, after: str, priority_models: Collection[str] = ()) -> None:
+                 interactive: InteractiveInFlight, config: BatchConfig, *, after: str, priority_models: Collection[str] = (),
+                 charge: Callable[[RequestContext], Awaitable[None]] | None = None) -> None:
         """``priority_models``: local models whose engines schedule by priority (vLLM's
         ``scheduling_policy: priority``, which the CPU build has too): their batch lines go at
-        :data:`BATCH_PRIORITY`, behind any interactive request the engine holds."""
+        :data:`BATCH_PRIORITY`, behind any interactive request the engine holds. ``charge``: adds
+        a hosted batch's answer to its owner's budgets (it never passed admission)."""
+        self._charge = charge
         self._priority_models = frozenset(priority_models)
         self._pipeline = pipeline
         self._engines = engines
@@ -116,6 +151,8 @@ class BatchLines:
             ctx.put(BatchLine(batch["id"], line["line"], via_hosted_batch=True))
             ctx.destination, ctx.model_served = provider.name, provider_body(body)["model"]
             ctx.usage, ctx.status = Usage.from_openai(answer.get("usage")), Status.OK
+            if self._charge is not None:
+                await self._charge(ctx)
             await self._pipeline.record(ctx)
 
         api: HostedBatches = AnthropicBatches(provider) if provider.kind == "anthropic" else OpenAIBatches(provider.base_url, provider.api_key())

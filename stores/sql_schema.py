@@ -137,4 +137,7 @@ batch_lines_table = sa.Table(
     sa.Column("state", sa.String(16), nullable=False, index=True),
     sa.Column("result", sa.Text),
     sa.Column("finished_at", sa.BigInteger),
+    #: The line's worst-case cost, held in its owner's budgets from the batch's creation until it
+    #: leaves ``pending``/``hosted`` (or the batch ends without it).
+    sa.Column("reserved_micro_usd", sa.BigInteger, nullable=False, server_default="0"),
 )

@@ -3,7 +3,9 @@ upload with ``purpose=batch``, list, get, content, delete) and ``/v1/batches`` (
 list, cancel). Every file and batch belongs to the key that made it; any other key gets 404.
 
 A batch is validated whole when it is created (:mod:`costlevers.batch.validate`): it is
-``in_progress`` at once, or ``failed`` with OpenAI's ``errors`` list naming the lines.
+``in_progress`` at once, or ``failed`` with OpenAI's ``errors`` list naming the lines. A valid
+batch's worst case is then held in its owner's budgets (:mod:`costlevers.batch.budget`); one that
+does not fit is refused (429 ``insufficient_quota``) and never created.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from fastapi import APIRouter, Request, Response
 
 from contracts.context import Api, Principal, RequestContext, new_request_id
 from contracts.errors import InvalidRequestError, NotFoundError, PayloadTooLargeError
+from costlevers.batch.budget import BudgetHold
 from costlevers.batch.config import BatchConfig
 from costlevers.batch.files import FileBytes, new_id
 from costlevers.batch.store import TERMINAL, BatchStore
@@ -76,8 +79,9 @@ def identify_with(authenticate: Any) -> Identify:
 
 
 def batch_router(store: BatchStore, file_bytes: FileBytes, config: BatchConfig, *, identify: Identify, models: Callable[[], Collection[str]],
-                 clock: Callable[[], float] = time.time) -> APIRouter:
-    """``models``: the model names a batch line may name (those served locally)."""
+                 budget: BudgetHold | None = None, clock: Callable[[], float] = time.time) -> APIRouter:
+    """``models``: the model names a batch line may name (those served locally); ``budget``:
+    where a batch's worst case is held (none: budgets see its lines only)."""
     router = APIRouter()
 
     async def owner(request: Request) -> Principal:
@@ -165,6 +169,10 @@ def batch_router(store: BatchStore, file_bytes: FileBytes, config: BatchConfig, 
         data = await asyncio.to_thread(file_bytes.read, source["id"])
         lines, errors = parse_input(data, endpoint=endpoint, models=models(), max_lines=config.max_lines)
         now = int(clock())
+        reserved: list[int] = []
+        if budget is not None and not errors:
+            reserved = await budget.worst_case(principal, endpoint, [x.body for x in lines])
+            await budget.hold(principal, sum(reserved), now)
         row = {"id": new_id("batch"), "key_id": principal.key_id, "user_name": principal.user, "team": principal.team,
                "feature": principal.feature, "endpoint": endpoint, "input_file_id": source["id"], "completion_window": window,
                "created_at": now, "expires_at": now + WINDOW_S[window], "batch_metadata": json.dumps(metadata) if metadata else None,
@@ -175,7 +183,12 @@ def batch_router(store: BatchStore, file_bytes: FileBytes, config: BatchConfig, 
             await asyncio.to_thread(store.create_batch, row, [])
         else:
             row |= {"status": "in_progress", "in_progress_at": now}
-            await asyncio.to_thread(store.create_batch, row, [(x.line, x.custom_id, x.body) for x in lines])
+            try:
+                await asyncio.to_thread(store.create_batch, row, [(x.line, x.custom_id, x.body) for x in lines], reserved)
+            except BaseException:
+                if budget is not None:
+                    await budget.release(principal, sum(reserved), now)
+                raise
         return await shaped(await asyncio.to_thread(store.batch, row["id"]))
 
     @router.get("/v1/batches")

@@ -14,6 +14,7 @@ from fastapi import APIRouter
 
 from contracts.background import stop_tasks
 from costlevers.batch.api import Identify, batch_router
+from costlevers.batch.budget import BudgetHold
 from costlevers.batch.config import BatchConfig
 from costlevers.batch.files import FileBytes
 from costlevers.batch.store import BatchStore
@@ -25,12 +26,12 @@ __all__ = ["BatchLever"]
 
 class BatchLever:
     def __init__(self, config: BatchConfig, database: Database, *, run_line: RunLine, headroom: Headroom, identify: Identify,
-                 models: Callable[[], Collection[str]], hand_off: HandOff | None = None) -> None:
+                 models: Callable[[], Collection[str]], hand_off: HandOff | None = None, budget: BudgetHold | None = None) -> None:
         self.config = config
         self.store = BatchStore(database)
         self.files = FileBytes(config.files_dir)
-        self.worker = BatchWorker(self.store, self.files, config, run_line=run_line, headroom=headroom, hand_off=hand_off)
-        self.router: APIRouter = batch_router(self.store, self.files, config, identify=identify, models=models)
+        self.worker = BatchWorker(self.store, self.files, config, run_line=run_line, headroom=headroom, hand_off=hand_off, budget=budget)
+        self.router: APIRouter = batch_router(self.store, self.files, config, identify=identify, models=models, budget=budget)
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:

@@ -57,13 +57,16 @@ class BatchStore:
 
     # batches
 
-    def create_batch(self, row: dict[str, Any], inputs: Sequence[tuple[int, str, dict[str, Any]]]) -> None:
-        """The batch and all its lines in one transaction: a batch is never half there."""
+    def create_batch(self, row: dict[str, Any], inputs: Sequence[tuple[int, str, dict[str, Any]]], reserved: Sequence[int] = ()) -> None:
+        """The batch and all its lines in one transaction: a batch is never half there.
+        ``reserved``: each line's budget hold (none: nothing held)."""
+        holds = list(reserved) or [0] * len(inputs)
         with self.engine.begin() as c:
             c.execute(sa.insert(batches).values(**row))
             if inputs:
                 c.execute(sa.insert(lines), [{"batch_id": row["id"], "line": n, "custom_id": cid, "body": json.dumps(body),
-                                              "state": "pending"} for n, cid, body in inputs])
+                                              "state": "pending", "reserved_micro_usd": hold}
+                                             for (n, cid, body), hold in zip(inputs, holds, strict=True)])
 
     def batch(self, batch_id: str, key_id: str | None = None) -> dict[str, Any] | None:
         query = sa.select(batches).where(batches.c.id == batch_id)
@@ -114,6 +117,13 @@ class BatchStore:
         query = sa.select(lines).where(lines.c.batch_id == batch_id, lines.c.state == state).order_by(lines.c.line)
         with self.engine.connect() as c:
             return [dict(r) for r in c.execute(query).mappings()]
+
+    def unfinished_hold(self, batch_id: str) -> int:
+        """What the lines still ``pending`` or ``hosted`` hold in budgets (given back when the batch ends)."""
+        query = sa.select(sa.func.coalesce(sa.func.sum(lines.c.reserved_micro_usd), 0)).where(
+            lines.c.batch_id == batch_id, lines.c.state.in_(("pending", "hosted")))
+        with self.engine.connect() as c:
+            return int(c.execute(query).scalar_one())
 
     def counts(self, batch_id: str) -> dict[str, int]:
         query = sa.select(lines.c.state, sa.func.count()).where(lines.c.batch_id == batch_id).group_by(lines.c.state)

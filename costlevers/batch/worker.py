@@ -32,6 +32,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from costlevers.batch.budget import BudgetHold, owner_of
 from costlevers.batch.config import BatchConfig, HostedBatchConfig
 from costlevers.batch.files import FileBytes
 from costlevers.batch.hosted import HostedBatches
@@ -66,8 +67,9 @@ def output_file_ids(batch_id: str) -> tuple[str, str]:
 
 class BatchWorker:
     def __init__(self, store: BatchStore, file_bytes: FileBytes, config: BatchConfig, *, run_line: RunLine, headroom: Headroom,
-                 hand_off: HandOff | None = None, clock: Callable[[], float] = time.time) -> None:
+                 hand_off: HandOff | None = None, budget: BudgetHold | None = None, clock: Callable[[], float] = time.time) -> None:
         self._hand_off = hand_off
+        self._budget = budget
         self._polled: dict[str, float] = {}
         self._store = store
         self._files = file_bytes
@@ -155,8 +157,10 @@ class BatchWorker:
             else:
                 result = answer
             state = "done" if status is not None and 200 <= status < 300 else "failed"
-            if await asyncio.to_thread(self._store.finish_line, batch["id"], line["line"], state, result, was="hosted") and state == "done":
-                await self._hand_off.record(batch, line, result)
+            if await asyncio.to_thread(self._store.finish_line, batch["id"], line["line"], state, result, was="hosted"):
+                await self._release(batch, line)
+                if state == "done":
+                    await self._hand_off.record(batch, line, result)
 
     async def _start_lines(self, batch: dict[str, Any], flying: list[int]) -> int:
         started = 0
@@ -173,7 +177,8 @@ class BatchWorker:
     async def _run(self, batch: dict[str, Any], line: dict[str, Any], model: str, key: tuple[str, int]) -> None:
         try:
             state, result = await self._run_line(batch, line)
-            await asyncio.to_thread(self._store.finish_line, batch["id"], line["line"], state, result)
+            if await asyncio.to_thread(self._store.finish_line, batch["id"], line["line"], state, result):
+                await self._release(batch, line)
         except Exception:  # the line stays pending and runs again on a later step
             logger.exception("batch %s line %d could not be run", batch["id"], line["line"])
         finally:
@@ -194,8 +199,19 @@ class BatchWorker:
                 await asyncio.to_thread(self._write_output, batch, file_id, chosen)
                 ids["output_file_id" if state == "done" else "error_file_id"] = file_id
         origins = ("finalizing",) if final == "completed" else ("in_progress", "cancelling")
+        unfinished = await asyncio.to_thread(self._store.unfinished_hold, batch["id"])
         if await asyncio.to_thread(self._store.move, batch["id"], final, only_from=origins, **ids):
             logger.info("batch %s %s: %d lines answered", batch["id"], final, len(results))
+            if self._budget is not None and unfinished:  # lines it never ran give their holds back, once
+                await self._budget.release(owner_of(batch), unfinished, batch["created_at"])
+
+    async def _release(self, batch: dict[str, Any], line: dict[str, Any]) -> None:
+        """A finished line gives its hold back (it was charged as a request of its own)."""
+        if self._budget is not None and line.get("reserved_micro_usd"):
+            try:
+                await self._budget.release(owner_of(batch), int(line["reserved_micro_usd"]), batch["created_at"])
+            except Exception:  # the counters' store is down: the hold stays until its period ends
+                logger.warning("batch %s line %d: budget hold not given back", batch["id"], line["line"], exc_info=True)
 
     def _write_output(self, batch: dict[str, Any], file_id: str, results: list[dict[str, Any]]) -> None:
         data = b"".join(json.dumps({"id": f"batch_req_{batch['id']}_{r['line']}", "custom_id": r["custom_id"], **json.loads(r["result"])},

@@ -237,3 +237,67 @@ def test_lines_the_window_will_not_hold_go_to_a_hosted_batch_api_at_its_batch_pr
     engine.dispose()
     # 3 prompt tokens at $1/M and 2 completion tokens at $2/M (the batch prices, half the list's): 7 micro-dollars a line.
     assert [(r.destination, r.model_served, r.cost_micro_usd, r.price_version) for r in rows] == [("bulk", "hosted-m", 7, "t-1")] * 3
+
+
+@pytest.fixture
+def priced(tmp_path: Path, engines: ScriptedEngines, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """Local work at $1,000 per million tokens, so a line's worst case (its prompt and 8 tokens) is
+    about a cent: budgets of a few cents bite."""
+    monkeypatch.setenv("SPILLOVER_ADMIN_KEY", ADMIN)
+    app = create_app(config(tmp_path, SPILLOVER__COSTS__LOCAL_USD_PER_MTOK_CEILING="1000"), engines, keys_and_costs=True)
+    with UvicornThread(app) as server:
+        yield server.base_url
+
+
+def key_with_budget(base_url: str, user: str, budget_usd: float) -> tuple[openai.OpenAI, str]:
+    created = httpx.post(base_url + "/admin/keys", json={"user": user, "team": "t", "budget_usd": budget_usd},
+                         headers={"authorization": f"Bearer {ADMIN}"})
+    assert created.status_code == 201, created.text
+    client = openai.OpenAI(base_url=base_url + "/v1", api_key=created.json()["key"], max_retries=0)
+    wait_for(lambda: _works(client), timeout_s=10, what="the new key")
+    return client, created.json()["key"]
+
+
+def spent_usd(base_url: str, key: str) -> float:
+    budgets = httpx.get(base_url + "/v1/budget", headers={"authorization": f"Bearer {key}"}).json()["budgets"]
+    return float(next(b["spent_usd"] for b in budgets if b["scope"] == "key"))
+
+
+def ledger_usd(tmp_path: Path, batch_id: str, count: int) -> float:
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'spillover.db'}")
+
+    def rows() -> list[Any]:
+        with engine.connect() as connection:
+            return list(connection.execute(sa.select(ledger_table).where(ledger_table.c.batch_id == batch_id)))
+
+    try:
+        wait_for(lambda: len(rows()) == count, timeout_s=10, what=f"{count} ledger rows")
+        return sum(r.cost_micro_usd for r in rows()) / 1e6
+    finally:
+        engine.dispose()
+
+
+def test_a_batch_whose_worst_case_does_not_fit_the_budget_is_refused_whole(priced: str) -> None:
+    client, key = key_with_budget(priced, "ivo", 0.02)
+    uploaded = client.files.create(file=("in.jsonl", jsonl([chat_line(f"c{i}") for i in range(5)])), purpose="batch")
+    with pytest.raises(openai.RateLimitError) as refused:
+        client.batches.create(input_file_id=uploaded.id, endpoint="/v1/chat/completions", completion_window="24h")
+    assert refused.value.body["code"] == "insufficient_quota" and refused.value.body["param"] == "budget.key.month"
+    assert client.batches.list().data == [] and spent_usd(priced, key) == 0
+
+
+def test_a_batch_holds_its_worst_case_and_gives_back_what_it_did_not_spend(priced: str, engines: ScriptedEngines, tmp_path: Path) -> None:
+    engines.delay_s = 0.3
+    client, key = key_with_budget(priced, "jo", 1.0)
+    uploaded = client.files.create(file=("in.jsonl", jsonl([chat_line(f"c{i}") for i in range(5)])), purpose="batch")
+    batch = client.batches.create(input_file_id=uploaded.id, endpoint="/v1/chat/completions", completion_window="24h")
+    held = spent_usd(priced, key)
+    assert held > 0.04, "five lines' worst cases are held from creation"
+    wait_for(lambda: client.batches.retrieve(batch.id).request_counts.completed >= 1, timeout_s=10, what="a first line")
+    client.batches.cancel(batch.id)
+    ended = run_to_end(client, batch.id)
+    assert ended.status == "cancelled"
+    spent = ledger_usd(tmp_path, batch.id, ended.request_counts.completed)
+    wait_for(lambda: abs(spent_usd(priced, key) - spent) < 1e-6, timeout_s=10,
+             what="the budget to hold exactly what the lines that ran cost (the rest given back)")
+    assert spent < held
