@@ -58,6 +58,10 @@ class LedgerRow:
     compression: str | None = None
     prompt_tokens_original: int | None = None
     compression_saved_micro_usd: int | None = None
+    #: On a batch line's row: what its usage would have cost at sync list price (a hosted batch's
+    #: line: its model's regular price; a local line: the route's first priced hosted model), the
+    #: saving a batch report shows.
+    sync_cost_micro_usd: int | None = None
 
     def to_json(self) -> dict[str, Any]:
         finished = None if self.finished_at is None else self.finished_at.isoformat()

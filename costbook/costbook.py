@@ -78,7 +78,7 @@ class Costbook:
             for model, shape in replica_shapes.items()
         }
         local_cost = LocalCostAllocator(database.engine, replica_hour, prices.version, interval_s=costs.local_interval_s)
-        pricer = Pricer(prices, local_usd_per_mtok=ceiling)
+        pricer = Pricer(prices, local_usd_per_mtok=ceiling, sync_models=hosted_models)
         budgets = [
             BudgetLimit(b.scope, b.name, period, round(usd * MICRO))
             for b in costs.budgets

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -35,7 +35,11 @@ class Pricer:
     local work provisionally at ``local_usd_per_mtok`` until its replica time is shared out; a
     cache hit costs nothing."""
 
-    def __init__(self, table: PriceTable, clock: Callable[[], float] = time.time, *, local_usd_per_mtok: Decimal = Decimal(0)) -> None:
+    def __init__(self, table: PriceTable, clock: Callable[[], float] = time.time, *, local_usd_per_mtok: Decimal = Decimal(0),
+                 sync_models: Mapping[str, Sequence[str]] | None = None) -> None:
+        """``sync_models``: per route, the hosted models it spills to (a local batch line's sync
+        counterfactual is the first one priced)."""
+        self._sync_models = sync_models or {}
         self.table = table
         self._clock = clock
         self._local_usd_per_mtok = local_usd_per_mtok
@@ -64,7 +68,7 @@ class Pricer:
         usage, principal, timings = ctx.usage, ctx.principal, ctx.timings
         total_s = timings.total_s()
         ttft_s = timings.ttft_s()
-        cost, version, price = 0, self.table.version, None
+        cost, version, price, charged = 0, self.table.version, None, None
         batch = ctx.slot(BatchLine)
         if ctx.cache_result in ("exact", "semantic"):
             pass
@@ -76,8 +80,8 @@ class Pricer:
             if price is None:
                 version = UNPRICED_VERSION
             else:
-                price = price.for_batch() if batch is not None and batch.via_hosted_batch else price
-                cost = cost_micro_usd(usage, price)
+                charged = price.for_batch() if batch is not None and batch.via_hosted_batch else price
+                cost = cost_micro_usd(usage, charged)
         now = self._clock()
         choice = ctx.slot(RouteChoice)
         return LedgerRow(
@@ -106,8 +110,19 @@ class Pricer:
             finished_at=dt.datetime.fromtimestamp(now, dt.UTC),
             **_routing_fields(ctx, choice),
             batch_id=batch.batch_id if batch is not None else None,
-            **self._compression_fields(ctx, price),
+            sync_cost_micro_usd=self._sync_cost(ctx, price) if batch is not None else None,
+            **self._compression_fields(ctx, charged),
         )
+
+    def _sync_cost(self, ctx: RequestContext, price: ModelPrice | None) -> int | None:
+        """A batch line's usage at sync list price: a hosted line's model's regular price, a local
+        line's route's first priced hosted model (none: no counterfactual)."""
+        if ctx.cache_result in ("exact", "semantic"):
+            return 0
+        if ctx.destination != LOCAL:
+            return cost_micro_usd(ctx.usage, price) if price is not None else None
+        hosted = next((p for p in map(self.table.price, self._sync_models.get(ctx.route, ())) if p is not None), None)
+        return cost_micro_usd(ctx.usage, hosted) if hosted is not None else None
 
     def _compression_fields(self, ctx: RequestContext, price: ModelPrice | None) -> dict[str, Any]:
         """The compression columns: the removed prompt tokens priced as the row's own were."""

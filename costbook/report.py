@@ -1,7 +1,8 @@
 """``spillover costs report``: the ledger grouped by who or what spent it.
 
 Per group: requests, cost, tokens, cache hits, the share spilled to hosted APIs, and the waste:
-failed requests and cancelled or cut streams, with what they cost. One query over the ledger
+failed requests and cancelled or cut streams, with what they cost. Batch lines also carry their
+cost at sync list price (``sync_usd``) and the saving against it (``--by batch``). One query over the ledger
 rows, the same on SQLite and PostgreSQL. Local replica time nobody used (costbook.local_cost)
 belongs to no user or team: it is a row of its own, "(idle local capacity)", per model when
 grouping by model, and all of it is waste.
@@ -28,7 +29,8 @@ __all__ = ["GROUPS", "add_arguments", "parse_since", "report_rows", "render"]
 
 GROUPS = {"user": t.c.user_name, "team": t.c.team, "feature": t.c.feature, "model": t.c.model_asked, "destination": t.c.destination,
           "batch": t.c.batch_id}
-COLUMNS = ("requests", "cost_usd", "prompt_tokens", "completion_tokens", "cache_hits", "spilled_share", "failed", "cancelled", "waste_usd")
+COLUMNS = ("requests", "cost_usd", "prompt_tokens", "completion_tokens", "cache_hits", "spilled_share", "failed", "cancelled", "waste_usd",
+           "sync_usd", "saving_vs_sync")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -65,6 +67,9 @@ def report_rows(connection: sa.Connection, by: str, since: dt.datetime) -> list[
             sa.func.count().filter(t.c.status == "error").label("failed"),
             sa.func.count().filter(t.c.status.in_(("cancelled", "cut"))).label("cancelled"),
             sa.func.coalesce(sa.func.sum(t.c.cost_micro_usd).filter(wasted), 0).label("waste"),
+            # Batch lines: the same usage at sync list price, and what those rows cost.
+            sa.func.coalesce(sa.func.sum(t.c.sync_cost_micro_usd), 0).label("sync"),
+            sa.func.coalesce(sa.func.sum(t.c.cost_micro_usd).filter(t.c.sync_cost_micro_usd.is_not(None)), 0).label("synced_cost"),
         )
         .where(t.c.at >= since)
         .group_by(group)
@@ -82,6 +87,8 @@ def report_rows(connection: sa.Connection, by: str, since: dt.datetime) -> list[
             "failed": r.failed,
             "cancelled": r.cancelled,
             "waste_usd": int(r.waste) / 1e6,
+            "sync_usd": int(r.sync) / 1e6,
+            "saving_vs_sync": round(1 - int(r.synced_cost) / int(r.sync), 4) if r.sync else None,
         }
         for r in connection.execute(query)
     ] + idle_rows(connection, by, since)
@@ -98,7 +105,8 @@ def idle_rows(connection: sa.Connection, by: str, since: dt.datetime) -> list[di
     groups = {f"{model} {IDLE}": idle for model, idle in per_model.items()} if by == "model" else (
         {IDLE: sum(per_model.values())} if per_model else {})
     return [{by: name, "requests": 0, "cost_usd": idle / 1e6, "prompt_tokens": 0, "completion_tokens": 0, "cache_hits": 0,
-             "spilled_share": 0.0, "failed": 0, "cancelled": 0, "waste_usd": idle / 1e6} for name, idle in groups.items()]
+             "spilled_share": 0.0, "failed": 0, "cancelled": 0, "waste_usd": idle / 1e6, "sync_usd": 0.0, "saving_vs_sync": None}
+            for name, idle in groups.items()]
 
 
 def render(rows: Sequence[dict[str, Any]], by: str, fmt: str) -> str:
@@ -117,7 +125,9 @@ def render(rows: Sequence[dict[str, Any]], by: str, fmt: str) -> str:
     table = Table(*header)
     for r in rows:
         table.add_row(str(r[by]), str(r["requests"]), f"{r['cost_usd']:.6f}", str(r["prompt_tokens"]), str(r["completion_tokens"]),
-                      str(r["cache_hits"]), f"{r['spilled_share']:.1%}", str(r["failed"]), str(r["cancelled"]), f"{r['waste_usd']:.6f}")
+                      str(r["cache_hits"]), f"{r['spilled_share']:.1%}", str(r["failed"]), str(r["cancelled"]), f"{r['waste_usd']:.6f}",
+                      f"{r['sync_usd']:.6f}" if r["sync_usd"] else "-",
+                      "-" if r["saving_vs_sync"] is None else f"{r['saving_vs_sync']:.1%}")
     console = Console(record=True, width=160)
     with console.capture() as captured:
         console.print(table)

@@ -44,6 +44,7 @@ ledger_table = sa.Table(
     sa.Column("compression", sa.String(16)),
     sa.Column("prompt_tokens_original", sa.Integer),
     sa.Column("compression_saved_micro_usd", sa.BigInteger),
+    sa.Column("sync_cost_micro_usd", sa.BigInteger),
 )
 
 #: Per local model and interval: its replicas' time, what it cost, and how much of it the

@@ -10,8 +10,13 @@ from pathlib import Path
 
 import pytest
 
+from contracts.batch import BatchLine
+from contracts.context import Api, RequestContext, Status, Usage
 from contracts.engine_state import ReplicaInterval
+from contracts.spill import LOCAL
+from costbook.ledger import Pricer
 from costbook.local_cost import LocalCostAllocator
+from costbook.prices import DEFAULT_PRICES, PriceTable
 from costbook.report import parse_since, render, report_rows
 from spillover.cli import main
 from tests.costbook.rows import open_ledger
@@ -67,3 +72,28 @@ def test_the_command_reads_the_configured_store(tmp_path: Path, capsys: pytest.C
     assert main(["costs", "report", "--by", "destination", "--since", "2026-01-01", "--format", "json"]) == 0
     by_destination = {r["destination"]: r["requests"] for r in json.loads(capsys.readouterr().out)}
     assert by_destination == {"openai": 4, "local": 1, "(none)": 1}
+
+
+def test_batch_lines_are_priced_against_sync_and_the_report_shows_the_saving(ledger_url: str) -> None:
+    pricer = Pricer(PriceTable.load(DEFAULT_PRICES), local_usd_per_mtok=Decimal(1), sync_models={"r": ["gpt-4o-mini"]})
+    usage = Usage(prompt_tokens=1_000_000, completion_tokens=1_000_000)
+
+    def line(destination: str, via_hosted_batch: bool) -> RequestContext:
+        ctx = RequestContext(f"b-{destination}", Api.CHAT, "r", {}, False, {})
+        ctx.put(BatchLine("batch-1", 1, via_hosted_batch=via_hosted_batch))
+        ctx.destination, ctx.model_served, ctx.usage, ctx.status = destination, "gpt-4o-mini", usage, Status.OK
+        return ctx
+
+    hosted, local = pricer.row(line("openai", True)), pricer.row(line(LOCAL, False))
+    assert (hosted.cost_micro_usd, hosted.sync_cost_micro_usd) == (375_000, 750_000), "batch price, against the regular price"
+    assert (local.cost_micro_usd, local.sync_cost_micro_usd) == (2_000_000, 750_000), "$1/M local ceiling, against the route's hosted model"
+    assert pricer.row(dataclasses.replace(line("openai", False), request_id="x")).sync_cost_micro_usd == 750_000
+    store = open_ledger(ledger_url)
+    try:
+        store.insert([hosted, local, row("h1", cost=10)])
+        with store.engine.connect() as connection:
+            by_batch = {r["batch"]: r for r in report_rows(connection, "batch", dt.datetime(2020, 1, 1, tzinfo=dt.UTC))}
+    finally:
+        store.engine.dispose()
+    assert by_batch["batch-1"]["sync_usd"] == 1.5 and by_batch["batch-1"]["saving_vs_sync"] == round(1 - 2.375 / 1.5, 4), "a negative saving shows too"
+    assert by_batch["(none)"]["saving_vs_sync"] is None
