@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Request
@@ -52,7 +53,9 @@ def require_admin(request: Request, admin_key: str | None) -> None:
         raise PermissionDeniedError("This key may not use the admin API.", code="not_admin")
 
 
-def admin_router(store: KeyStore, admin_key: str | None) -> APIRouter:
+def admin_router(store: KeyStore, admin_key: str | None, *, reload: Callable[[], Awaitable[None]] | None = None) -> APIRouter:
+    """``reload``: this replica's key cache, reloaded after a revocation so the revoked key stops
+    here at once (other replicas within their refresh period)."""
     router = APIRouter(prefix="/admin")
 
     @router.post("/keys", status_code=201)
@@ -73,6 +76,8 @@ def admin_router(store: KeyStore, admin_key: str | None) -> APIRouter:
         require_admin(request, admin_key)
         if not await asyncio.to_thread(store.revoke, key_id):
             raise NotFoundError(f"No active key '{key_id}'.", param="key_id", code="key_not_found")
+        if reload is not None:
+            await reload()
         return {"key_id": key_id, "revoked": True}
 
     return router

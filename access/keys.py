@@ -109,13 +109,16 @@ def _record(r: sa.Row) -> KeyRecord:
 
 class KeyCache(Mapping[str, Principal]):
     """The active keys as the authenticate stage reads them: digest -> principal, reloaded
-    every ``refresh_s``. A failed reload keeps the last good set (the database may blink)."""
+    every ``refresh_s``. A failed reload keeps the last good set (the database may blink). A
+    reload applies only if no later-started one has applied first: a slow read begun before a
+    revocation never brings the revoked key back."""
 
     def __init__(self, store: KeyStore, *, refresh_s: float = 1.0) -> None:
         self.store = store
         self._refresh_s = refresh_s
         self._records: dict[str, KeyRecord] = {}
         self._by_id: dict[str, KeyRecord] = {}
+        self._started = self._applied = 0
         self._load(store.active())
         self._task: asyncio.Task[None] | None = None
 
@@ -135,7 +138,12 @@ class KeyCache(Mapping[str, Principal]):
         return self._by_id.get(key_id)
 
     async def refresh(self) -> None:
-        self._load(await asyncio.to_thread(self.store.active))
+        self._started += 1
+        mine = self._started
+        records = await asyncio.to_thread(self.store.active)
+        if mine > self._applied:
+            self._applied = mine
+            self._load(records)
 
     def start(self) -> None:
         self._task = run_every(self._refresh_s, self.refresh, logger=logger, what="reloading API keys")

@@ -21,7 +21,7 @@ def admin_routes(ingress: IngressParts) -> APIRouter:
     access, costbook = ingress.access, ingress.costbook
     admin_key = access.admin_key if access is not None else os.environ.get(ingress.config.auth.admin_key_env) or None
     if access is not None and costbook is not None:
-        router.include_router(admin_router(access.keys.store, admin_key))
+        router.include_router(admin_router(access.keys.store, admin_key, reload=access.keys.refresh))
         router.include_router(budget_router(ingress.authenticate, costbook.admit, costbook.counters))
     router.include_router(cache_admin_router(ingress.cache, admin_key))
     return router
