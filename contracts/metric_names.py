@@ -32,6 +32,9 @@ __all__ = [
     "ROUTE_ESCALATIONS_TOTAL",
     "ROUTE_COST_TOTAL",
     "ROUTE_STRONGEST_COST_TOTAL",
+    "CACHE_STEERING_CHECKS_TOTAL",
+    "CACHE_STEERING_THRESHOLD",
+    "CACHE_STEERING_BOUND",
     "COMPRESS_REQUESTS_TOTAL",
     "COMPRESS_TOKENS_REMOVED_TOTAL",
     "COMPRESS_SECONDS",
@@ -57,6 +60,11 @@ CACHE_HIT_RATIO = "spillover_cache_hit_ratio"
 #: and the false-hit estimate they give (its sample size: the checks' total).
 CACHE_SHADOW_TOTAL = "spillover_cache_shadow_checks_total"
 CACHE_FALSE_HIT_ESTIMATE = "spillover_cache_semantic_false_hit_estimate"
+#: A steered route's semantic cache (costlevers.cache.steering): its checks, the threshold in
+#: force and the false-hit bound there.
+CACHE_STEERING_CHECKS_TOTAL = "spillover_cache_semantic_checks_total"
+CACHE_STEERING_THRESHOLD = "spillover_cache_semantic_threshold"
+CACHE_STEERING_BOUND = "spillover_cache_semantic_false_hit_bound"
 #: Routing: the candidate each routed request went to and why (router_cheap, router_strong,
 #: cascade_accepted, escalated, pinned, router_unavailable), and each cascade escalation with the
 #: check that failed the cheaper answer.

@@ -15,6 +15,21 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
 
 
+class SteeringConfig(_Strict):
+    """The operating point earned from the route's own shadow checks (costlevers.cache.steering)."""
+
+    target: Annotated[float, Field(gt=0, lt=1)] = Field(0.01, description="Most false hits allowed: the 95% Wilson upper bound "
+                                                         "of the served false-hit rate must stay at or under it.")
+    start: Literal["strict", "shadow"] = Field("strict", description="strict: serve only at the ladder's strictest rung until "
+                                                "evidence says more; shadow: serve no semantic hit until then.")
+    ladder: list[Annotated[float, Field(ge=0, le=1)]] = Field(
+        [0.99, 0.98, 0.97, 0.95, 0.93, 0.9, 0.857, 0.8, 0.7], min_length=1,
+        description="Verifier scores the threshold may take; a would-be hit at or above the loosest is evidence.")
+    window: Annotated[int, Field(ge=100)] = Field(5000, description="Checks kept as evidence (the newest).")
+    min_share: Annotated[float, Field(ge=0, le=1)] = Field(0.02, description="Least share of served hits still checked.")
+    share_halving: Annotated[int, Field(ge=1)] = Field(200, description="Served hits are checked at share_halving / (share_halving + checks).")
+
+
 class SemanticCacheConfig(_Strict):
     enabled: bool = Field(False, description="Answer paraphrases of past questions (the hit verifier decides).")
     embedding_model: str | None = Field(None, description="An `embeddings` model; default: the first.")
@@ -29,6 +44,9 @@ class SemanticCacheConfig(_Strict):
     )
     shadow_agree_cosine: Annotated[float, Field(ge=-1, le=1)] = Field(
         0.8, description="Two answers agree when their embeddings' cosine is at least this."
+    )
+    steering: SteeringConfig | None = Field(
+        None, description="Earn each route's threshold from its own shadow checks (replaces `threshold` and `shadow_share`)."
     )
 
 

@@ -21,6 +21,7 @@ from costlevers.cache.exact_store import MemoryExactStore, RedisExactStore
 from costlevers.cache.metrics import CacheMetrics
 from costlevers.cache.semantic_store import SemanticStore
 from costlevers.cache.stage import CacheStage, RoutePolicy, ShadowCheck
+from costlevers.cache.steering import Steering
 from costlevers.embedding import EmbedCall, embedder
 from stores.shared import SharedStores
 
@@ -67,6 +68,7 @@ class CacheLever:
         exact: ExactStore = RedisExactStore(client, prefix + "x:") if client is not None else MemoryExactStore(c.max_entries)
         semantic = None
         decision = embed_one = shadow = None
+        steering: dict[str, Steering] = {}
         embedding_model = c.semantic.embedding_model or embedding_model
         if embedding_model is not None and any(p.semantic for p in policies.values()):
             from costlevers.cache.verifier import HitVerifier
@@ -81,10 +83,16 @@ class CacheLever:
             else:
                 semantic = SemanticStore(c.semantic.max_entries)
             embed_one = embedder(embed, embedding_model)
-            if c.semantic.shadow_share > 0:
-                shadow = ShadowCheck(c.semantic.shadow_share, c.semantic.shadow_agree_cosine, embed_one, metrics)
+            sc = c.semantic.steering
+            if c.semantic.shadow_share > 0 or sc is not None:
+                shadow = ShadowCheck(0.0 if sc is not None else c.semantic.shadow_share, c.semantic.shadow_agree_cosine, embed_one, metrics)
+            if sc is not None:  # each semantic route earns its own threshold
+                steering = {name: Steering(sc.ladder, target=sc.target, window=sc.window, start_strict=sc.start == "strict",
+                                           min_share=sc.min_share, share_halving=sc.share_halving)
+                            for name, p in policies.items() if p.semantic}
         stage = CacheStage(policies, exact, scope=c.scope, semantic=semantic, embed=embed_one, decision=decision,
-                           candidates=c.semantic.candidates, min_cosine=c.semantic.min_cosine, metrics=metrics, shadow=shadow, clock=time.time)
+                           candidates=c.semantic.candidates, min_cosine=c.semantic.min_cosine, metrics=metrics, shadow=shadow,
+                           steering=steering, clock=time.time)
         return cls(stage, exact, semantic)
 
     async def start(self) -> None:

@@ -31,6 +31,7 @@ from contracts.stores import ExactStore, SemanticEntry
 from costlevers.cache.metrics import CacheMetrics
 from costlevers.cache.request_key import CacheKeys, deterministic, request_keys
 from costlevers.cache.semantic_store import SemanticStore, entry_id
+from costlevers.cache.steering import Steering
 
 __all__ = ["CacheStage", "HitDecision", "RoutePolicy", "ShadowCheck"]
 
@@ -44,6 +45,9 @@ class HitDecision(Protocol):
     """Picks the candidate that answers the query, or none (costlevers.cache.verifier)."""
 
     def decide(self, query_text: str, query_vec: np.ndarray, candidates: Sequence[tuple[str, np.ndarray]]) -> int | None: ...
+
+    def scores(self, query_text: str, query_vec: np.ndarray, candidates: Sequence[tuple[str, np.ndarray]]) -> np.ndarray:
+        """Each candidate's score (a steered route picks its own threshold on them)."""
 
 
 @dataclass(frozen=True)
@@ -68,6 +72,9 @@ class _Lookup:
     vector: np.ndarray | None = None
     #: The stream's packets as the client got them, kept to store a whole streamed answer.
     captured: list[str] | None = None
+    #: A steered route's would-be hit it did not serve: its score and answer, compared with this
+    #: request's own answer at settle (free evidence).
+    probe: tuple[float, ChatAnswer] | None = None
 
 
 def cache_directives(headers: Mapping[str, str]) -> set[str]:
@@ -80,7 +87,8 @@ class CacheStage(Stage):
     def __init__(self, policies: Mapping[str, RoutePolicy], exact: ExactStore, *, scope: str = "team",
                  semantic: SemanticStore | None = None, embed: Embed | None = None, decision: HitDecision | None = None,
                  candidates: int = 5, min_cosine: float = 0.75, metrics: CacheMetrics | None = None,
-                 shadow: ShadowCheck | None = None, clock: Callable[[], float] = time.time) -> None:
+                 shadow: ShadowCheck | None = None, steering: Mapping[str, Steering] | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
         self._policies = policies
         self._exact = exact
         self._scope = scope
@@ -90,6 +98,7 @@ class CacheStage(Stage):
         self._k, self._min_cosine = candidates, min_cosine
         self._metrics = metrics
         self._shadow = shadow
+        self._steering = steering or {}
         self._clock = clock
         self._tally: dict[str, list[int]] = {"exact": [0, 0], "semantic": [0, 0]}
 
@@ -122,16 +131,21 @@ class CacheStage(Stage):
             except Exception:  # no embedding, no semantic cache: the request goes on
                 logger.warning("cache: embedding failed; semantic lookup skipped", extra={"request_id": ctx.request_id}, exc_info=True)
             if lookup.vector is not None and read:
+                steering = self._steering.get(ctx.route)
                 try:
-                    found = await self._semantic_hit(keys, lookup.vector)
+                    found = await (self._semantic_hit(keys, lookup.vector) if steering is None
+                                   else self._steered_hit(keys, lookup.vector, steering, lookup))
                 except Exception:
                     logger.warning("cache: semantic lookup failed; treated as a miss", extra={"request_id": ctx.request_id}, exc_info=True)
                     found = None
                 self._count("semantic", "miss" if found is None else "hit")
                 if found is not None:
                     self._answer(ctx, found[0], CacheResult.SEMANTIC)
-                    if self._shadow is not None:
+                    if self._shadow is not None and steering is None:
                         self._shadow.maybe_check(ctx, found[1])
+                    elif self._shadow is not None and steering is not None and steering.check_served():
+                        route, score = ctx.route, found[2]
+                        self._shadow.check_for(ctx, found[1], lambda agree: self._steer(route, score, agree, paid=True))
                     return
         if lookup.store:
             lookup.captured = []
@@ -165,6 +179,27 @@ class CacheStage(Stage):
         raw = await self._semantic.answer(candidates[chosen].entry)
         return None if raw is None else (raw, ChatAnswer.from_bytes(raw))
 
+    async def _steered_hit(self, keys: CacheKeys, vector: np.ndarray, steering: Steering,
+                           lookup: _Lookup) -> tuple[bytes, ChatAnswer, float] | None:
+        """The best candidate by the verifier's score, served only at the route's earned
+        threshold; a would-be hit under it is kept as a probe (its answer compared at settle)."""
+        assert self._semantic is not None and self._decision is not None and keys.query_text is not None
+        candidates = self._semantic.candidates(keys.partition, vector, self._k, self._min_cosine)
+        if not candidates:
+            return None
+        scores = self._decision.scores(keys.query_text, vector, [(c.entry.text, c.entry.vector) for c in candidates])
+        best = int(np.argmax(scores))
+        score = float(scores[best])
+        if not (steering.serves(score) or steering.probes(score)):
+            return None
+        raw = await self._semantic.answer(candidates[best].entry)
+        if raw is None:
+            return None
+        if steering.serves(score):
+            return raw, ChatAnswer.from_bytes(raw), score
+        lookup.probe = (score, ChatAnswer.from_bytes(raw))
+        return None
+
     def _answer(self, ctx: RequestContext, raw: bytes, kind: CacheResult) -> None:
         cached = ChatAnswer.from_bytes(raw)
         ctx.cache_result, ctx.usage, ctx.destination = kind, cached.usage, CACHE
@@ -186,6 +221,9 @@ class CacheStage(Stage):
         else:
             # The usage chunk reached the client only if it asked; the request's usage stands in.
             cached = ChatAnswer.from_stream(lookup.captured or [], usage=ctx.usage.to_openai())
+        if lookup.probe is not None and cached is not None and self._shadow is not None and ctx.route in self._steering:
+            route, (score, would_be) = ctx.route, lookup.probe  # compared after the response, off its path
+            self._shadow.compare_later(would_be, cached, lambda agree: self._steer(route, score, agree, paid=False))
         if cached is None or not cached.cacheable(tool_calls=lookup.policy.tool_calls):
             return
         raw = cached.to_bytes()
@@ -200,6 +238,16 @@ class CacheStage(Stage):
         """Let shadow checks in flight finish (at shutdown)."""
         if self._shadow is not None:
             await self._shadow.drain()
+
+    def _steer(self, route: str, score: float, agree: bool, *, paid: bool) -> None:
+        """A check's verdict to the route's steering, and its state to the metrics."""
+        steering = self._steering[route]
+        steering.record(score, agree, paid=paid)
+        if self._metrics is not None:
+            state = steering.state()
+            self._metrics.steering_checks.labels(route, "paid" if paid else "free", "agree" if agree else "disagree").inc()
+            self._metrics.steering_threshold.labels(route).set(float("nan") if state.threshold is None else state.threshold)
+            self._metrics.steering_bound.labels(route).set(state.bound)
 
     def _count(self, kind: str, result: str) -> None:
         if self._metrics is None:
@@ -225,10 +273,13 @@ async def _tee(stream: AsyncIterator[str], captured: list[str]) -> AsyncIterator
 @dataclass
 class ShadowCheck:
     """Sends a share of semantic hits to the model as well and compares the two answers by their
-    embeddings: the live estimate of the false-hit rate, with its sample size.
+    embeddings: the live estimate of the false-hit rate, with its sample size. On a steered
+    route (:mod:`costlevers.cache.steering`) the steering decides which hits are checked, and the
+    result goes to it.
 
     The question goes through the stages after the cache (``pipeline``, the one the cache stage
     runs in), under the caller's principal with feature ``cache-shadow``: a ledger row of its own.
+    A check that fails (the model errors, an answer is empty) is no evidence, never agreement.
     """
 
     share: float
@@ -244,7 +295,32 @@ class ShadowCheck:
     def maybe_check(self, ctx: RequestContext, cached: ChatAnswer) -> None:
         if self.share <= 0 or self.pipeline is None or self.rng.random() >= self.share:
             return
-        task = asyncio.create_task(self.check(self._shadow_of(ctx), cached))
+        self._spawn(self.check(self._shadow_of(ctx), cached))
+
+    def check_for(self, ctx: RequestContext, cached: ChatAnswer, on_result: Callable[[bool], None]) -> None:
+        """Check this hit and hand the verdict (if any) to ``on_result`` (a steered route's evidence)."""
+        if self.pipeline is None:
+            return
+
+        async def run() -> None:
+            agree = await self.check(self._shadow_of(ctx), cached)
+            if agree is not None:
+                on_result(agree)
+
+        self._spawn(run())
+
+    def compare_later(self, cached: ChatAnswer, fresh: ChatAnswer, on_result: Callable[[bool], None]) -> None:
+        """Judge two answers in the background and hand the verdict (if any) to ``on_result``."""
+
+        async def run() -> None:
+            agree = await self.judge(cached, fresh)
+            if agree is not None:
+                on_result(agree)
+
+        self._spawn(run())
+
+    def _spawn(self, work: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -262,15 +338,26 @@ class ShadowCheck:
         choices = (outcome.body or {}).get("choices") or [{}]
         return (choices[0].get("message") or {}).get("content")
 
+    async def judge(self, cached: ChatAnswer, fresh: ChatAnswer) -> bool | None:
+        """Whether two answers are interchangeable (their embeddings' cosine); None: no verdict."""
+        try:
+            return await self._agree(_content(cached), _content(fresh))
+        except Exception:
+            logger.warning("cache answer comparison failed", exc_info=True)
+            return None
+
+    async def _agree(self, old: str | None, fresh: str | None) -> bool | None:
+        if not fresh or not old:
+            return None
+        return float(np.dot(await self.embed(fresh), await self.embed(old))) >= self.agree_cosine
+
     async def check(self, shadow: RequestContext, cached: ChatAnswer) -> bool | None:
         try:
-            fresh = await self.ask(shadow)
-            old = ((cached.body.get("choices") or [{}])[0].get("message") or {}).get("content")
-            if not fresh or not old:
-                return None
-            agree = float(np.dot(await self.embed(fresh), await self.embed(old))) >= self.agree_cosine
+            agree = await self._agree(_content(cached), await self.ask(shadow))
         except Exception:
             logger.warning("cache shadow check failed", exc_info=True)
+            return None
+        if agree is None:
             return None
         if agree:
             self.agree += 1
@@ -283,3 +370,7 @@ class ShadowCheck:
 
     async def drain(self) -> None:
         await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+def _content(answer: ChatAnswer) -> str | None:
+    return ((answer.body.get("choices") or [{}])[0].get("message") or {}).get("content")

@@ -15,6 +15,7 @@ from costlevers.cache.exact_store import MemoryExactStore
 from costlevers.cache.metrics import CacheMetrics
 from costlevers.cache.semantic_store import SemanticStore
 from costlevers.cache.stage import CacheStage, RoutePolicy, ShadowCheck
+from costlevers.cache.steering import Steering
 from costlevers.cache.verifier import HitVerifier
 from serving.embeddings import SentenceEncoder
 from tests.serving.scripted_engines import completion
@@ -106,3 +107,33 @@ async def test_shadow_checks_ask_the_stages_after_the_cache_and_estimate_false_h
     assert all(c.body["stream"] is False and c.request_id != "r" for c in model.seen)
     assert registry.get_sample_value("spillover_cache_semantic_false_hit_estimate") == 0.5
     assert registry.get_sample_value("spillover_cache_requests_total", {"kind": "semantic", "result": "hit"}) == 2
+
+
+async def test_a_steered_route_probes_for_free_until_evidence_earns_a_threshold_then_checks_what_it_serves(encoder: SentenceEncoder) -> None:
+    registry = CollectorRegistry()
+    metrics = CacheMetrics(registry)
+
+    async def embed(text: str) -> np.ndarray:
+        return encoder.encode([text])[0]
+
+    shadow = ShadowCheck(share=0.0, agree_cosine=0.6, embed=embed, metrics=metrics)
+    steering = Steering([0.99, 0.9, 0.5], start_strict=False, share_halving=10**9)  # every served hit is checked
+    cache = CacheStage({"m": POLICY}, MemoryExactStore(100), semantic=SemanticStore(100), embed=embed, decision=HitVerifier.load(),
+                       metrics=metrics, shadow=shadow, steering={"m": steering})
+    model = ModelAnswers(["Paris is the capital of France."])
+    Pipeline([cache, model])
+    await ask(cache, "What is the capital of France?", answer="The capital of France is Paris.")
+    assert steering.threshold is None, "shadow only at first"
+    result = await ask(cache, "what is the capital of france", answer="Paris is France's capital.")
+    await cache.drain()
+    assert result is CacheResult.MISS, "a would-be hit is not served: the model answers, and its answer is the evidence"
+    assert steering.state().checks == 1 and model.seen == [], "the probe cost nothing"
+    assert registry.get_sample_value("spillover_cache_semantic_checks_total", {"route": "m", "kind": "free", "result": "agree"}) == 1
+    for _ in range(400):  # as if 400 more probes had agreed at this score
+        steering.record(0.95, True, paid=False)
+    assert steering.threshold is not None and steering.threshold <= 0.9
+    assert await ask(cache, "What is the capital of France ?") is CacheResult.SEMANTIC
+    await cache.drain()
+    assert [c.principal.feature for c in model.seen] == ["cache-shadow"], "the served hit was checked, paid"
+    assert registry.get_sample_value("spillover_cache_semantic_checks_total", {"route": "m", "kind": "paid", "result": "agree"}) == 1
+    assert registry.get_sample_value("spillover_cache_semantic_false_hit_bound", {"route": "m"}) <= 0.01

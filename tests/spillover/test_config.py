@@ -44,6 +44,7 @@ def test_override_of_a_missing_list_item_names_the_variable() -> None:
         ({"models": [{"name": "m", "source": "s"}], "routes": {"m": {"local_start_timeout_s": 30}}}, "(top level)"),
         ({"models": [{"name": "m", "source": "s"}], "batch": {"hosted": {"provider": "nowhere"}}}, "(top level)"),
         ({"models": [{"name": "m", "source": "s"}], "routes": {"m": {"compression": {"ratio": 0.5}}}}, "routes.m.compression.ratio"),
+        ({"models": [{"name": "m", "source": "s"}], "cache": {"semantic": {"steering": {"target": 0}}}}, "cache.semantic.steering.target"),
     ],
 )
 def test_bad_config_fails_with_one_message_naming_the_field(raw: dict, field: str) -> None:
