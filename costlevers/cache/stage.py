@@ -28,6 +28,7 @@ from contracts.pipeline import Pipeline, Stage
 from contracts.routing import MODEL_HEADER
 from contracts.spill import CACHE
 from contracts.stores import ExactStore, SemanticEntry
+from costlevers.cache.agreement import AnswerJudge
 from costlevers.cache.metrics import CacheMetrics
 from costlevers.cache.request_key import CacheKeys, deterministic, request_keys
 from costlevers.cache.semantic_store import SemanticStore, entry_id
@@ -272,8 +273,9 @@ async def _tee(stream: AsyncIterator[str], captured: list[str]) -> AsyncIterator
 
 @dataclass
 class ShadowCheck:
-    """Sends a share of semantic hits to the model as well and compares the two answers by their
-    embeddings: the live estimate of the false-hit rate, with its sample size. On a steered
+    """Sends a share of semantic hits to the model as well and compares the two answers
+    (:class:`costlevers.cache.agreement.AnswerJudge`: as data, exactly when short, by their
+    embeddings when long): the live estimate of the false-hit rate, with its sample size. On a steered
     route (:mod:`costlevers.cache.steering`) the steering decides which hits are checked, and the
     result goes to it.
 
@@ -347,9 +349,7 @@ class ShadowCheck:
             return None
 
     async def _agree(self, old: str | None, fresh: str | None) -> bool | None:
-        if not fresh or not old:
-            return None
-        return float(np.dot(await self.embed(fresh), await self.embed(old))) >= self.agree_cosine
+        return await AnswerJudge(self.embed, agree_cosine=self.agree_cosine).agree(old, fresh)
 
     async def check(self, shadow: RequestContext, cached: ChatAnswer) -> bool | None:
         try:
