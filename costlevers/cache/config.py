@@ -23,7 +23,7 @@ class SteeringConfig(_Strict):
     start: Literal["strict", "shadow"] = Field("strict", description="strict: serve only at the ladder's strictest rung until "
                                                 "evidence says more; shadow: serve no semantic hit until then.")
     ladder: list[Annotated[float, Field(ge=0, le=1)]] = Field(
-        [0.99, 0.98, 0.97, 0.95, 0.93, 0.9, 0.857, 0.8, 0.7], min_length=1,
+        [0.999, 0.995, 0.99, 0.98, 0.97, 0.95, 0.93, 0.9, 0.857, 0.8, 0.7], min_length=1,
         description="Verifier scores the threshold may take; a would-be hit at or above the loosest is evidence.")
     window: Annotated[int, Field(ge=100)] = Field(5000, description="Checks kept as evidence (the newest).")
     min_share: Annotated[float, Field(ge=0, le=1)] = Field(0.02, description="Least share of served hits still checked.")

@@ -87,7 +87,7 @@ class CacheLever:
             if c.semantic.shadow_share > 0 or sc is not None:
                 shadow = ShadowCheck(0.0 if sc is not None else c.semantic.shadow_share, c.semantic.shadow_agree_cosine, embed_one, metrics)
             if sc is not None:  # each semantic route earns its own threshold
-                steering = {name: Steering(sc.ladder, target=sc.target, window=sc.window, start_strict=sc.start == "strict",
+                steering = {name: Steering(sc.ladder, start=max(sc.ladder) if sc.start == "strict" else None, target=sc.target, window=sc.window,
                                            min_share=sc.min_share, share_halving=sc.share_halving)
                             for name, p in policies.items() if p.semantic}
         stage = CacheStage(policies, exact, scope=c.scope, semantic=semantic, embed=embed_one, decision=decision,

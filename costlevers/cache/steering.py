@@ -55,12 +55,13 @@ class SteeringState:
 
 
 class Steering:
-    def __init__(self, ladder: Sequence[float], *, target: float = 0.01, window: int = 5000, start_strict: bool = True,
+    def __init__(self, ladder: Sequence[float], *, start: float | None, target: float = 0.01, window: int = 5000,
                  min_share: float = 0.02, share_halving: int = 200, rng: random.Random | None = None) -> None:
+        """``start``: the threshold in force before any evidence (None: shadow only)."""
         self.ladder = sorted(set(ladder), reverse=True)  # strict first
         self.target = target
         self._evidence: deque[tuple[float, bool]] = deque(maxlen=window)
-        self._threshold: float | None = self.ladder[0] if start_strict else None
+        self._threshold: float | None = start
         self._min_share, self._halving = min_share, share_halving
         self._rng = rng or random.Random()
         self.paid_checks = 0

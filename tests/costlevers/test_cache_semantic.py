@@ -117,7 +117,7 @@ async def test_a_steered_route_probes_for_free_until_evidence_earns_a_threshold_
         return encoder.encode([text])[0]
 
     shadow = ShadowCheck(share=0.0, agree_cosine=0.6, embed=embed, metrics=metrics)
-    steering = Steering([0.99, 0.9, 0.5], start_strict=False, share_halving=10**9)  # every served hit is checked
+    steering = Steering([0.99, 0.9, 0.5], start=None, share_halving=10**9)  # every served hit is checked
     cache = CacheStage({"m": POLICY}, MemoryExactStore(100), semantic=SemanticStore(100), embed=embed, decision=HitVerifier.load(),
                        metrics=metrics, shadow=shadow, steering={"m": steering})
     model = ModelAnswers(["Paris is the capital of France."])

@@ -17,8 +17,8 @@ def test_the_wilson_bound_needs_about_300_clean_checks_for_one_percent() -> None
 
 
 def test_it_starts_strict_or_shadow_only_and_earns_looser_rungs() -> None:
-    assert Steering(LADDER).threshold == 0.99 and Steering(LADDER, start_strict=False).threshold is None
-    steering = Steering(LADDER, start_strict=False)
+    assert Steering(LADDER, start=0.99).threshold == 0.99 and Steering(LADDER, start=None).threshold is None
+    steering = Steering(LADDER, start=None)
     for _ in range(400):
         steering.record(0.92, True, paid=False)  # free probes between 0.9 and 0.95, all agreeing
     for _ in range(10):
@@ -28,7 +28,7 @@ def test_it_starts_strict_or_shadow_only_and_earns_looser_rungs() -> None:
 
 
 def test_a_disagreement_that_lifts_the_bound_tightens_at_once() -> None:
-    steering = Steering(LADDER, start_strict=False)
+    steering = Steering(LADDER, start=0.8)  # over-loose before any evidence
     for _ in range(400):
         steering.record(0.97, True, paid=False)
     for _ in range(400):
@@ -42,7 +42,7 @@ def test_a_disagreement_that_lifts_the_bound_tightens_at_once() -> None:
 
 
 def test_the_check_share_falls_as_evidence_grows_but_never_to_zero() -> None:
-    steering = Steering(LADDER, rng=random.Random(7), min_share=0.02, share_halving=200)
+    steering = Steering(LADDER, start=0.99, rng=random.Random(7), min_share=0.02, share_halving=200)
     early = sum(steering.check_served() for _ in range(1000)) / 1000
     for _ in range(5000):
         steering.record(0.995, True, paid=False)
