@@ -141,4 +141,8 @@ batch_lines_table = sa.Table(
     #: The line's worst-case cost, held in its owner's budgets from the batch's creation until it
     #: leaves ``pending``/``hosted`` (or the batch ends without it).
     sa.Column("reserved_micro_usd", sa.BigInteger, nullable=False, server_default="0"),
+    #: The worker running the line and until when its claim holds (renewed while it runs): with
+    #: several ingress replicas on one database, a line runs on one of them.
+    sa.Column("claimed_by", sa.String(64)),
+    sa.Column("claimed_until", sa.Float),
 )

@@ -34,5 +34,9 @@ class BatchConfig(BaseModel):
     )
     max_kv_use: Annotated[float, Field(gt=0, le=1)] = Field(0.8, description="A line starts only while KV-cache use is under this.")
     poll_s: Annotated[float, Field(gt=0)] = Field(0.2, description="How often the worker looks for headroom and work.")
+    claim_s: Annotated[float, Field(gt=0)] = Field(
+        30.0, description="How long a worker's claim on a running line holds unrenewed: a line whose worker died runs again "
+        "after it (on any ingress replica)."
+    )
     hosted: HostedBatchConfig | None = Field(None, description="Where lines go when local capacity will not finish them in the window; "
                                              "none: they wait for local capacity until the window closes.")

@@ -28,7 +28,7 @@ class FileBytes:
     def write(self, file_id: str, data: bytes) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
         target = self.path(file_id)
-        tmp = target.with_suffix(".part")
+        tmp = target.with_name(f"{target.name}.{secrets.token_hex(4)}.part")  # two replicas finalizing at once do not collide
         with tmp.open("wb") as out:
             out.write(data)
             out.flush()

@@ -93,12 +93,40 @@ class BatchStore:
 
     # lines
 
-    def pending(self, batch_id: str, *, skip: Collection[int], limit: int) -> list[dict[str, Any]]:
-        query = (sa.select(lines).where(lines.c.batch_id == batch_id, lines.c.state == "pending")
-                 .order_by(lines.c.line).limit(limit + len(skip)))
+    def pending(self, batch_id: str, *, skip: Collection[int], limit: int, worker: str | None = None,
+                now: float | None = None) -> list[dict[str, Any]]:
+        """Pending lines no other worker holds a live claim on (``worker``'s own claims count as free)."""
+        query = sa.select(lines).where(lines.c.batch_id == batch_id, lines.c.state == "pending")
+        if worker is not None and now is not None:
+            query = query.where(sa.or_(lines.c.claimed_until.is_(None), lines.c.claimed_until < now, lines.c.claimed_by == worker))
+        query = query.order_by(lines.c.line).limit(limit + len(skip))
         with self.engine.connect() as c:
             rows = [dict(r) for r in c.execute(query).mappings() if r["line"] not in skip]
         return rows[:limit]
+
+    def claim(self, batch_id: str, line: int, worker: str, until: float, now: float) -> bool:
+        """Claim a pending line for ``worker`` until ``until``: False when another worker holds it."""
+        with self.engine.begin() as c:
+            done = c.execute(sa.update(lines).where(
+                lines.c.batch_id == batch_id, lines.c.line == line, lines.c.state == "pending",
+                sa.or_(lines.c.claimed_until.is_(None), lines.c.claimed_until < now, lines.c.claimed_by == worker),
+            ).values(claimed_by=worker, claimed_until=until))
+        return done.rowcount == 1
+
+    def renew(self, worker: str, keys: Collection[tuple[str, int]], until: float) -> None:
+        """Extend ``worker``'s claims on the lines it still runs."""
+        if not keys:
+            return
+        with self.engine.begin() as c:
+            for batch_id, line in keys:
+                c.execute(sa.update(lines).where(lines.c.batch_id == batch_id, lines.c.line == line, lines.c.claimed_by == worker)
+                          .values(claimed_until=until))
+
+    def release(self, worker: str) -> None:
+        """Drop ``worker``'s claims on lines it did not finish (it is stopping): others may run them at once."""
+        with self.engine.begin() as c:
+            c.execute(sa.update(lines).where(lines.c.claimed_by == worker, lines.c.state == "pending")
+                      .values(claimed_by=None, claimed_until=None))
 
     def finish_line(self, batch_id: str, line: int, state: str, result: dict[str, Any], *, was: str = "pending") -> bool:
         with self.engine.begin() as c:

@@ -17,9 +17,12 @@ already running locally finish locally. A batch whose window closes first ends `
 with every answer it got.
 
 Everything the worker knows lives in the database: after a restart, ``in_progress`` batches go
-on with their pending lines (a line cut by the restart runs again; its ledger row, keyed by the
-line, is written once), a handed-over batch is polled again, and a batch caught ``finalizing``
-is finalized again, to the same files.
+on with their pending lines (a line cut by the restart runs again once its claim lapses,
+``claim_s``; its ledger row, keyed by the line, is written once), a handed-over batch is polled
+again, and a batch caught ``finalizing`` is finalized again, to the same files. A worker claims
+each line before it runs it (and renews the claim while it runs), so with several ingress
+replicas on one database a line runs on one of them; the hand-off to a hosted batch API takes
+no claim of its own yet (two replicas deciding it at the same moment could both send it).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import asyncio
 import json
 import logging
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -70,6 +74,9 @@ class BatchWorker:
                  hand_off: HandOff | None = None, budget: BudgetHold | None = None, clock: Callable[[], float] = time.time) -> None:
         self._hand_off = hand_off
         self._budget = budget
+        #: This worker's name on its claims: one per process, so a restart claims anew.
+        self.name = f"w-{uuid.uuid4().hex[:12]}"
+        self._renewed = 0.0
         self._polled: dict[str, float] = {}
         self._store = store
         self._files = file_bytes
@@ -90,6 +97,9 @@ class BatchWorker:
             await asyncio.sleep(self._config.poll_s)
 
     async def step(self) -> None:
+        if self._flying and self._clock() - self._renewed >= self._config.claim_s / 3:
+            self._renewed = self._clock()
+            await asyncio.to_thread(self._store.renew, self.name, list(self._flying), self._clock() + self._config.claim_s)
         for batch in await asyncio.to_thread(self._store.active):
             flying = [line for (bid, line) in self._flying if bid == batch["id"]]
             if batch["status"] == "finalizing":
@@ -131,7 +141,8 @@ class BatchWorker:
     async def _send_to_hosted(self, batch: dict[str, Any], flying: list[int]) -> None:
         """Upload every pending line not already running to the hosted batch API."""
         assert self._hand_off is not None
-        pending = await asyncio.to_thread(self._store.pending, batch["id"], skip=flying, limit=self._config.max_lines)
+        pending = await asyncio.to_thread(self._store.pending, batch["id"], skip=flying, limit=self._config.max_lines, worker=self.name,
+                                          now=self._clock())
         if not pending:
             return
         bodies = [(line["custom_id"], self._hand_off.provider_body(json.loads(line["body"]))) for line in pending]
@@ -164,10 +175,14 @@ class BatchWorker:
 
     async def _start_lines(self, batch: dict[str, Any], flying: list[int]) -> int:
         started = 0
-        for line in await asyncio.to_thread(self._store.pending, batch["id"], skip=flying, limit=self._config.max_in_flight):
+        for line in await asyncio.to_thread(self._store.pending, batch["id"], skip=flying, limit=self._config.max_in_flight,
+                                            worker=self.name, now=self._clock()):
             model = json.loads(line["body"]).get("model", "")
             if not self._headroom(model, self._per_model.get(model, 0)):
                 break
+            now = self._clock()
+            if not await asyncio.to_thread(self._store.claim, batch["id"], line["line"], self.name, now + self._config.claim_s, now):
+                continue  # another ingress replica's worker took it
             key = (batch["id"], line["line"])
             self._per_model[model] = self._per_model.get(model, 0) + 1
             self._flying[key] = asyncio.create_task(self._run(batch, line, model, key))
@@ -227,3 +242,4 @@ class BatchWorker:
         for task in list(self._flying.values()):
             task.cancel()
         await asyncio.gather(*self._flying.values(), return_exceptions=True)
+        await asyncio.to_thread(self._store.release, self.name)

@@ -6,6 +6,7 @@ never answers in time."""
 from __future__ import annotations
 
 import asyncio
+import time
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -82,3 +83,32 @@ async def test_a_window_that_closes_during_the_hosted_batch_expires_with_what_wa
     assert [o["custom_id"] for o in output] == ["c1"] and ran == [1]
     await worker.aclose()
     database.dispose()
+
+
+async def test_two_workers_on_one_database_run_each_line_once(tmp_path: Path) -> None:
+    """Two ingress replicas' workers over one store: each line is claimed before it runs, so none
+    runs twice, and a claim whose worker died lapses and the line runs elsewhere."""
+    database = Database.open(StoresConfig(sqlite_path=str(tmp_path / "db.sqlite")))
+    store, files = BatchStore(database), FileBytes(str(tmp_path / "files"))
+    store.create_batch({"id": "batch-y", "key_id": "k", "user_name": "u", "team": "t", "feature": None, "endpoint": "/v1/chat/completions",
+                        "input_file_id": "file-y", "completion_window": "24h", "status": "in_progress", "created_at": 1000,
+                        "in_progress_at": 1000, "expires_at": 10_000_000_000, "total": 6},
+                       [(n, f"c{n}", BODY) for n in range(1, 7)])
+    ran: list[int] = []
+
+    async def run_line(batch: dict[str, Any], line: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        ran.append(line["line"])
+        await asyncio.sleep(0.05)
+        return "done", {"response": {"status_code": 200, "request_id": "r", "body": {"ok": True}}, "error": None}
+
+    config = BatchConfig(max_in_flight=2)
+    workers = [BatchWorker(store, files, config, run_line=run_line, headroom=lambda model, flying: flying < 2) for _ in range(2)]
+    dead = BatchWorker(store, files, config, run_line=run_line, headroom=lambda model, flying: True)
+    assert store.claim("batch-y", 6, dead.name, until=time.time() + 1.0, now=time.time())  # a worker that will never finish line 6
+    for _ in range(60):
+        await asyncio.gather(*(w.step() for w in workers))
+        await asyncio.sleep(0.05)
+        if store.batch("batch-y")["status"] == "completed":
+            break
+    assert sorted(ran) == [1, 2, 3, 4, 5, 6], "every line once; line 6 after its dead worker's claim lapsed"
+    assert store.batch("batch-y")["status"] == "completed"
