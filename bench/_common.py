@@ -208,6 +208,18 @@ def record(name: str, title: str, figures: dict[str, object], body_markdown: str
         out.write(section)
 
 
+def publish(args: argparse.Namespace, name: str, title: str, header: dict[str, Any], rows: list[dict[str, Any]],
+            derive: Callable[[dict[str, Any], list[dict[str, Any]]], dict[str, Any]], summary_table: Callable[[dict[str, Any]], str]) -> dict[str, Any]:
+    """The end of a bench run: every figure derived from the raw outcomes, the table printed, and
+    (unless ``--no-record``) the record and the raw file written. Returns the figures."""
+    figures = derive(header, rows)
+    text = summary_table(figures)
+    print(text)
+    if not getattr(args, "no_record", False):
+        record(name, title, figures, text, merge=False, allow_dirty=args.allow_dirty, raw=(header, rows))
+    return figures
+
+
 def _loads(loads: Sequence[float]) -> str:
     return "/".join(f"{x:.2f}" for x in loads)
 

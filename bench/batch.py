@@ -45,8 +45,8 @@ from bench._common import (  # noqa: E402
     REPO,
     add_provenance_arguments,
     add_recompute_arguments,
+    publish,
     recompute_if_asked,
-    record,
     refuse_dirty_tree,
     table,
 )
@@ -209,10 +209,7 @@ def main() -> None:
                               "trace": TRACE.name, "token_scale": "1/16, at least 16", "sync_model": args.sync_model,
                               "sync_price": {"input": float(price.input / Decimal(1)), "output": float(price.output / Decimal(1))}}
     rows = run(args, header)
-    figures = derive(header, rows)
-    text = report(figures)
-    print(text)
-    record(NAME, TITLE, figures, text, merge=False, allow_dirty=args.allow_dirty, raw=(header, rows))
+    publish(args, NAME, TITLE, header, rows, derive, report)
 
 
 if __name__ == "__main__":

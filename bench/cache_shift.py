@@ -58,8 +58,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench._common import (  # noqa: E402
     add_provenance_arguments,
     add_recompute_arguments,
+    publish,
     recompute_if_asked,
-    record,
     refuse_dirty_tree,
     table,
 )
@@ -324,11 +324,7 @@ def main() -> None:
     rows += replay_outcomes(stream, graph, verifier, false_agree, false_disagree)
     header = {"verifier_threshold": verifier.threshold, "judge_false_agree": false_agree, "judge_false_disagree": false_disagree,
               "stream_digest": digest, "loose": LOOSE, "seed": SEED, "ladder": SteeringConfig().ladder, "target": SteeringConfig().target}
-    figures = derive(header, rows)
-    text = report(figures)
-    print(text)
-    if not args.no_record:
-        record(NAME, TITLE, figures, text, merge=False, allow_dirty=args.allow_dirty, raw=(header, rows))
+    publish(args, NAME, TITLE, header, rows, derive, report)
 
 
 if __name__ == "__main__":

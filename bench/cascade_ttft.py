@@ -38,9 +38,9 @@ from bench._common import (  # noqa: E402
     REPO,
     add_provenance_arguments,
     add_recompute_arguments,
+    publish,
     median,
     recompute_if_asked,
-    record,
     refuse_dirty_tree,
     table,
     terminate,
@@ -151,10 +151,7 @@ def main() -> None:
             terminate(server, 120)
             terminate(hosted, 10)
     header = {"slices": args.slices, "per_slice": args.per_slice, "max_tokens": MAX_TOKENS, "model": MODEL}
-    figures = derive(header, rows)
-    text = report(figures)
-    print(text)
-    record(NAME, TITLE, figures, text, merge=False, allow_dirty=args.allow_dirty, raw=(header, rows))
+    publish(args, NAME, TITLE, header, rows, derive, report)
 
 
 if __name__ == "__main__":

@@ -49,8 +49,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench._common import (  # noqa: E402
     add_provenance_arguments,
     add_recompute_arguments,
+    publish,
     recompute_if_asked,
-    record,
     refuse_dirty_tree,
     table,
 )
@@ -278,11 +278,7 @@ def main() -> None:
     header = {"fitted_weights": dataclasses.asdict(weights), "defaults_match_fit": weights == ScoreWeights(), "grid": GRID,
               "tried": tried, "fit_rows": len(fit_rows), "encoder_ms": encoder_ms, "encoder_sample_rows": ENCODER_SAMPLE,
               "dense_weight": DENSE_WEIGHT, "variants": VARIANTS, "tokenizer": "SmolLM2-135M-Instruct"}
-    figures = derive(header, outcomes)
-    text = report_table(figures)
-    print(text)
-    if not args.no_record:
-        record(NAME, TITLE, figures, text, merge=False, allow_dirty=args.allow_dirty, raw=(header, outcomes))
+    publish(args, NAME, TITLE, header, outcomes, derive, report_table)
 
 
 if __name__ == "__main__":

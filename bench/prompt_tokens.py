@@ -42,8 +42,8 @@ from bench._common import (  # noqa: E402
     RESULTS,
     add_provenance_arguments,
     add_recompute_arguments,
+    publish,
     recompute_if_asked,
-    record,
     refuse_dirty_tree,
     table,
 )
@@ -184,11 +184,7 @@ def main() -> None:
     header = {"model": MODEL, "prompts_file": PROMPTS.name, "long_prompt_count_ms": long_ms, "template_tokens": counter(body_of("")),
               "inputs": {"target_s": args.target_s, "prefill_tps": args.prefill_tps, "max_tokens": args.max_tokens,
                          "decode_tps": args.decode_tps, "waiting": args.waiting}}
-    figures = figures_of(header, rows)
-    text = report(figures)
-    print(text)
-    if not args.no_record:
-        record(NAME, TITLE, figures, text, merge=False, allow_dirty=args.allow_dirty, raw=(header, rows))
+    publish(args, NAME, TITLE, header, rows, figures_of, report)
 
 
 if __name__ == "__main__":

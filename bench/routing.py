@@ -49,8 +49,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench._common import (  # noqa: E402
     add_provenance_arguments,
     add_recompute_arguments,
+    publish,
     recompute_if_asked,
-    record,
     refuse_dirty_tree,
     table,
 )
@@ -307,11 +307,7 @@ def main() -> None:
         rows += part
     header = {"target": TARGET, "prices": prices, "price_models": PRICES, "default_method": DEFAULT_METHOD, "default_router": "linear",
               "outer_folds": OUTER_FOLDS, "inner_folds": INNER_FOLDS, "thresholds": thresholds, "timings_ms": timings}
-    figures = derive(header, rows)
-    text = report(figures)
-    print(text)
-    if not args.no_record:
-        record(NAME, TITLE, figures, text, merge=False, allow_dirty=args.allow_dirty, raw=(header, rows))
+    publish(args, NAME, TITLE, header, rows, derive, report)
 
 
 if __name__ == "__main__":
