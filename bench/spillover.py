@@ -4,13 +4,13 @@ Arrivals: the first ``--requests`` of the Azure LLM inference 2023 code trace's 
 2023-11-16 18:17:03 + ``--window-start-s``), token counts scaled by 1/16 (at least 16), times
 compressed so the offered load is ``--load`` times the local replica's capacity at the TTFT
 target (closed-loop probes measure it first: :mod:`bench.spill_probe`). TTFT target: 2x the
-slower side's unloaded TTFT p50: the local one for the window's median scaled prompt, or the
-hosted stand-in's (:func:`bench.spill_probe.ttft_target_s`).
+slower side's unloaded TTFT p50 through the platform: the local one for the window's median
+scaled prompt, or the hosted side's (:func:`bench.spill_probe.ttft_target_s`).
 
 Cores, as in production where a hosted API's compute is not ours: the local engine has core 0
 alone, its compute thread by ``VLLM_CPU_OMP_THREADS_BIND=0`` and its engine-core process by
 affinity once it runs (:func:`bench.cores.pin_engine_processes`); Ray's proxy, the ingress, this load
-generator and the hosted stand-in share core 1 (``taskset``). Each replay records how busy
+generator and two hosted stand-ins (two providers) share core 1 (``taskset``). Each replay records how busy
 each core was. The hosted side is
 :mod:`bench.hosted_standin`: OpenAI's wire format, streamed, at almost no CPU, its first-token
 times and decode gaps drawn from Anyscale's LLMPerf leaderboard measurement of Together AI
@@ -74,8 +74,10 @@ from bench.spill_probe import DECODE_BATCH, SERVE_PORT, Outcome, derive_probe, m
 from contracts.tokens import estimate_prompt_tokens  # noqa: E402
 
 TRACE = REPO.parent / "shared" / "data" / "traces" / "azure_llm_2023_code.csv"
-HOSTED_PORT = 8100
-HOSTED, HOSTED_MODEL = "hosted", "hosted-llama-70b"
+#: Two hosted providers serving the same open model, as production lists several (Together,
+#: Fireworks): a 429 from one moves on to the other at once (:mod:`fallback.failover`).
+HOSTED_PORTS = {"hosted_a": 8100, "hosted_b": 8101}
+HOSTED_MODEL = "hosted-llama-70b"
 SETUPS = ("queue_only", "spillover", "error_fallback")
 PRESET_FILE = PRESETS_DIR / "smollm2-135m-cpu-1core.yaml"
 #: Goals of the issue: in-target share, spilled share over the oracle's, false keeps, predictor p90
@@ -87,16 +89,18 @@ GOALS = {"slo_attainment": 0.99, "spilled_vs_oracle": 1.2, "false_keep_rate": 0.
 def serve_config(target_s: float, hosted_attempts: int) -> dict[str, Any]:
     """Three routes over one local engine; only the route decides what happens to a request."""
     model = {"name": MODEL, "source": f"builtin:{MODEL}", "engine_env": {"VLLM_CPU_OMP_THREADS_BIND": str(ENGINE_CORE)}}
-    provider = {"name": HOSTED, "kind": "openai", "base_url": f"http://127.0.0.1:{HOSTED_PORT}/v1"}
-    hosted = [{"provider": HOSTED, "model": HOSTED_MODEL}]
+    providers = [{"name": name, "kind": "openai", "base_url": f"http://127.0.0.1:{port}/v1"} for name, port in HOSTED_PORTS.items()]
+    hosted = [{"provider": name, "model": HOSTED_MODEL} for name in HOSTED_PORTS]
     return {
         "server": {"port": SERVE_PORT},
         # queue_only's backlog waits at the ingress rather than failing at Serve's proxy.
         "ingress": {"max_ongoing_requests": 2048},
         "models": [model],
         "embeddings": [],
-        "providers": [provider],
+        "providers": providers,
         "routes": {
+            # The probe's way to the hosted side alone, through the same ingress and proxy.
+            "hosted_only": {"local_model": None, "ttft_target_s": target_s, "hosted": hosted},
             "queue_only": {"local_model": MODEL, "ttft_target_s": target_s, "hosted": []},
             "spillover": {"local_model": MODEL, "ttft_target_s": target_s, "hosted": hosted},
             # Never spills by prediction; only times a local stream out after the target.
@@ -109,7 +113,9 @@ def serve_config(target_s: float, hosted_attempts: int) -> dict[str, Any]:
 
 
 def hosted_stats() -> dict[str, int]:
-    return httpx.get(f"http://127.0.0.1:{HOSTED_PORT}/stats", timeout=10).json()
+    """What the stand-ins answered so far, summed over providers."""
+    stats = [httpx.get(f"http://127.0.0.1:{port}/stats", timeout=10).json() for port in HOSTED_PORTS.values()]
+    return {k: sum(s[k] for s in stats) for k in stats[0] if isinstance(stats[0][k], int)}
 
 
 def replay_rows(setup: str, round_: int, arrivals: list[Arrival], prompts: list[str], outcomes: list[Outcome]) -> list[dict[str, Any]]:
@@ -129,10 +135,10 @@ def main() -> None:
     parser.add_argument("--window-start-s", type=float, default=0.0)
     parser.add_argument("--requests", type=int, default=150, help="the window's first N requests")
     parser.add_argument("--rounds", type=int, default=3)
-    # Above the window's mean spill rate, below its densest second (38 arrivals at 1.5x a 1.8/s
-    # capacity): the bursts meet 429s and retries, the rest does not. At 4/s a third of the
+    # Per provider: above the window's mean spill rate, below its densest second (38 arrivals at
+    # 1.5x a 1.8/s capacity): the bursts meet 429s, the rest does not. At 4/s a third of the
     # spillover setup's requests failed on 429s alone.
-    parser.add_argument("--hosted-rate-limit-rps", type=float, default=16.0, help="the stand-in's rate limit (429 above it)")
+    parser.add_argument("--hosted-rate-limit-rps", type=float, default=16.0, help="each stand-in's rate limit (429 above it)")
     parser.add_argument("--hosted-burst", type=int, default=16)
     parser.add_argument("--hosted-error-share", type=float, default=0.01, help="share of hosted answers that are 5xx")
     parser.add_argument("--hosted-attempts", type=int, default=3, help="failover.attempts_per_target")
@@ -163,21 +169,22 @@ def run(args: argparse.Namespace) -> tuple[dict[str, Any], list[dict[str, Any]]]
     header: dict[str, Any] = {
         "trace": TRACE.name, "trace_start": str(trace_start), "window_start_s": args.window_start_s, "requests": len(raw),
         "token_scale": "1/16, at least 16", "load": args.load, "rounds": args.rounds, "setups": list(SETUPS),
-        "hosted": {"rate_limit_rps": args.hosted_rate_limit_rps, "burst": args.hosted_burst,
+        "hosted": {"providers": len(HOSTED_PORTS), "rate_limit_rps": args.hosted_rate_limit_rps, "burst": args.hosted_burst,
                    "error_share": args.hosted_error_share, "attempts_per_target": args.hosted_attempts},
         "machine": machine(),
     }
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as tmp:
-        hosted = start(SHARED_CORE, [sys.executable, str(REPO / "bench" / "hosted_standin.py"), "--port", str(HOSTED_PORT),
-                                     "--model", HOSTED_MODEL, "--rate-limit-rps", str(args.hosted_rate_limit_rps), "--burst",
-                                     str(args.hosted_burst), "--error-share", str(args.hosted_error_share), "--seed", "1"],
-                       Path(tmp) / "hosted.log")
+        standins = [start(SHARED_CORE, [sys.executable, str(REPO / "bench" / "hosted_standin.py"), "--port", str(port),
+                                        "--model", HOSTED_MODEL, "--rate-limit-rps", str(args.hosted_rate_limit_rps), "--burst",
+                                        str(args.hosted_burst), "--error-share", str(args.hosted_error_share), "--seed", str(seed)],
+                          Path(tmp) / f"{name}.log") for seed, (name, port) in enumerate(HOSTED_PORTS.items(), start=1)]
         try:
-            wait_ready(hosted, HOSTED_PORT, HOSTED_MODEL)
-            # The probe needs a serve whose target does not matter (it asks the queue-only route).
+            for standin, port in zip(standins, HOSTED_PORTS.values()):
+                wait_ready(standin, port, HOSTED_MODEL)
+            # The probe needs a serve whose target does not matter (it asks the queue-only and hosted-only routes).
             probe_rows, loops_s = serve_while(Path(tmp), "probe", serve_config(1.0, args.hosted_attempts),
-                                              lambda: asyncio.run(measure_probe(raw, median_index, "queue_only", len(raw) * 1000)))
+                                              lambda: asyncio.run(measure_probe(raw, median_index, "queue_only", len(raw) * 1000, "hosted_only")))
             header["probe_loops_s"] = loops_s
             rows += probe_rows
             probe = derive_probe(probe_rows, loops_s, raw)
@@ -204,7 +211,8 @@ def run(args: argparse.Namespace) -> tuple[dict[str, Any], list[dict[str, Any]]]
 
             serve_while(Path(tmp), "replay", serve_config(probe["target_s"], args.hosted_attempts), replays, header)
         finally:
-            stop(hosted)
+            for standin in standins:
+                stop(standin)
     return header, rows
 
 
@@ -263,13 +271,37 @@ def hindsight_spilled_share(arrivals: list[Arrival], target_s: float, prefill_tp
 
 
 def predictor_error(rows: list[dict[str, Any]], target_s: float) -> dict[str, float]:
-    """Measured minus predicted local TTFT, per request kept local by the decision."""
-    errors = [r["ttft_s"] - r["predicted_s"] for r in rows if r["destination"] == "local" and r["predicted_s"] is not None and r["ok"]]
-    if not errors:
+    """Measured minus predicted local TTFT, per request kept local by the decision; and the same
+    split at the ingress (its own time to the engine's first item, what the prediction models)
+    and the path in front of it (the client's TTFT less the ingress's: proxy, client)."""
+    kept = [r for r in rows if r["destination"] == "local" and r["predicted_s"] is not None and r["ok"]]
+    if not kept:
         return {}
+    errors = [r["ttft_s"] - r["predicted_s"] for r in kept]
     p90 = percentile([abs(e) for e in errors], 0.9)
-    return {"requests": len(errors), "median_error_s": round(statistics.median(errors), 3), "p90_abs_error_s": round(p90, 3),
-            "p90_abs_error_over_target": round(p90 / target_s, 3)}
+    figures = {"requests": len(errors), "median_error_s": round(statistics.median(errors), 3), "p90_abs_error_s": round(p90, 3),
+               "p90_abs_error_over_target": round(p90 / target_s, 3)}
+    split = [r for r in kept if r.get("ingress_start_s") is not None]
+    if split:
+        at_ingress = [r["ingress_start_s"] - r["predicted_s"] for r in split]
+        path = [r["ttft_s"] - r["ingress_start_s"] for r in split]
+        figures |= {"ingress_median_error_s": round(statistics.median(at_ingress), 3),
+                    "ingress_p90_abs_error_s": round(percentile([abs(e) for e in at_ingress], 0.9), 3),
+                    "path_in_front_median_s": round(statistics.median(path), 3), "path_in_front_p90_s": round(percentile(path, 0.9), 3)}
+    return figures
+
+
+def hosted_path(rows: list[dict[str, Any]]) -> dict[str, float]:
+    """Spilled requests' client TTFT split: at and behind the ingress (the providers, failover),
+    and the path in front of it."""
+    split = [r for r in rows if r["destination"] != "local" and r["ok"] and r.get("ingress_start_s") is not None]
+    if not split:
+        return {}
+    path = [r["ttft_s"] - r["ingress_start_s"] for r in split]
+    behind = [r["ingress_start_s"] for r in split]
+    return {"requests": len(split), "ingress_start_p50_s": round(statistics.median(behind), 3),
+            "ingress_start_p99_s": round(percentile(behind, 0.99), 3),
+            "path_in_front_median_s": round(statistics.median(path), 3), "path_in_front_p90_s": round(percentile(path, 0.9), 3)}
 
 
 def keeps(rows: list[dict[str, Any]], target_s: float, timeline: dict[str, list[list[float]]]) -> dict[str, Any]:
@@ -294,6 +326,17 @@ def keeps(rows: list[dict[str, Any]], target_s: float, timeline: dict[str, list[
             "kept_breaker_open": len(by_reason["breaker_open"]),
             "missed_breaker_open": sum(1 for r in by_reason["breaker_open"] if not r["ok"] or r["ttft_s"] > target_s),
             "shared_core_busy_median": {"in_target": median_busy(hit), "missed": median_busy(missed)}}
+
+
+def misses(rows: list[dict[str, Any]], target_s: float) -> dict[str, int]:
+    """The spillover setup's misses over all rounds, by where each request was served and why
+    (``local/failover_error``: spilled, every hosted provider refused, served locally late)."""
+    missed: dict[str, int] = {}
+    for r in rows:
+        if not r["ok"] or r["ttft_s"] > target_s:
+            key = "hosted" if r["destination"] != "local" else f"local/{r['reason']}"
+            missed[key] = missed.get(key, 0) + 1
+    return dict(sorted(missed.items()))
 
 
 def prompt_estimate_error(rows: list[dict[str, Any]]) -> dict[str, float]:
@@ -349,7 +392,7 @@ def derive(header: dict[str, Any], rows: list[dict[str, Any]]) -> dict[str, Any]
     setups = {s: {key: round(statistics.median(run[key] for run in runs), 4) for key in runs[0]} | {"rounds": runs}
               for s, runs in per_round.items()}
     spill = [r for r in replayed if r["setup"] == "spillover"]
-    hosted_ttfts = [r["ttft_s"] for r in sorted(spill, key=lambda r: (r["round"], r["index"])) if r["ok"] and r["destination"] == HOSTED]
+    hosted_ttfts = [r["ttft_s"] for r in sorted(spill, key=lambda r: (r["round"], r["index"])) if r["ok"] and r["destination"] != "local"]
     oracle = hindsight_spilled_share(arrivals, target, probe["prefill_tokens_per_s"], probe["decode_tokens_per_s"], probe["overhead_s"])
     predictor = predictor_error(spill, target)
     figures = {
@@ -366,9 +409,13 @@ def derive(header: dict[str, Any], rows: list[dict[str, Any]]) -> dict[str, Any]
         "false_keep_rate": setups["spillover"]["local_missed_share"],
         "predictor": predictor,
         "keeps": keeps(spill, target, header.get("core_timeline", {})),
+        "misses": misses(spill, target),
         "prompt_estimate_chars4": prompt_estimate_error(first),
         "hosted": {"ttft_p50_s": round(statistics.median(hosted_ttfts), 3) if hosted_ttfts else None,
-                   "ttft_p99_s": round(percentile(hosted_ttfts, 0.99), 3), **header["hosted"],
+                   "ttft_p99_s": round(percentile(hosted_ttfts, 0.99), 3),
+                   "missed_share": round(sum(1 for t in hosted_ttfts if t > target) / len(hosted_ttfts), 4) if hosted_ttfts else None,
+                   "standin_ttft_p50_s": round(HOSTED_TTFT_P50_S, 3), **header["hosted"],
+                   "split": hosted_path(spill),
                    "answered": {k: sum(v.get(k, 0) for v in header["hosted_stats"].values()) for k in ("requests", "rate_limited", "server_errors", "completed")}},
         "simulator_check": simulator_check(arrivals, probe, header, hosted_ttfts, setups),
     }
@@ -398,12 +445,14 @@ def note(figures: dict[str, Any], header: dict[str, Any]) -> str:
         f"the local capacity at the target ({probe['capacity_rps']} requests/s at {probe['capacity_concurrency']} in flight; "
         f"saturated {probe['raw_capacity_rps']}): {figures['offered_rps']} requests/s. {figures['rounds']} rounds, setups in rotating "
         f"order on one serve, fresh prompt texts for each; medians over rounds (in-target share per round: {per_round}).\n\n"
-        f"Cores: the engine's compute thread on core 0 alone; Ray, the ingress, the load generator and the hosted stand-in on "
+        f"Cores: the engine's compute thread on core 0 alone; Ray, the ingress, the load generator and the hosted stand-ins on "
         f"core 1 (threads by allowed core: {header.get('threads')}; busy share per replay: {header['cores_busy']}). Hosted stand-in (bench/hosted_standin.py, LLMPerf's "
-        f"Together Llama-2-70B TTFT and decode gaps): TTFT p50 {hosted['ttft_p50_s']} s, p99 {hosted['ttft_p99_s']} s live; "
+        f"Together Llama-2-70B TTFT and decode gaps), {hosted.get('providers', 1)} providers: TTFT p50 {hosted['ttft_p50_s']} s, p99 {hosted['ttft_p99_s']} s live through the platform (at and behind the ingress, and in front of it: {hosted.get('split')}); "
         f"rate limit {hosted['rate_limit_rps']}/s burst {hosted['burst']}, {hosted['error_share']:.0%} 5xx; it answered {hosted['answered']}.\n\n"
-        f"Target {figures['target_s']} s = 2x the slower side's unloaded TTFT p50 (local {probe['unloaded_ttft_p50_s']} s: median scaled prompt, "
-        f"fresh texts; hosted stand-in {HOSTED_TTFT_P50_S:.3f} s). "
+        f"Target {figures['target_s']} s = 2x the slower side's unloaded TTFT p50 through the platform (local {probe['unloaded_ttft_p50_s']} s: "
+        f"median scaled prompt, fresh texts; hosted {probe.get('hosted_unloaded_ttft_p50_s')} s, the stand-in's own draw p50 {hosted['standin_ttft_p50_s']} s). "
+        f"Spilled requests served after the target: {hosted['missed_share']}; the spillover setup's misses, all rounds, by where served "
+        f"and why: {figures['misses']}. "
         f"Oracle (fewest spills in hindsight, FCFS work model: prefill {probe['prefill_tokens_per_s']}, decode "
         f"{probe['decode_tokens_per_s']} tokens/s): {figures['oracle_spilled_share']}; spillover spilled "
         f"{figures['setups']['spillover']['spilled_share']} ({figures['spilled_vs_oracle']}x). False keeps (kept local, missed): "

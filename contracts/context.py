@@ -135,6 +135,8 @@ class Timings:
 
     received: float = field(default_factory=time.perf_counter)
     dispatched: float | None = None
+    #: When the chosen upstream's first item reached the ingress (failover included).
+    upstream_started: float | None = None
     first_token: float | None = None
     finished: float | None = None
 

@@ -1,10 +1,13 @@
 """Failover before the first token: try each target in order until one starts answering.
 
 A target "starts answering" when its first item arrives (a whole body, the first stream batch)
-or it raises a client error it owns, such as a 400. Until then a retryable failure (timeout, 429, 5xx,
+or it raises a client error it owns, such as a 400. Until then a retryable failure (timeout, 5xx,
 529, connection reset) is retried on the same target after the backoff of
 :mod:`fallback.retry` (the upstream's ``Retry-After`` first), then on the next target, all under
-one deadline; each outcome feeds that target's circuit breaker. After the first token nothing
+one deadline; each outcome feeds that target's circuit breaker. A rate limit (429) moves on to
+the next available target at once: a full provider's ``Retry-After`` is a second or more, which
+alone misses a latency target while another provider may answer now. The last available target
+that refuses is retried after its ``Retry-After`` as before. After the first token nothing
 is retried: the respond stage ends such a stream with an error event.
 
 When every target is exhausted the caller gets 429 if the last refusal was a rate limit, else
@@ -98,7 +101,7 @@ class Failover:
                     "upstream failed before the first token: %s (%s)", target.name, type(error).__name__,
                     extra={"request_id": request_id, "attempt": attempt},
                 )
-                if not error.retryable:
+                if not error.retryable or (isinstance(error, UpstreamRateLimitError) and self._another_available(targets, target)):
                     break
                 time_left = deadline - time.monotonic()
                 wait = backoff_s(attempt, retry_after=error.retry_after_s, time_left_s=time_left)
@@ -108,6 +111,11 @@ class Failover:
             if time.monotonic() >= deadline:
                 break
         raise _exhausted(last)
+
+    def _another_available(self, targets: Sequence[Target], current: Target) -> bool:
+        """Whether a target after ``current`` may be tried now (its breaker, unclaimed, lets it)."""
+        later = targets[targets.index(current) + 1:]
+        return any(self._breakers.get(t.name) is None or self._breakers[t.name].available() for t in later)
 
 
 async def _first_item(target: Target, stream: AsyncIterator[Any]) -> Any:

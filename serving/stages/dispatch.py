@@ -81,6 +81,7 @@ class Dispatch(Stage):
         targets = [self._target(name, route, ctx, body, local_timeout, work_s) for name in order]
         ctx.timings.dispatched = time.perf_counter()
         started = await self._failover.start(targets, ctx.request_id)
+        ctx.timings.upstream_started = time.perf_counter()
         ctx.destination = started.target
         if started.target != decision.destination:
             ctx.spill_reason = SpillReason.FAILOVER_ERROR

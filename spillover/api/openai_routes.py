@@ -104,6 +104,11 @@ def _spill_headers(ctx: RequestContext) -> dict[str, str]:
     if ctx.predicted_ttft_s is not None:
         # The local wait the decision was judged on: lets a client (and the benchmark) check it.
         headers["x-spillover-predicted-ttft-ms"] = f"{ctx.predicted_ttft_s * 1000:.0f}"
+    if ctx.timings.upstream_started is not None:
+        # From the ingress taking the request to the upstream's first item: the part of a
+        # client's time to first token spent at and behind the ingress (the rest is the path
+        # in front of it: the client, the proxy).
+        headers["x-spillover-upstream-start-ms"] = f"{(ctx.timings.upstream_started - ctx.timings.received) * 1000:.0f}"
     choice = ctx.slot(RouteChoice)
     if choice is not None:  # a routed name: which candidate served, why, and what was tried first
         headers[MODEL_HEADER] = choice.model

@@ -119,3 +119,25 @@ async def test_a_dead_local_replica_moves_on_without_retrying_locally() -> None:
         [scripted("local", [LocalEngineFailedError("replica died")], calls), scripted("b", [[{"ok": 1}]], calls)], "r"
     )
     assert started.target == "b" and calls == ["local", "b"]
+
+
+async def test_a_rate_limit_moves_on_to_the_next_target_without_waiting() -> None:
+    calls: list[str] = []
+    failover = Failover({"a": CircuitBreaker(), "b": CircuitBreaker()}, attempts_per_target=3, deadline_s=30)
+    begun = asyncio.get_running_loop().time()
+    started = await failover.start(
+        [scripted("a", [UpstreamRateLimitError("full", retry_after_s=5)], calls), scripted("b", [[{"ok": 1}]], calls)], "r"
+    )
+    assert started.target == "b" and calls == ["a", "b"]
+    assert asyncio.get_running_loop().time() - begun < 1
+
+
+async def test_the_last_available_target_still_honours_retry_after() -> None:
+    calls: list[str] = []
+    opened = CircuitBreaker(consecutive_failures=1)
+    opened.record(False)
+    failover = Failover({"a": CircuitBreaker(), "b": opened}, attempts_per_target=2, deadline_s=5)
+    started = await failover.start(
+        [scripted("a", [UpstreamRateLimitError("full", retry_after_s=0.01), [{"ok": 1}]], calls), scripted("b", [], calls)], "r"
+    )
+    assert started.target == "a" and calls == ["a", "a"]
