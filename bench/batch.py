@@ -45,6 +45,7 @@ from bench._common import (  # noqa: E402
     REPO,
     add_provenance_arguments,
     add_recompute_arguments,
+    percentile,
     publish,
     recompute_if_asked,
     refuse_dirty_tree,
@@ -52,7 +53,7 @@ from bench._common import (  # noqa: E402
 )
 from bench.cores import SHARED_CORE, pin_engine_processes, start  # noqa: E402
 from bench.serving import MODEL, PROMPTS, stop, wait_ready  # noqa: E402
-from bench.spill_probe import SERVE_PORT, percentile, prompt_texts, replay  # noqa: E402
+from bench.spill_probe import SERVE_PORT, prompt_texts, replay  # noqa: E402
 from costbook.prices import DEFAULT_PRICES, PriceTable  # noqa: E402
 from stores.sql_schema import ledger_table  # noqa: E402
 

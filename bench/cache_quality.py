@@ -105,10 +105,10 @@ def partner_only(data: Path = DATA, verifier: HitVerifier | None = None) -> dict
     return _compare(partner_decisions(pairs, graph, vectors, None), partner_decisions(pairs, graph, vectors, verifier), verifier.threshold)
 
 
-def decide_latency_ms(
+def decide_times_s(
     data: Path = DATA, verifier: HitVerifier | None = None, *, k: int = 5, queries: int = 500,
-) -> dict[str, float]:
-    """Median wall time (ms) of one :meth:`HitVerifier.decide` over ``k`` candidates.
+) -> dict[str, list[float]]:
+    """Wall time (s) of each :meth:`HitVerifier.decide` over ``k`` candidates.
 
     ``new_query``: the query is profiled afresh, the cached entries were profiled before (the
     cache's steady state: an entry is profiled when first compared). ``nothing_profiled``:
@@ -130,7 +130,7 @@ def decide_latency_ms(
             started = time.perf_counter()
             verifier.decide(p.text_b, qvec, candidates)
             series.append(time.perf_counter() - started)
-    return {case: statistics.median(series) * 1000 for case, series in times.items()}
+    return times
 
 
 def main() -> None:
@@ -162,7 +162,7 @@ def main() -> None:
           f"scored in the whole index ({first['index_entries']} entries, top {args.k}; {first['exact_hits']} exact hits apart)")
     for name, r in results.items():
         print(f"{name}: {r['duplicate_hit_ratio_vs_baseline']:.2f}x plain cosine's duplicate hits; goal met: {r['goal_met']}")
-    latency = decide_latency_ms(args.data, verifier, k=args.k)
+    latency = {case: statistics.median(series) * 1000 for case, series in decide_times_s(args.data, verifier, k=args.k).items()}
     print(f"decide() over {args.k} candidates, median: {latency['new_query']:.3f} ms with the entries already profiled, "
           f"{latency['nothing_profiled']:.3f} ms with nothing profiled")
 

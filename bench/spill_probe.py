@@ -26,6 +26,7 @@ import httpx
 
 from autoscaler.trace import Arrival
 from bench.hosted_standin import TTFT_P50_S as HOSTED_TTFT_P50_S
+from bench._common import percentile
 from bench.serving import MODEL, PROMPTS
 
 __all__ = ["DECODE_BATCH", "PROBE_CONCURRENCY", "SERVE_PORT", "FreshPrompts", "Outcome", "derive_probe", "measure_probe",
@@ -58,14 +59,6 @@ class Outcome:
     #: The ingress's own time from taking the request to its upstream's first item
     #: (``x-spillover-upstream-start-ms``): the client's TTFT less the path in front of the ingress.
     ingress_start_s: float | None = None
-
-
-def percentile(values: list[float], q: float) -> float:
-    """The nearest-rank ``q`` quantile of ``values`` (nan when empty)."""
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 def prompt_texts(arrivals: list[Arrival], first_index: int = 0) -> list[str]:

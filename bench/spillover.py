@@ -61,6 +61,7 @@ from bench._common import (  # noqa: E402
     REPO,
     add_provenance_arguments,
     machine,
+    percentile,
     record,
     add_recompute_arguments,
     recompute_if_asked,
@@ -70,7 +71,7 @@ from bench._common import (  # noqa: E402
 from bench.serving import MODEL, stop, wait_ready  # noqa: E402
 from bench.hosted_standin import TTFT_P50_S as HOSTED_TTFT_P50_S  # noqa: E402
 from bench.cores import ENGINE_CORE, SHARED_CORE, CoreTimeline, busy_share, cores_busy, pin_engine_processes, start, threads_on_engine_core  # noqa: E402
-from bench.spill_probe import DECODE_BATCH, SERVE_PORT, Outcome, derive_probe, measure_probe, percentile, prompt_texts, replay  # noqa: E402
+from bench.spill_probe import DECODE_BATCH, SERVE_PORT, Outcome, derive_probe, measure_probe, prompt_texts, replay  # noqa: E402
 from contracts.tokens import estimate_prompt_tokens  # noqa: E402
 
 TRACE = REPO.parent / "shared" / "data" / "traces" / "azure_llm_2023_code.csv"

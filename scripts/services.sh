@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Start the services the tests talk to, where they are missing: Redis on 127.0.0.1:6379,
-# PostgreSQL on 127.0.0.1:5432 (trust auth, database `test`), and Debian's prometheus (the server and promtool).
+# PostgreSQL on 127.0.0.1:5432 (trust auth, database `test`), Debian's prometheus (the server and promtool),
+# and Debian's chromium (the dashboard's browser tests, headless).
 set -euo pipefail
 
 apt_install() {
@@ -26,4 +27,5 @@ if ! pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null; then
 fi
 
 { command -v promtool && command -v prometheus; } >/dev/null || apt_install prometheus
-echo "services: redis $(redis-cli -h 127.0.0.1 ping), postgres $(pg_isready -h 127.0.0.1 -q && echo up), $(promtool --version 2>&1 | head -1)"
+command -v chromium >/dev/null || apt_install chromium
+echo "services: redis $(redis-cli -h 127.0.0.1 ping), postgres $(pg_isready -h 127.0.0.1 -q && echo up), $(promtool --version 2>&1 | head -1), $(chromium --version 2>/dev/null)"

@@ -15,6 +15,7 @@ from fastapi import FastAPI
 
 from contracts.local_engines import LocalEngines
 from fallback.providers.interface import Provider
+from monitor.dashboard_api import dashboard_router
 from spillover.api.admin_routes import admin_routes
 from spillover.api.error_envelope import install_error_handlers
 from spillover.api.openai_routes import openai_router
@@ -49,4 +50,6 @@ def create_app(config: SpilloverConfig, engines: LocalEngines, *, providers: Map
     app.include_router(admin_routes(ingress))
     if ingress.batch is not None:
         app.include_router(ingress.batch.router)
+    if ingress.dashboard is not None:
+        app.include_router(dashboard_router(ingress.dashboard))
     return app

@@ -31,6 +31,9 @@ from fallback.decision import Route
 from fallback.failover import Failover
 from fallback.providers.build import build_provider
 from fallback.providers.interface import Provider
+from monitor.dashboard_api import DashboardSources
+from monitor.evaluator import Monitor
+from monitor.view import strongest_prices
 from serving.logs import access_log
 from serving.metrics import RequestMetrics
 from serving.prompt_tokens import PromptTokenCounter, prompt_token_counter
@@ -65,6 +68,9 @@ class IngressParts:
     prompt_counters: dict[str, PromptTokenCounter] = field(default_factory=dict)
     #: Files and batches (with keys and costs on: they live in the ledger's database).
     batch: BatchLever | None = None
+    #: Rollups and alerts over the ledger, and the dashboard's sources (with the ledger on).
+    monitor: Monitor | None = None
+    dashboard: DashboardSources | None = None
 
     def count_prompt_tokens(self, model: str) -> PromptTokenCounter:
         """The route's counter: its local model's tokenizer, else chars/4."""
@@ -78,8 +84,12 @@ class IngressParts:
         await self.cache.start()
         if self.batch is not None:
             self.batch.start()
+        if self.monitor is not None:
+            self.monitor.start()
 
     async def aclose(self) -> None:
+        if self.monitor is not None:
+            await self.monitor.aclose()
         if self.batch is not None:
             await self.batch.aclose()
         await self.cache.aclose()
@@ -153,6 +163,16 @@ def assemble(config: SpilloverConfig, engines: LocalEngines, *, providers: Mappi
         batch = BatchLever(config.batch, stores.database(), run_line=lines.run, headroom=lines.headroom,
                            identify=identify_with(authenticate), models=lines.models, hand_off=hand_off,
                            budget=BatchBudget(costbook.admit, prompt_counters))
+    monitor = dashboard = None
+    if costbook is not None and config.costs.ledger:
+        assert access is not None  # with keys and costs
+        engine = stores.database().engine
+        monitor = Monitor(config.monitor, engine, config.costs.budgets)
+        if config.monitor.dashboard:
+            dashboard = DashboardSources(
+                engine, config.auth.enabled, access.admin_key, list(config.costs.budgets),
+                strongest_prices(hosted_models(config, routes), costbook.pricer.table), engines.all_states,
+                cache.stage.steering_states, config.monitor.gpu_metrics_url)
     return IngressParts(config, engines, routes, providers, breakers, stores, registry, metrics, authenticate, access, costbook, cache, pipeline,
-                        prompt_counters, batch)
+                        prompt_counters, batch, monitor, dashboard)
 

@@ -27,6 +27,7 @@ from costlevers.compression.config import CompressionConfig
 from costlevers.routing.config import RoutingConfig
 from fallback.config import FailoverConfig
 from fallback.providers.config import ProviderConfig
+from monitor.config import MonitorConfig
 from serving.config import EmbeddingModelConfig, IngressConfig, ModelConfig, ServerConfig
 from stores.config import StoresConfig
 
@@ -94,6 +95,7 @@ class SpilloverConfig(_Strict):
     autoscaler: AutoscalerConfig = AutoscalerConfig()
     cache: CacheConfig = CacheConfig()
     batch: BatchConfig = BatchConfig()
+    monitor: MonitorConfig = MonitorConfig()
 
     @model_validator(mode="after")
     def _unique_names(self) -> SpilloverConfig:

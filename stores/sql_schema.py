@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-__all__ = ["batch_files_table", "batch_lines_table", "batches_table", "keys_table", "ledger_table", "local_intervals_table", "metadata"]
+__all__ = [
+    "alerts_table", "batch_files_table", "batch_lines_table", "batches_table", "keys_table", "leases_table", "ledger_hourly_table",
+    "ledger_table", "local_intervals_table", "metadata",
+]
 
 metadata = sa.MetaData()
 ledger_table = sa.Table(
@@ -145,4 +148,55 @@ batch_lines_table = sa.Table(
     #: several ingress replicas on one database, a line runs on one of them.
     sa.Column("claimed_by", sa.String(64)),
     sa.Column("claimed_until", sa.Float),
+)
+
+#: The ledger summed per hour and per who/what/where (monitor.rollup): the dashboard and the spend
+#: alerts read 30 days of it instead of a million rows. Empty strings stand for "none" so every
+#: dimension groups the same on SQLite and PostgreSQL.
+ledger_hourly_table = sa.Table(
+    "spillover_ledger_hourly",
+    metadata,
+    sa.Column("hour", sa.DateTime(timezone=True), nullable=False, index=True),
+    sa.Column("team", sa.String(128), nullable=False),
+    sa.Column("user_name", sa.String(128), nullable=False),
+    sa.Column("feature", sa.String(128), nullable=False),
+    sa.Column("model_asked", sa.String(256), nullable=False),
+    #: local, a provider's name, or "" (served from the cache, or never dispatched)
+    sa.Column("destination", sa.String(64), nullable=False),
+    sa.Column("spill_reason", sa.String(32), nullable=False),
+    sa.Column("cache_result", sa.String(16), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("requests", sa.Integer, nullable=False),
+    sa.Column("cost_micro_usd", sa.BigInteger, nullable=False),
+    sa.Column("prompt_tokens", sa.BigInteger, nullable=False),
+    sa.Column("completion_tokens", sa.BigInteger, nullable=False),
+    sa.Column("cached_tokens", sa.BigInteger, nullable=False),
+    sa.Column("compression_saved_micro_usd", sa.BigInteger, nullable=False),
+)
+
+#: Alerts the evaluator raised: one row per alert identity (rule and subject), firing or resolved.
+alerts_table = sa.Table(
+    "spillover_alerts",
+    metadata,
+    sa.Column("id", sa.String(400), primary_key=True),
+    sa.Column("rule", sa.String(64), nullable=False),
+    sa.Column("scope", sa.String(32), nullable=False),
+    sa.Column("subject", sa.String(256), nullable=False),
+    sa.Column("state", sa.String(16), nullable=False, index=True),
+    sa.Column("value", sa.Float, nullable=False),
+    sa.Column("threshold", sa.Float, nullable=False),
+    sa.Column("summary", sa.String(512), nullable=False),
+    sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("resolved_at", sa.DateTime(timezone=True)),
+    sa.Column("notified_at", sa.DateTime(timezone=True)),
+)
+
+#: Named leases: which process does a job that must run once among several ingress replicas (the
+#: alert evaluator), and until when; a holder that dies loses it when it lapses.
+leases_table = sa.Table(
+    "spillover_leases",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("holder", sa.String(64), nullable=False),
+    sa.Column("until", sa.Float, nullable=False),
 )

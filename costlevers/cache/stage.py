@@ -32,7 +32,7 @@ from costlevers.cache.agreement import AnswerJudge
 from costlevers.cache.metrics import CacheMetrics
 from costlevers.cache.request_key import CacheKeys, deterministic, request_keys
 from costlevers.cache.semantic_store import SemanticStore, entry_id
-from costlevers.cache.steering import Steering
+from costlevers.cache.steering import Steering, SteeringState
 
 __all__ = ["CacheStage", "HitDecision", "RoutePolicy", "ShadowCheck"]
 
@@ -102,6 +102,10 @@ class CacheStage(Stage):
         self._steering = steering or {}
         self._clock = clock
         self._tally: dict[str, list[int]] = {"exact": [0, 0], "semantic": [0, 0]}
+
+    def steering_states(self) -> dict[str, SteeringState]:
+        """Per route with a steered semantic threshold: what this replica's evidence says now."""
+        return {route: steering.state() for route, steering in self._steering.items()}
 
     def _scope_of(self, principal: Principal) -> str:
         return {"global": "*", "team": principal.team, "key": principal.key_id}[self._scope]

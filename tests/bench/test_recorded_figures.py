@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from bench import batch, cache_shift, cascade_ttft, compression, costs, prompt_tokens, routing, serving, spillover, stream_batching
+from bench import cache as cache_lookup
 from bench._common import REPO, RESULTS, load_raw, raw_path, recompute_differences
 
 Derive = Callable[[dict[str, Any], list[dict[str, Any]]], dict[str, Any]]
@@ -19,6 +20,7 @@ Derive = Callable[[dict[str, Any], list[dict[str, Any]]], dict[str, Any]]
 DERIVATIONS: dict[str, Derive] = {
     "batch": batch.derive,
     "cache": cache_shift.derive,
+    "cache_lookup": cache_lookup.derive,
     "cascade_ttft": cascade_ttft.derive,
     "compression": compression.derive,
     "costs": costs.derive,
