@@ -80,8 +80,10 @@ def _aggregate(engine: sa.Engine, start: dt.datetime, end: dt.datetime | None) -
         connection.execute(delete)
         columns = ["hour", *_DIMENSIONS, "requests", "cost_micro_usd", "prompt_tokens", "completion_tokens", "cached_tokens",
                    "compression_saved_micro_usd"]
-        result = connection.execute(hourly.insert().from_select(columns, select))
-        return max(result.rowcount or 0, 0)
+        connection.execute(hourly.insert().from_select(columns, select))
+        # Counted, not taken from the insert's rowcount: psycopg reports none for INSERT ... SELECT.
+        written = sa.select(sa.func.count()).select_from(hourly).where(hourly.c.hour >= start)
+        return int(connection.execute(written if end is None else written.where(hourly.c.hour < end)).scalar() or 0)
 
 
 def _utc(at: dt.datetime) -> dt.datetime:

@@ -100,6 +100,12 @@ def _series(connection: sa.Connection, in_range: sa.ColumnElement, span: ViewRan
         bucket["errors"] += int(errors or 0)
     for start, idle_cost in idle.items():
         buckets.setdefault(_bucket_of(floor_hour(_utc(start)), span.bucket), _empty())["idle_usd"] += int(idle_cost or 0) / MICRO
+    if buckets:  # every bucket of the range, so charts show quiet hours as zeros rather than joining across them
+        step = dt.timedelta(days=1) if span.bucket == "day" else dt.timedelta(hours=1)
+        at = _bucket_of(floor_hour(span.since), span.bucket)
+        while at < span.until:
+            buckets.setdefault(at, _empty())
+            at += step
     return [{"at": at.isoformat(), **{k: round(v, 6) if isinstance(v, float) else v for k, v in values.items()}}
             for at, values in sorted(buckets.items())]
 

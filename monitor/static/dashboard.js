@@ -107,8 +107,8 @@ function draw(view) {
     "No GPU exporter configured (monitor.gpu_metrics_url).");
 
   const alerts = view.alerts || [];
-  panels.alerts.querySelector(".list").innerHTML = alerts.length ? table(["state", "alert", "since"], alerts.map((a) =>
-    [`<span class="${a.state}">${text(a.state)}</span>`, text(a.summary), text(a.started_at.replace("T", " ").slice(0, 16))])) : "";
+  panels.alerts.querySelector(".list").innerHTML = alerts.length ? table(["state", "rule", "alert", "since"], alerts.map((a) =>
+    [`<span class="${a.state}">${text(a.state)}</span>`, text(a.rule), text(a.summary), text(a.started_at.replace("T", " ").slice(0, 16))])) : "";
   state("alerts", alerts.length > 0, "No alert fired in the last day.");
 }
 

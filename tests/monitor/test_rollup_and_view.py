@@ -72,7 +72,8 @@ def test_a_late_row_lands_in_its_hour_and_a_view_of_30_days_folds_into_days(ledg
             hours = connection.execute(sa.select(sa.func.count(sa.distinct(ledger_hourly_table.c.hour)))).scalar()
     finally:
         store.engine.dispose()
-    assert month["bucket"] == "day" and len(month["series"]) == 2, "two days: the backfilled one and today"
+    assert month["bucket"] == "day" and len(month["series"]) == 31, "every day of the range, quiet ones as zeros"
+    assert [b["at"][:10] for b in month["series"] if b["requests"]] == ["2026-11-26", "2026-11-28"]
     assert month["totals"]["requests"] == 7 and month["totals"]["hosted_usd"] == 16.0
     assert hours == 4
 
