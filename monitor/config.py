@@ -82,7 +82,8 @@ class WebhookConfig(_Strict):
 class AlertsConfig(_Strict):
     enabled: bool = True
     evaluate_every_s: Annotated[float, Field(ge=5, le=3600)] = 60.0
-    for_evaluations: Annotated[int, Field(ge=1, le=60)] = Field(1, description="Consecutive evaluations a condition holds before it fires.")
+    for_evaluations: Annotated[int, Field(ge=1, le=60)] = Field(
+        2, description="Consecutive evaluations a condition holds before it fires (2 at one a minute: the PrometheusRules' `for: 1m`).")
     resolve_evaluations: Annotated[int, Field(ge=1, le=60)] = Field(3, description="Consecutive evaluations under the resolve level before it resolves.")
     repeat_s: Annotated[float, Field(ge=60)] = Field(4 * 3600, description="A still-firing alert is sent again after this long.")
     spend: SpendRule = SpendRule()

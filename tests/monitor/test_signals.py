@@ -88,7 +88,7 @@ def test_budget_thresholds_read_the_ledger(ledger_url: str) -> None:
 
 async def test_one_evaluator_among_replicas_and_the_next_one_carries_on(ledger_url: str) -> None:
     store = open_ledger(ledger_url)
-    config = MonitorConfig(alerts=AlertsConfig(spend=SpendRule(scopes=["team"])))
+    config = MonitorConfig(alerts=AlertsConfig(for_evaluations=1, spend=SpendRule(scopes=["team"])))
     try:
         store.insert(history(1.0) + [spent("now-a", dt.timedelta(minutes=20), 3.0, team="a")])
         first = Monitor(config, store.engine, [], holder="replica-1")
@@ -119,4 +119,4 @@ def test_a_malformed_rule_fails_at_start_naming_its_field() -> None:
 def test_alert_book_defaults_follow_the_config() -> None:
     rules = AlertsConfig()
     book = AlertBook(rules.for_evaluations, rules.resolve_evaluations, rules.repeat_s)
-    assert (book.for_evaluations, book.resolve_evaluations, book.repeat_s) == (1, 3, 4 * 3600)
+    assert (book.for_evaluations, book.resolve_evaluations, book.repeat_s) == (2, 3, 4 * 3600)
