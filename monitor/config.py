@@ -44,8 +44,8 @@ class SpendRule(_Strict):
 
 
 class RateRule(_Strict):
-    """A share of requests (cache hits, errors, spills) over the last ``window_s`` against its
-    mean over the trailing ``baseline_h``. ``direction: below`` fires when the share falls under
+    """A share of requests (cache hits, errors, spills) over the last ``window_s`` (widened for
+    quiet traffic until it holds ``min_requests``) against its mean over the trailing ``baseline_h``. ``direction: below`` fires when the share falls under
     ``factor`` x baseline (cache hits), ``above`` when it rises over ``factor`` x baseline and
     over ``floor`` (errors, spills)."""
 
@@ -56,10 +56,15 @@ class RateRule(_Strict):
     factor: Annotated[float, Field(gt=0)]
     resolve_factor: Annotated[float, Field(gt=0)]
     floor: Annotated[float, Field(ge=0, le=1)] = 0.0
-    min_requests: Annotated[int, Field(ge=1)] = 50
+    min_requests: Annotated[int, Field(ge=1)] = Field(
+        200, description="The window widens past window_s (up to max_window_s) until it holds this many requests; with fewer "
+        "even then, nothing fires.")
+    max_window_s: Annotated[int, Field(ge=60, le=86400)] = 1800
 
     @model_validator(mode="after")
     def _hysteresis(self) -> RateRule:
+        if self.max_window_s < self.window_s:
+            raise ValueError(f"max_window_s ({self.max_window_s}) must be at least window_s ({self.window_s})")
         wrong = self.resolve_factor >= self.factor if self.direction == "above" else self.resolve_factor <= self.factor
         if wrong:
             side = "below" if self.direction == "above" else "above"
@@ -88,7 +93,7 @@ class AlertsConfig(_Strict):
     repeat_s: Annotated[float, Field(ge=60)] = Field(4 * 3600, description="A still-firing alert is sent again after this long.")
     spend: SpendRule = SpendRule()
     budget: BudgetRule = BudgetRule()
-    cache_hit_drop: RateRule = RateRule(direction="below", factor=0.7, resolve_factor=0.85, min_requests=100)
+    cache_hit_drop: RateRule = RateRule(direction="below", factor=0.7, resolve_factor=0.85)
     error_spike: RateRule = RateRule(direction="above", factor=3.0, resolve_factor=2.0, floor=0.05)
     spill_spike: RateRule = RateRule(direction="above", factor=2.0, resolve_factor=1.5, floor=0.2)
     webhooks: list[WebhookConfig] = Field(default_factory=list)

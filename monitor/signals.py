@@ -77,7 +77,7 @@ def rate_readings(connection: sa.Connection, rules: dict[str, RateRule], now: dt
     for name, rule in rules.items():
         if not rule.enabled:
             continue
-        window_start = now - dt.timedelta(seconds=rule.window_s)
+        window_start = _window_start(connection, rule, now)
         requests, hits = _share(connection, name, window_start, now)
         base_requests, base_hits = _share(connection, name, window_start - dt.timedelta(hours=rule.baseline_h), window_start)
         if base_requests == 0 or (rule.direction == "below" and base_hits == 0):
@@ -91,9 +91,25 @@ def rate_readings(connection: sa.Connection, rules: dict[str, RateRule], now: dt
         what = {"cache_hit_drop": "Cache hit rate", "error_spike": "Error rate", "spill_spike": "Spill share"}.get(name, name)
         readings.append(Observation(
             name, "global", "", round(value, 4), round(threshold, 4), round(resolve_at, 4), rule.direction == "above",
-            f"{what} over the last {rule.window_s // 60} min is {value:.1%} against {baseline:.1%} over the {rule.baseline_h} h before "
+            f"{what} over the last {round((now - window_start).total_seconds() / 60)} min is {value:.1%} against {baseline:.1%} over the {rule.baseline_h} h before "
             f"({requests} requests)", eligible=requests >= rule.min_requests))
     return readings
+
+
+def _window_start(connection: sa.Connection, rule: RateRule, now: dt.datetime) -> dt.datetime:
+    """The window's start: ``window_s`` back, or further (up to ``max_window_s``) until it holds
+    ``min_requests``: a share of a handful of requests is noise (at 60 requests and a 1% error
+    rate, four errors in a row happen every few hours), so a quiet hour widens its window rather
+    than alerting on chance. Busy traffic keeps the 5 minutes the PrometheusRules use."""
+    start = now - dt.timedelta(seconds=rule.window_s)
+    nth = connection.execute(
+        sa.select(t.c.at).where(t.c.at < now, t.c.at >= now - dt.timedelta(seconds=rule.max_window_s))
+        .order_by(t.c.at.desc()).offset(rule.min_requests - 1).limit(1)
+    ).scalar()
+    if nth is None:  # fewer than min_requests in the longest window: judged ineligible over it
+        return now - dt.timedelta(seconds=rule.max_window_s)
+    nth = nth.replace(tzinfo=dt.UTC) if nth.tzinfo is None else nth
+    return min(start, nth)
 
 
 def _share(connection: sa.Connection, rule: str, start: dt.datetime, end: dt.datetime) -> tuple[int, int]:

@@ -40,12 +40,12 @@ def rate_traffic(baseline: Minute, window: Minute) -> Callable[[int], Minute]:
 
 
 RATE_SCENARIOS = {
-    "errors 1% -> 10%": rate_traffic((99, 1, 0, 0), (18, 2, 0, 0)),
+    "errors 1% -> 10%": rate_traffic((99, 1, 0, 0), (45, 5, 0, 0)),
     "errors 2% -> 3%": rate_traffic((98, 2, 0, 0), (97, 3, 0, 0)),
-    "cache 40% -> 10%": rate_traffic((60, 0, 40, 0), (27, 0, 3, 0)),
-    "cache 40% -> 35%": rate_traffic((60, 0, 40, 0), (13, 0, 7, 0)),
-    "spills 10% -> 50%": rate_traffic((90, 0, 0, 10), (10, 0, 0, 10)),
-    "spills 10% -> 15%": rate_traffic((90, 0, 0, 10), (17, 0, 0, 3)),
+    "cache 40% -> 10%": rate_traffic((60, 0, 40, 0), (54, 0, 6, 0)),
+    "cache 40% -> 35%": rate_traffic((60, 0, 40, 0), (39, 0, 21, 0)),
+    "spills 10% -> 50%": rate_traffic((90, 0, 0, 10), (30, 0, 0, 30)),
+    "spills 10% -> 15%": rate_traffic((90, 0, 0, 10), (51, 0, 0, 9)),
 }
 
 

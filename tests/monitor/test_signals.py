@@ -58,8 +58,8 @@ def test_error_cache_and_spill_shares_against_their_baseline(ledger_url: str) ->
     try:
         store.insert(rows)
         defaults = AlertsConfig()
-        rules = {"cache_hit_drop": defaults.cache_hit_drop.model_copy(update={"min_requests": 50}), "error_spike": defaults.error_spike,
-                 "spill_spike": defaults.spill_spike}
+        rules = {name: rule.model_copy(update={"min_requests": 50}) for name, rule in (
+            ("cache_hit_drop", defaults.cache_hit_drop), ("error_spike", defaults.error_spike), ("spill_spike", defaults.spill_spike))}
         with store.engine.connect() as connection:
             readings = {o.rule: o for o in rate_readings(connection, rules, NOW)}
             strict = RateRule(direction="above", factor=3, resolve_factor=2, floor=0.05, min_requests=1000)
@@ -70,7 +70,8 @@ def test_error_cache_and_spill_shares_against_their_baseline(ledger_url: str) ->
     assert readings["error_spike"].threshold == 0.05, "3x of 1% is under the 5% floor: the floor stands"
     assert readings["cache_hit_drop"].breaching() and readings["cache_hit_drop"].threshold == 0.28
     assert readings["spill_spike"].breaching() and readings["spill_spike"].value == 0.5
-    assert too_few.value == 0.1 and not too_few.breaching(), "60 requests in the window, 1000 asked for"
+    assert too_few.value == 0.1 and not too_few.breaching(), "60 requests in the widest window (30 min), 1000 asked for"
+    assert "over the last 30 min" in too_few.summary
 
 
 def test_budget_thresholds_read_the_ledger(ledger_url: str) -> None:
