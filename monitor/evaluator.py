@@ -25,7 +25,7 @@ from costbook.config import BudgetConfig
 from monitor.alerting import AlertBook, Firing, Observation, Transition
 from monitor.config import AlertsConfig, MonitorConfig
 from monitor.lease import Lease
-from monitor.rollup import refresh_rollup
+from monitor.rollup import as_utc, refresh_rollup
 from monitor.signals import budget_readings, rate_readings, spend_readings
 from monitor.webhooks import Notifier
 from stores.sql_schema import alerts_table as alerts
@@ -129,7 +129,7 @@ def _load_firing(engine: sa.Engine) -> dict[str, Firing]:
     with engine.connect() as connection:
         rows = connection.execute(sa.select(alerts).where(alerts.c.state == "firing")).all()
     return {r.id: Firing(Observation(r.rule, r.scope, r.subject, r.value, r.threshold, r.threshold, True, r.summary),
-                         _utc(r.started_at), _utc(r.notified_at or r.started_at)) for r in rows}
+                         as_utc(r.started_at), as_utc(r.notified_at or r.started_at)) for r in rows}
 
 
 def alert_rows(engine: sa.Engine, now: dt.datetime, resolved_within: dt.timedelta = dt.timedelta(days=1)) -> list[dict]:
@@ -140,9 +140,6 @@ def alert_rows(engine: sa.Engine, now: dt.datetime, resolved_within: dt.timedelt
             .order_by(alerts.c.state, sa.desc(alerts.c.started_at))
         ).all()
     return [{"id": r.id, "rule": r.rule, "scope": r.scope, "subject": r.subject, "state": r.state, "value": r.value,
-             "threshold": r.threshold, "summary": r.summary, "started_at": _utc(r.started_at).isoformat(),
-             "resolved_at": _utc(r.resolved_at).isoformat() if r.resolved_at else None} for r in rows]
+             "threshold": r.threshold, "summary": r.summary, "started_at": as_utc(r.started_at).isoformat(),
+             "resolved_at": as_utc(r.resolved_at).isoformat() if r.resolved_at else None} for r in rows]
 
-
-def _utc(at: dt.datetime) -> dt.datetime:
-    return at.replace(tzinfo=dt.UTC) if at.tzinfo is None else at.astimezone(dt.UTC)

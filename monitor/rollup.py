@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from stores.sql_schema import ledger_hourly_table as hourly
 from stores.sql_schema import ledger_table as ledger
 
-__all__ = ["floor_hour", "hour_bucket", "refresh_rollup"]
+__all__ = ["as_utc", "floor_hour", "hour_bucket", "refresh_rollup"]
 
 _DIMENSIONS = ("team", "user_name", "feature", "model_asked", "destination", "spill_reason", "cache_result", "status")
 
@@ -48,9 +48,9 @@ def refresh_rollup(engine: sa.Engine, now: dt.datetime, recompute_h: int, *, bac
         first = connection.execute(sa.select(sa.func.min(ledger.c.at))).scalar() if last is None else None
     start = recent
     if last is not None:
-        start = min(recent, _utc(last))
+        start = min(recent, as_utc(last))
     elif first is not None:
-        start = min(recent, floor_hour(_utc(first)))
+        start = min(recent, floor_hour(as_utc(first)))
     written = 0
     while start + backfill_chunk <= recent:
         written += _aggregate(engine, start, start + backfill_chunk)
@@ -86,6 +86,9 @@ def _aggregate(engine: sa.Engine, start: dt.datetime, end: dt.datetime | None) -
         return int(connection.execute(written if end is None else written.where(hourly.c.hour < end)).scalar() or 0)
 
 
-def _utc(at: dt.datetime) -> dt.datetime:
-    """SQLite hands datetimes back naive (they were written in UTC)."""
+def as_utc(at: dt.datetime | str) -> dt.datetime:
+    """A time read back from the database, in UTC: SQLite hands datetimes back naive (they were
+    written in UTC), and a rolled-up hour as the text it was written as."""
+    if isinstance(at, str):
+        at = dt.datetime.fromisoformat(at)
     return at.replace(tzinfo=dt.UTC) if at.tzinfo is None else at.astimezone(dt.UTC)

@@ -23,6 +23,7 @@ from contracts.spill import CACHE, LOCAL
 from costbook.config import BudgetConfig
 from monitor.alerting import Observation
 from monitor.config import RateRule, SpendRule
+from monitor.rollup import as_utc
 from stores.sql_schema import keys_table as keys
 from stores.sql_schema import ledger_table as t
 
@@ -108,8 +109,7 @@ def _window_start(connection: sa.Connection, rule: RateRule, now: dt.datetime) -
     ).scalar()
     if nth is None:  # fewer than min_requests in the longest window: judged ineligible over it
         return now - dt.timedelta(seconds=rule.max_window_s)
-    nth = nth.replace(tzinfo=dt.UTC) if nth.tzinfo is None else nth
-    return min(start, nth)
+    return min(start, as_utc(nth))
 
 
 def _share(connection: sa.Connection, rule: str, start: dt.datetime, end: dt.datetime) -> tuple[int, int]:

@@ -20,7 +20,7 @@ import sqlalchemy as sa
 
 from contracts.spill import CACHE, LOCAL
 from costbook.prices import ModelPrice, PriceTable
-from monitor.rollup import floor_hour
+from monitor.rollup import as_utc, floor_hour
 from stores.sql_schema import ledger_hourly_table as h
 from stores.sql_schema import local_intervals_table as intervals
 
@@ -89,7 +89,7 @@ def _series(connection: sa.Connection, in_range: sa.ColumnElement, span: ViewRan
     ).all())
     buckets: dict[dt.datetime, dict[str, Any]] = {}
     for hour, requests, local_cost, hosted_cost, prompt, completion, hits, spilled, errors in rows:
-        bucket = buckets.setdefault(_bucket_of(_utc(hour), span.bucket), _empty())
+        bucket = buckets.setdefault(_bucket_of(as_utc(hour), span.bucket), _empty())
         bucket["requests"] += int(requests)
         bucket["local_usd"] += int(local_cost or 0) / MICRO
         bucket["hosted_usd"] += int(hosted_cost or 0) / MICRO
@@ -99,7 +99,7 @@ def _series(connection: sa.Connection, in_range: sa.ColumnElement, span: ViewRan
         bucket["spilled"] += int(spilled or 0)
         bucket["errors"] += int(errors or 0)
     for start, idle_cost in idle.items():
-        buckets.setdefault(_bucket_of(floor_hour(_utc(start)), span.bucket), _empty())["idle_usd"] += int(idle_cost or 0) / MICRO
+        buckets.setdefault(_bucket_of(floor_hour(as_utc(start)), span.bucket), _empty())["idle_usd"] += int(idle_cost or 0) / MICRO
     if buckets:  # every bucket of the range, so charts show quiet hours as zeros rather than joining across them
         step = dt.timedelta(days=1) if span.bucket == "day" else dt.timedelta(hours=1)
         at = _bucket_of(floor_hour(span.since), span.bucket)
@@ -158,8 +158,3 @@ def _empty() -> dict[str, Any]:
 def _bucket_of(at: dt.datetime, bucket: str) -> dt.datetime:
     return at.replace(hour=0) if bucket == "day" else at
 
-
-def _utc(at: dt.datetime | str) -> dt.datetime:
-    if isinstance(at, str):  # SQLite hands a rolled-up hour back as the text it was written as
-        at = dt.datetime.fromisoformat(at)
-    return at.replace(tzinfo=dt.UTC) if at.tzinfo is None else at.astimezone(dt.UTC)
