@@ -41,6 +41,11 @@ class IngressConfig(_Strict):
 
 class ModelConfig(_Strict):
     name: str = Field(description="Public model name clients send in `model`.")
+    aliases: list[str] = Field(
+        default_factory=list,
+        description="Other names clients may send for this model (e.g. `gpt-4o-mini` for apps written for a hosted API); "
+        "listed by /v1/models, and served, priced and logged as this model.",
+    )
     source: str = Field(
         description="`builtin:<name>` (shipped in a package), a local folder, or a hub id "
         "(clusters only; the embedded default never downloads)."
@@ -91,6 +96,11 @@ class ModelConfig(_Strict):
 
 class EmbeddingModelConfig(_Strict):
     name: str = Field(description="Public model name for `POST /v1/embeddings`.")
+    aliases: list[str] = Field(
+        default_factory=list,
+        description="Other names clients may send for this model (e.g. `text-embedding-3-small` for apps written for a hosted API); "
+        "listed by /v1/models, and served, priced and logged as this model.",
+    )
     source: str = Field(description="`builtin:<name>` (shipped in a package) or a local folder.")
     max_batch_size: Annotated[int, Field(ge=1)] = Field(
         32, description="Inputs embedded in one forward pass, across concurrent requests."

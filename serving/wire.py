@@ -17,12 +17,17 @@ from contracts.tokens import estimate_prompt_tokens
 from serving.prompt_tokens import PromptTokenCounter
 
 __all__ = [
+    "MAX_LOGIT_BIAS",
     "ChatCompletionBody",
     "CompletionBody",
     "EmbeddingBody",
     "GenerationBody",
     "request_facts",
 ]
+
+
+#: Most ``logit_bias`` entries a request may carry.
+MAX_LOGIT_BIAS = 300
 
 
 class _Message(BaseModel):
@@ -45,6 +50,10 @@ class _GenerationFields(BaseModel):
     stream_options: _StreamOptions | None = None
     max_tokens: Annotated[int, Field(ge=1)] | None = None
     n: Annotated[int, Field(ge=1, le=16)] = 1
+    #: Token id -> bias. Bounded in count (a flood of entries costs the engine per step for
+    #: every sequence) and in value as OpenAI documents it.
+    logit_bias: Annotated[dict[Annotated[str, Field(pattern=r"^[0-9]{1,9}$")], Annotated[float, Field(ge=-100, le=100)]],
+                          Field(max_length=MAX_LOGIT_BIAS)] | None = None
 
     def output_limit(self, default: int) -> int:
         limit = getattr(self, "max_completion_tokens", None) or self.max_tokens or default

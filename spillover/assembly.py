@@ -41,6 +41,7 @@ from serving.stages.dispatch import Dispatch
 from serving.stages.respond import Respond
 from spillover.batch_lines import BatchBudget, BatchLines, InteractiveInFlight
 from spillover.config import SpilloverConfig
+from spillover.public_names import PublicNames
 from spillover.route_table import cache_routes, hosted_models, local_sources, replica_shapes, routes_from_config
 from stores.shared import SharedStores
 
@@ -64,6 +65,8 @@ class IngressParts:
     costbook: Costbook | None
     cache: CacheLever
     pipeline: Pipeline
+    #: What a client may send in ``model`` (aliases included) and each route's output limits.
+    names: PublicNames
     #: Per route with a local model: its prompt-token counter (chars/4 where no tokenizer loaded).
     prompt_counters: dict[str, PromptTokenCounter] = field(default_factory=dict)
     #: Files and batches (with keys and costs on: they live in the ledger's database).
@@ -152,17 +155,18 @@ def assemble(config: SpilloverConfig, engines: LocalEngines, *, providers: Mappi
     interactive = InteractiveInFlight()
     sinks = [*([costbook.record] if costbook else []), metrics.finished, access_log, interactive.finished]
     pipeline = Pipeline(stages, sinks=sinks, starters=[metrics.started, interactive.started])
+    names = PublicNames.from_config(config)
     batch = None
     if keys_and_costs and config.batch.enabled:  # batches live in the ledger's database
         priority = [m.name for m in config.models if m.engine_kwargs.get("scheduling_policy") == "priority"]
         assert costbook is not None  # with keys and costs
-        lines = BatchLines(pipeline, engines, routes, prompt_counters, interactive, config.batch, after=authenticate.name,
+        lines = BatchLines(pipeline, engines, routes, names, prompt_counters, interactive, config.batch, after=authenticate.name,
                            priority_models=priority, charge=costbook.admit.charge)
         hosted = config.batch.hosted
         hand_off = lines.hand_off(next(p for p in config.providers if p.name == hosted.provider)) if hosted is not None else None
         batch = BatchLever(config.batch, stores.database(), run_line=lines.run, headroom=lines.headroom,
                            identify=identify_with(authenticate), models=lines.models, hand_off=hand_off,
-                           budget=BatchBudget(costbook.admit, prompt_counters))
+                           budget=BatchBudget(costbook.admit, names, prompt_counters))
     monitor = dashboard = None
     if costbook is not None and config.costs.ledger:
         assert access is not None  # with keys and costs
@@ -174,5 +178,5 @@ def assemble(config: SpilloverConfig, engines: LocalEngines, *, providers: Mappi
                 strongest_prices(hosted_models(config, routes), costbook.pricer.table), engines.all_states,
                 cache.stage.steering_states, config.monitor.gpu_metrics_url)
     return IngressParts(config, engines, routes, providers, breakers, stores, registry, metrics, authenticate, access, costbook, cache, pipeline,
-                        prompt_counters, batch, monitor, dashboard)
+                        names, prompt_counters, batch, monitor, dashboard)
 

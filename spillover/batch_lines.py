@@ -36,7 +36,7 @@ from fallback.providers.config import ProviderConfig
 from serving.prompt_tokens import PromptTokenCounter
 from serving.stages.dispatch import ROUTE_HEADER
 from serving.wire import ChatCompletionBody, CompletionBody, EmbeddingBody, request_facts
-from spillover.route_table import DEFAULT_MAX_TOKENS
+from spillover.public_names import PublicNames
 from webio.bodies import parse_body
 
 __all__ = ["BATCH_PRIORITY", "BatchBudget", "BatchLines", "InteractiveInFlight"]
@@ -70,8 +70,9 @@ class BatchBudget:
     """A batch's budget hold (:class:`costlevers.batch.budget.BudgetHold`) over admission's
     counters: each line's worst case as admission would reserve it for the same request."""
 
-    def __init__(self, admit: Admit, counters: Mapping[str, PromptTokenCounter]) -> None:
+    def __init__(self, admit: Admit, names: PublicNames, counters: Mapping[str, PromptTokenCounter]) -> None:
         self._admit = admit
+        self._names = names
         self._counters = counters
 
     async def worst_case(self, principal: Principal, endpoint: str, bodies: Sequence[dict[str, Any]]) -> list[int]:
@@ -82,10 +83,11 @@ class BatchBudget:
 
     def _line_worst(self, api: Api, principal: Principal, body: dict[str, Any]) -> int:
         try:
+            body = self._names.admit(api, body)
             parsed = parse_body(_WIRE[api], body)
         except SpilloverError:  # the line fails when it runs, before any cost
             return 0
-        facts = request_facts(parsed, body, DEFAULT_MAX_TOKENS, count_prompt_tokens=self._counters.get(parsed.model, estimate_prompt_tokens))
+        facts = request_facts(parsed, body, self._names.default_max_tokens(parsed.model), count_prompt_tokens=self._counters.get(parsed.model, estimate_prompt_tokens))
         ctx = RequestContext("batch-worst-case", api, parsed.model, body, False, {}, facts=facts, principal=principal)
         return self._admit.worst_cost(ctx, facts.prompt_tokens, facts.max_tokens)
 
@@ -97,7 +99,8 @@ class BatchBudget:
 
 
 class BatchLines:
-    def __init__(self, pipeline: Pipeline, engines: LocalEngines, routes: Mapping[str, Route], counters: Mapping[str, PromptTokenCounter],
+    def __init__(self, pipeline: Pipeline, engines: LocalEngines, routes: Mapping[str, Route], names: PublicNames,
+                 counters: Mapping[str, PromptTokenCounter],
                  interactive: InteractiveInFlight, config: BatchConfig, *, after: str, priority_models: Collection[str] = (),
                  charge: Callable[[RequestContext], Awaitable[None]] | None = None) -> None:
         """``priority_models``: local models whose engines schedule by priority (vLLM's
@@ -109,18 +112,21 @@ class BatchLines:
         self._pipeline = pipeline
         self._engines = engines
         self._routes = routes
+        self._names = names
         self._counters = counters
         self._interactive = interactive
         self._config = config
         self._after = after
 
     def models(self) -> list[str]:
-        """What a line may name: routes served locally, and the embedding models."""
-        return [name for name, route in self._routes.items() if route.local_model] + list(self._engines.embedding_models())
+        """What a line may name: routes served locally, and the embedding models (aliases included)."""
+        served = {name for name, route in self._routes.items() if route.local_model} | set(self._engines.embedding_models())
+        return [name for name in self._names.listed() if self._names.resolve(name) in served]
 
     def headroom(self, model: str, flying: int) -> bool:
         """Room for one more line on ``model``: fewer than ``max_in_flight`` lines there, no
         interactive request in the pipeline for it, and its engines idle but for our lines."""
+        model = self._names.resolve(model)
         if flying >= self._config.max_in_flight or self._interactive.by_model[model] > 0:
             return False
         route = self._routes.get(model)
@@ -138,13 +144,15 @@ class BatchLines:
             return None
 
         def provider_body(body: dict[str, Any]) -> dict[str, Any]:
-            route = self._routes.get(body.get("model", ""))
+            body = {**body, "model": self._names.resolve(str(body.get("model", "")))}
+            route = self._routes.get(body["model"])
             target = next((t for t in route.hosted if t.provider == provider.name), None) if route is not None else None
             return {**body, "model": provider.upstream_model(target.model if target is not None and target.model else body["model"])}
 
         async def record(batch: dict[str, Any], line: dict[str, Any], result: dict[str, Any]) -> None:
             """A hosted batch answer's ledger row: the line's usage at the provider's batch price."""
             body = json.loads(line["body"])
+            body["model"] = self._names.resolve(str(body.get("model", "")))
             answer = result["response"]["body"]
             ctx = RequestContext(f"{batch['id']}-{line['line']}", Api(ENDPOINTS[batch["endpoint"]]), body.get("model", ""), body, False, {},
                                  principal=Principal(batch["key_id"], batch["user_name"], batch["team"], batch["feature"] or "batch"))
@@ -162,14 +170,15 @@ class BatchLines:
         """One line through the pipeline: (``done`` or ``failed``, OpenAI's per-line result)."""
         api = Api(ENDPOINTS[batch["endpoint"]])
         body = json.loads(line["body"])
-        route = self._routes.get(str(body.get("model", "")))
+        route = self._routes.get(self._names.resolve(str(body.get("model", ""))))
         if api is not Api.EMBEDDINGS and route is not None and route.local_model in self._priority_models:
             body = {**body, "priority": BATCH_PRIORITY}
         request_id = f"{batch['id']}-{line['line']}"
         try:
+            body = self._names.admit(api, body)
             parsed = parse_body(_WIRE[api], body)
             facts = RequestFacts() if api is Api.EMBEDDINGS else request_facts(
-                parsed, body, DEFAULT_MAX_TOKENS, count_prompt_tokens=self._counters.get(parsed.model, estimate_prompt_tokens))
+                parsed, body, self._names.default_max_tokens(parsed.model), count_prompt_tokens=self._counters.get(parsed.model, estimate_prompt_tokens))
             ctx = RequestContext(request_id, api, parsed.model, body, False, {ROUTE_HEADER: RoutePin.LOCAL_ONLY.value}, facts=facts,
                                  principal=Principal(batch["key_id"], batch["user_name"], batch["team"], batch["feature"] or "batch"))
             ctx.put(BatchLine(batch["id"], line["line"]))

@@ -36,6 +36,7 @@ __all__ = [
     "DEFAULT_MODEL_NAME",
     "ENV_PREFIX",
     "HostedTargetConfig",
+    "MaxTokensConfig",
     "RouteConfig",
     "SpilloverConfig",
     "apply_env_overrides",
@@ -47,6 +48,8 @@ __all__ = [
 ENV_PREFIX = "SPILLOVER__"
 DEFAULT_MODEL_NAME = "smollm2-135m-instruct"
 DEFAULT_EMBEDDING_MODEL_NAME = "all-minilm-l6-v2"
+#: The embedded default's output limit for a request that sets none.
+DEFAULT_MAX_TOKENS_ON_CPU = 256
 
 
 class _Strict(BaseModel):
@@ -58,7 +61,29 @@ class HostedTargetConfig(_Strict):
     model: str | None = Field(None, description="The provider's model name; default: the provider's `models` map.")
 
 
+class MaxTokensConfig(_Strict):
+    """Why: a request without ``max_tokens`` generates to the context limit (minutes on a CPU
+    replica, and a budget reservation sized for the whole context)."""
+
+    default: Annotated[int, Field(ge=1)] = Field(
+        1024, description="Output tokens allowed to a request that sets neither `max_tokens` nor `max_completion_tokens`."
+    )
+    max: Annotated[int, Field(ge=1)] | None = Field(
+        None, description="A request asking for more gets 400 (param `max_tokens`); unset: the model's context bounds it."
+    )
+
+    @model_validator(mode="after")
+    def _default_within_max(self) -> MaxTokensConfig:
+        if self.max is not None and self.default > self.max:
+            raise ValueError(f"default ({self.default}) is above max ({self.max})")
+        return self
+
+
 class RouteConfig(_Strict):
+    aliases: list[str] = Field(
+        default_factory=list, description="Other names clients may send for this route (e.g. `gpt-4o`); listed by /v1/models."
+    )
+    max_tokens: MaxTokensConfig = MaxTokensConfig()
     local_model: str | None = Field(
         None, description="The local model serving this route; default: the model of the route's name, if any."
     )
@@ -103,6 +128,7 @@ class SpilloverConfig(_Strict):
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"model names must be unique; repeated: {', '.join(dupes)}")
+        self._check_aliases(set(names) | set(self.routes))
         providers = {p.name for p in self.providers}
         models = {m.name for m in self.models}
         hosted_batch = self.batch.hosted
@@ -120,6 +146,17 @@ class SpilloverConfig(_Strict):
                 raise ValueError(f"route {route_name!r}: local_start_timeout_s ({route.local_start_timeout_s:g}) must be below "
                                  f"failover.deadline_s ({self.failover.deadline_s:g}), or a timed-out request has no time left")
         return self
+
+    def _check_aliases(self, public: set[str]) -> None:
+        owners = [(a, m.name) for m in [*self.models, *self.embeddings] for a in m.aliases]
+        owners += [(a, name) for name, route in self.routes.items() for a in route.aliases]
+        seen: dict[str, str] = {}
+        for alias, owner in owners:
+            if alias in public:
+                raise ValueError(f"alias {alias!r} of {owner!r} is already a model or route name")
+            if alias in seen:
+                raise ValueError(f"alias {alias!r} is given to both {seen[alias]!r} and {owner!r}")
+            seen[alias] = owner
 
     def _check_routing(self, name: str, route: RouteConfig) -> None:
         assert route.routing is not None
@@ -141,10 +178,14 @@ class SpilloverConfig(_Strict):
 
 
 def default_config_dict() -> dict[str, Any]:
-    """The embedded default: SmolLM2-135M-Instruct on one CPU replica, all-MiniLM-L6-v2 embeddings."""
+    """The embedded default: SmolLM2-135M-Instruct on one CPU replica, all-MiniLM-L6-v2 embeddings.
+
+    A request that sets no output limit gets :data:`DEFAULT_MAX_TOKENS_ON_CPU` (one CPU replica
+    writes ~15 tokens a second; to the context limit would take minutes)."""
     return {
         "models": [{"name": DEFAULT_MODEL_NAME, "source": f"builtin:{DEFAULT_MODEL_NAME}", "tool_call_parser": "hermes"}],
         "embeddings": [{"name": DEFAULT_EMBEDDING_MODEL_NAME, "source": f"builtin:{DEFAULT_EMBEDDING_MODEL_NAME}"}],
+        "routes": {DEFAULT_MODEL_NAME: {"max_tokens": {"default": DEFAULT_MAX_TOKENS_ON_CPU}}},
     }
 
 

@@ -15,12 +15,10 @@ from costlevers.cache.request_key import model_version_of
 from fallback.decision import HostedTarget, Route
 from spillover.config import RouteConfig, SpilloverConfig
 
-__all__ = ["DEFAULT_MAX_TOKENS", "DEFAULT_TTFT_TARGET_S", "cache_routes", "hosted_models", "local_sources", "replica_shapes", "routes_from_config"]
+__all__ = ["DEFAULT_TTFT_TARGET_S", "cache_routes", "hosted_models", "local_sources", "replica_shapes", "routes_from_config"]
 
 #: TTFT target of a local model that has no `routes` entry of its own.
 DEFAULT_TTFT_TARGET_S = 2.0
-#: ``max_tokens`` assumed when a request leaves it unset (admission and the decision).
-DEFAULT_MAX_TOKENS = 256
 
 
 def routes_from_config(config: SpilloverConfig) -> dict[str, Route]:

@@ -15,7 +15,12 @@ from starlette.requests import Request
 
 from contracts.errors import InvalidRequestError, PayloadTooLargeError
 
-__all__ = ["parse_body", "read_json_body"]
+__all__ = ["MAX_JSON_DEPTH", "loads_json", "parse_body", "read_json_body"]
+
+#: Deepest nesting a body may have. Why: Python's parser recurses (a body of 100k ``[`` raised
+#: RecursionError, a 500), and what it does accept deeply nested costs every later step that
+#: walks it (validation, hashing, pickling to an engine). Tool schemas stay far below this.
+MAX_JSON_DEPTH = 64
 
 logger = logging.getLogger(__name__)
 
@@ -32,13 +37,47 @@ async def read_json_body(request: Request, max_bytes: int) -> dict[str, Any]:
         if size > max_bytes:
             raise PayloadTooLargeError(f"Request body exceeds the limit of {max_bytes} bytes.")
         chunks.append(chunk)
-    try:
-        body = json.loads(b"".join(chunks))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InvalidRequestError(f"We could not parse the JSON body of your request: {exc}.") from None
+    body = loads_json(b"".join(chunks))
     if not isinstance(body, dict):
         raise InvalidRequestError("The request body must be a JSON object.")
     return body
+
+
+def loads_json(raw: bytes | str) -> Any:
+    """Parse JSON from a client (a body, a batch file's line): 400 for bad JSON, nesting past
+    :data:`MAX_JSON_DEPTH` and lone surrogate escapes, never a RecursionError's 500."""
+    try:
+        value = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InvalidRequestError(f"We could not parse the JSON body of your request: {exc}.") from None
+    except RecursionError:  # the parser recurses; ~1000 levels exhaust it
+        raise _too_deep() from None
+    _check_tree(value)
+    return value
+
+
+def _too_deep() -> InvalidRequestError:
+    return InvalidRequestError(f"The JSON body is nested more than {MAX_JSON_DEPTH} levels deep.", code="json_too_deep")
+
+
+def _check_tree(body: Any) -> None:
+    """400 for nesting past :data:`MAX_JSON_DEPTH`, or for a lone surrogate escape: JSON allows
+    ``"\\ud800"``, which parses to a str no UTF-8 encoder takes, so a hash, a tokenizer or a log
+    line deep in the request would raise on it."""
+    stack: list[tuple[Any, int]] = [(body, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, str):
+            try:
+                item.encode()
+            except UnicodeEncodeError:
+                raise InvalidRequestError("The JSON body holds a lone UTF-16 surrogate escape (such as \\ud800): not valid Unicode.",
+                                          code="invalid_unicode") from None
+        elif isinstance(item, dict | list):
+            if depth > MAX_JSON_DEPTH:
+                raise _too_deep()
+            children = [*item.keys(), *item.values()] if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children)
 
 
 def parse_body(model: type[BaseModel], body: dict[str, Any]) -> Any:

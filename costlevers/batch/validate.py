@@ -5,10 +5,12 @@ fail the batch with an ``errors`` entry naming the line (1-based)."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
+
+from contracts.errors import InvalidRequestError
+from webio.bodies import loads_json
 
 __all__ = ["ENDPOINTS", "InputLine", "LineError", "parse_input"]
 
@@ -59,9 +61,9 @@ def parse_input(data: bytes, *, endpoint: str, models: Collection[str], max_line
 
 def _line_problem(raw: bytes, endpoint: str, models: Collection[str], seen: set[str]) -> dict[str, Any] | LineError:
     try:
-        item = json.loads(raw)
-    except ValueError:
-        return LineError("invalid_json_line", "This line is not parseable as valid JSON.")
+        item = loads_json(raw)
+    except InvalidRequestError as exc:  # not JSON, nested too deep, or not valid Unicode
+        return LineError("invalid_json_line", f"This line is not parseable as valid JSON ({exc.code or 'invalid_json'}).")
     if not isinstance(item, dict):
         return LineError("invalid_json_line", "This line is not a JSON object.")
     custom_id, body, url = item.get("custom_id"), item.get("body"), item.get("url")

@@ -40,6 +40,8 @@ class Respond(Stage):
         ctx.timings.first_token = time.perf_counter()
         if isinstance(first, dict):
             ctx.usage = Usage.from_openai(first.get("usage"))
+            if isinstance(first.get("usage"), dict):
+                first = {**first, "usage": _spec_usage(first["usage"])}
             ctx.outcome = Outcome(body=first)
             return
         ctx.outcome = Outcome(stream=_sse(ctx, first, upstream, ctx.facts.wants_usage_chunk))
@@ -57,9 +59,12 @@ async def _sse(ctx: RequestContext, first: list[str], upstream: AsyncIterator[An
             for payload in batch:
                 if '"choices":[]' in payload and '"usage":' in payload:
                     saw_usage = True
-                    ctx.usage = Usage.from_openai(json.loads(payload[len("data: ") :]).get("usage"))
+                    chunk = json.loads(payload[len("data: ") :])
+                    ctx.usage = Usage.from_openai(chunk.get("usage"))
                     if not wants_usage:
                         continue
+                    if isinstance(chunk.get("usage"), dict) and None in chunk["usage"].values():
+                        payload = "data: " + json.dumps({**chunk, "usage": _spec_usage(chunk["usage"])}, separators=(",", ":")) + "\n\n"
                 elif payload != SSE_DONE:
                     content_chunks += 1
                 out.append(payload)
@@ -81,6 +86,12 @@ async def _sse(ctx: RequestContext, first: list[str], upstream: AsyncIterator[An
     finally:
         _account_partial(ctx, saw_usage, content_chunks)
         await upstream.aclose()
+
+
+def _spec_usage(usage: dict[str, Any]) -> dict[str, Any]:
+    """Usage as OpenAI's spec shapes it: vLLM sends ``prompt_tokens_details: null`` (and the like)
+    where the spec has an optional object, which strict clients reject; a null field is left out."""
+    return {key: value for key, value in usage.items() if value is not None}
 
 
 def _account_partial(ctx: RequestContext, saw_usage: bool, content_chunks: int) -> None:

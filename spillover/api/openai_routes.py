@@ -16,7 +16,6 @@ from contracts.compression import COMPRESS_HEADER, Compression
 from contracts.routing import MODEL_HEADER, RouteChoice
 from serving.wire import ChatCompletionBody, CompletionBody, EmbeddingBody, request_facts
 from spillover.assembly import IngressParts
-from spillover.route_table import DEFAULT_MAX_TOKENS
 from webio.bodies import parse_body, read_json_body
 
 __all__ = ["CACHE_HEADER", "REQUEST_ID_HEADER", "openai_router", "request_id_of"]
@@ -36,7 +35,7 @@ def request_id_of(request: Request) -> str:
 
 def openai_router(ingress: IngressParts, *, echo_request_id: bool) -> APIRouter:
     router = APIRouter()
-    public_models = [*ingress.routes, *ingress.engines.embedding_models()]
+    public_models = ingress.names.listed()
 
     @router.get("/v1/models")
     async def list_models() -> dict:
@@ -50,7 +49,7 @@ def openai_router(ingress: IngressParts, *, echo_request_id: bool) -> APIRouter:
 
     async def handle(request: Request, api: Api, wire: type) -> Response:
         request_id = request_id_of(request)
-        body = await read_json_body(request, ingress.config.server.max_body_bytes)
+        body = ingress.names.admit(api, await read_json_body(request, ingress.config.server.max_body_bytes))
         parsed = parse_body(wire, body)
         ctx = RequestContext(
             request_id=request_id,
@@ -60,7 +59,7 @@ def openai_router(ingress: IngressParts, *, echo_request_id: bool) -> APIRouter:
             stream=bool(getattr(parsed, "stream", False)),
             headers={k.lower(): v for k, v in request.headers.items()},
             facts=RequestFacts() if api is Api.EMBEDDINGS else request_facts(
-                parsed, body, DEFAULT_MAX_TOKENS, count_prompt_tokens=ingress.count_prompt_tokens(parsed.model)),
+                parsed, body, ingress.names.default_max_tokens(parsed.model), count_prompt_tokens=ingress.count_prompt_tokens(parsed.model)),
         )
         outcome = await ingress.pipeline.run(ctx)
         headers = {**_spill_headers(ctx), **outcome.headers}

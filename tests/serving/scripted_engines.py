@@ -111,4 +111,5 @@ def scripted_config(env: dict[str, str] | None = None) -> SpilloverConfig:
     return config.model_copy(update={
         "models": [config.models[0].model_copy(update={"name": "m"})],
         "embeddings": [config.embeddings[0].model_copy(update={"name": "e"})],
+        "routes": {"m" if name == config.models[0].name else name: route for name, route in config.routes.items()},
     })
