@@ -37,7 +37,7 @@ Identify = Callable[[dict[str, str]], Awaitable[Principal]]
 
 def file_object(row: dict[str, Any]) -> dict[str, Any]:
     return {"id": row["id"], "object": "file", "bytes": row["bytes"], "created_at": row["created_at"], "filename": row["filename"],
-            "purpose": row["purpose"], "status": "processed", "status_details": None}
+            "purpose": row["purpose"], "status": "processed"}  # status_details: deprecated, optional, a string when present
 
 
 def batch_object(row: dict[str, Any], counts: dict[str, int]) -> dict[str, Any]:

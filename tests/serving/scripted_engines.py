@@ -78,7 +78,8 @@ class ScriptedEngines:
         return raise_error_items(self._play(self.script))
 
     async def _embedding_answer(self) -> AsyncIterator[Any]:
-        yield {"object": "list", "data": [{"object": "embedding", "index": 0, "embedding": self.embedding}], "model": "e"}
+        yield {"object": "list", "data": [{"object": "embedding", "index": 0, "embedding": self.embedding}], "model": "e",
+               "usage": {"prompt_tokens": 1, "total_tokens": 1}}
 
     async def replica_time(self, after: float, before: float) -> list[ReplicaInterval]:
         return [r for r in self.replica_intervals if after <= r.start and r.start + 5 <= before]
