@@ -13,13 +13,15 @@ the application gracefully, so in-flight streams finish (up to
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import signal
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import yaml
@@ -34,6 +36,8 @@ if TYPE_CHECKING:
 __all__ = ["main"]
 
 logger = logging.getLogger("spillover.cli")
+#: Where ``spillover serve`` sends the libraries' log lines (beside the embedded default's SQLite).
+DEFAULT_LOG_FILE = "~/.cache/spillover/serve.log"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -42,6 +46,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve_cmd = commands.add_parser("serve", help="run the platform in the foreground")
     serve_cmd.add_argument("--config", help="YAML config (default: $SPILLOVER_CONFIG or the embedded default)")
     serve_cmd.add_argument("--print-serve-config", action="store_true", help="print the Ray Serve config and exit")
+    serve_cmd.add_argument("--log-file", default=DEFAULT_LOG_FILE,
+                           help=f"where Ray's, vLLM's and other libraries' log lines go (default {DEFAULT_LOG_FILE}); the console keeps "
+                           "spillover's own progress")
     scale_cmd = commands.add_parser("scale", help="set a local model's replicas on a running spillover (joins RAY_ADDRESS)")
     scale_cmd.add_argument("model", help="public model name, as in the config's models")
     scale_cmd.add_argument("replicas", type=int, help="target replicas; 0 drains first, so no request fails")
@@ -108,7 +115,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         yaml.safe_dump(serve_config(config), sys.stdout, sort_keys=False)
         return 0
-    return serve_forever(config)
+    return serve_forever(config, Path(args.log_file).expanduser())
 
 
 def k8s_render(path: str, rayservice: str) -> int:
@@ -170,61 +177,77 @@ def keys(config: SpilloverConfig, args: argparse.Namespace) -> int:
     return 0
 
 
-def serve_forever(config: SpilloverConfig) -> int:
+def serve_forever(config: SpilloverConfig, log_file: Path) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from stores.builtin_models import resolve_source
 
     for model in [*config.models, *config.embeddings]:  # convert builtins here, where the progress bar shows
         resolve_source(model.source)
 
-    import ray
-    from ray import serve
+    console = sys.stdout
 
-    from contracts.deployments import APP_NAME
-    from serving.state_board import reset_board
-    from spillover.application import build_app
+    def say(text: str) -> None:
+        print(f"spillover: {text}", file=console, flush=True)
 
+    say(f"starting Ray Serve (Ray's, vLLM's and other libraries' logs: {log_file})")
     started = time.monotonic()
     joined = bool(os.environ.get("RAY_ADDRESS"))
-    if joined:
-        ray.init(address=os.environ["RAY_ADDRESS"], log_to_driver=False)
-    else:
-        # The engine takes one logical CPU; a larger logical count lets the ingress, proxy and
-        # controller schedule beside it on a 2-core laptop (they are mostly idle).
-        ray.init(num_cpus=max(8, os.cpu_count() or 1), include_dashboard=False, log_to_driver=False)
-    # After ray.init: Ray's core worker installs its own SIGTERM handler, which exits at once.
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
-    serve.start(
-        http_options={
-            "host": config.server.host,
-            "port": config.server.port,
-            "request_timeout_s": config.server.request_timeout_s,
-        }
-    )
-    print(f"spillover: deploying {', '.join(m.name for m in config.models)} ...", flush=True)
-    reset_board(APP_NAME)  # a drain mark or replica left by an earlier deployment must not count
-    serve.run(
-        build_app(config.model_dump(mode="json")),
-        name=APP_NAME,
-        route_prefix="/",
-        blocking=False,
-        external_scaler_enabled=True,  # replica counts come from autoscaler.actuator
-    )
-    endpoint = f"http://{config.server.host}:{config.server.port}/v1"
-    print(f"spillover: ready in {time.monotonic() - started:.1f}s at {endpoint}", flush=True)
+    with libraries_logging_to(log_file):
+        import ray
+        from ray import serve
+
+        from contracts.deployments import APP_NAME
+        from serving.state_board import reset_board
+        from spillover.application import build_app
+
+        if joined:
+            ray.init(address=os.environ["RAY_ADDRESS"], log_to_driver=False)
+        else:
+            # The engine takes one logical CPU; a larger logical count lets the ingress, proxy and
+            # controller schedule beside it on a 2-core laptop (they are mostly idle).
+            ray.init(num_cpus=max(8, os.cpu_count() or 1), include_dashboard=False, log_to_driver=False)
+        # After ray.init: Ray's core worker installs its own SIGTERM handler, which exits at once.
+        stop = threading.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: stop.set())
+        serve.start(http_options={"host": config.server.host, "port": config.server.port,
+                                  "request_timeout_s": config.server.request_timeout_s})
+        say(f"deploying {', '.join(m.name for m in config.models)} ...")
+        reset_board(APP_NAME)  # a drain mark or replica left by an earlier deployment must not count
+        serve.run(
+            build_app(config.model_dump(mode="json")),
+            name=APP_NAME,
+            route_prefix="/",
+            blocking=False,
+            external_scaler_enabled=True,  # replica counts come from autoscaler.actuator
+        )
+    say(f"ready in {time.monotonic() - started:.1f}s at http://{config.server.host}:{config.server.port}/v1")
 
     while not stop.wait(1.0):
         pass
-    print("spillover: draining in-flight requests ...", flush=True)
+    say("draining in-flight requests ...")
     serve.delete(APP_NAME)
     reset_board(APP_NAME)
     if not joined:
         serve.shutdown()
         ray.shutdown()
-    print("spillover: stopped", flush=True)
+    say("stopped")
     return 0
+
+
+@contextlib.contextmanager
+def libraries_logging_to(log_file: Path) -> Iterator[None]:
+    """While the libraries import and start, point stdout and stderr at ``log_file``.
+
+    Why: Ray Serve LLM's import puts a JSON handler on the root logger, bound to whatever
+    ``sys.stderr`` is then, and vLLM's, Ray's and Serve's own handlers bind to the streams of
+    the moment too; so their lines (Alembic's plugin setup, Triton notices, Serve's deployment
+    options) land in the file for the rest of the process, and the console keeps spillover's own
+    progress lines."""
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    stream = log_file.open("a", buffering=1)  # held open: the handlers keep writing to it
+    with contextlib.redirect_stdout(stream), contextlib.redirect_stderr(stream):
+        yield
 
 
 def autoscale(config: SpilloverConfig, dry_run: bool) -> int:

@@ -93,7 +93,9 @@ class SpilloverServe:
         self.port = port
         self.base_url = f"http://127.0.0.1:{port}/v1"
         self.log_path = workdir / "spillover-serve.log"
-        args = [str(BIN / "spillover"), "serve"]
+        #: Where serve sends Ray's, vLLM's and other libraries' log lines (``--log-file``).
+        self.libraries_log_path = workdir / "libraries.log"
+        args = [str(BIN / "spillover"), "serve", "--log-file", str(self.libraries_log_path)]
         if config is not None:
             path = workdir / "spillover.yaml"
             path.write_text(yaml.safe_dump(config))
@@ -134,7 +136,11 @@ class SpilloverServe:
             self._log.close()
 
     def log_tail(self, lines: int = 40) -> str:
-        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        tails = []
+        for path in (self.log_path, self.libraries_log_path):
+            if path.exists():
+                tails.append(f"--- {path.name}\n" + "\n".join(path.read_text(errors="replace").splitlines()[-lines:]))
+        return "\n".join(tails)
 
 
 class UvicornThread:

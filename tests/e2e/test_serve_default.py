@@ -23,7 +23,7 @@ import sqlalchemy as sa
 
 from contracts.deployments import APP_NAME
 from spillover.application import INGRESS_NAME
-from spillover.config import DEFAULT_EMBEDDING_MODEL_NAME, DEFAULT_MODEL_NAME
+from spillover.config import DEFAULT_MAX_TOKENS_ON_CPU, DEFAULT_EMBEDDING_MODEL_NAME, DEFAULT_MODEL_NAME
 from stores.sql_schema import ledger_table, local_intervals_table
 from tests.helpers import SpilloverServe, spillover_serving, wait_for
 
@@ -49,6 +49,21 @@ def test_ready_health_models_and_endpoint_printed(spillover: SpilloverServe, cli
     assert httpx.get(root + "/health").json() == {"status": "ok"}
     wait_for(lambda: httpx.get(root + "/ready").status_code == 200, timeout_s=10, what="/ready")
     assert [m.id for m in client.models.list()] == [MODEL, DEFAULT_EMBEDDING_MODEL_NAME]
+
+
+def test_the_console_shows_spillover_s_own_progress_and_libraries_log_to_the_file(spillover: SpilloverServe) -> None:
+    console = spillover.stdout_lines + spillover.log_path.read_text(errors="replace").splitlines()
+    assert all(line.startswith("spillover: ") for line in spillover.stdout_lines), spillover.stdout_lines
+    assert not [line for line in console if "alembic" in line or "Triton" in line or "Deployment Options" in line]
+    libraries = spillover.libraries_log_path.read_text(errors="replace")
+    assert "setup plugin alembic" in libraries and "Ray" in libraries, "library lines went to --log-file"
+    assert any(str(spillover.libraries_log_path) in line for line in spillover.stdout_lines), "the console says where they are"
+
+
+def test_a_request_without_max_tokens_gets_the_embedded_default_s_limit(client: openai.OpenAI) -> None:
+    response = client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "Write a long essay about the sea."}],
+                                              extra_body={"ignore_eos": True})
+    assert response.usage.completion_tokens == DEFAULT_MAX_TOKENS_ON_CPU and response.choices[0].finish_reason == "length"
 
 
 def test_sync_completion_streamed_and_not(client: openai.OpenAI) -> None:

@@ -93,6 +93,21 @@ def test_pinned_hosted_request_forwards_the_key(client: openai.OpenAI, proxy: Fa
     assert proxy.headers_seen[-1]["authorization"] == f"Bearer {HOSTED_KEY}"
 
 
+def test_no_client_field_or_header_moves_a_hosted_request_or_changes_its_credentials(client: openai.OpenAI, proxy: FaultProxy) -> None:
+    """Body fields and headers the LiteLLM-style proxies honour (``api_base``, ``base_url``,
+    ``extra_headers``) reach nothing here: the provider's URL and headers come from the config."""
+    seen = proxy.requests
+    hostile = {"base_url": "http://127.0.0.1:9/v1", "api_base": "http://127.0.0.1:9/v1", "api_key": "sk-attacker",
+               "extra_headers": {"authorization": "Bearer sk-attacker"}, "headers": {"x-evil": "1"}}
+    headers, response = _create(client, model=MODEL, messages=ASK, max_tokens=4, extra_body=hostile, extra_headers={
+        "X-Spillover-Route": "hosted-only", "x-api-base": "http://127.0.0.1:9", "openai-organization": "org-attacker", "x-evil": "1"})
+    assert headers["x-spillover-destination"] == "hosted-openai" and response.choices
+    assert proxy.requests == seen + 1, "the configured provider got the request"
+    sent = proxy.headers_seen[-1]
+    assert sent["authorization"] == f"Bearer {HOSTED_KEY}"
+    assert not {"x-api-base", "openai-organization", "x-evil"} & set(sent), "no client header is passed on"
+
+
 def test_anthropic_provider_live_system_multiturn_stop_stream_and_tools(client: openai.OpenAI, proxy: FaultProxy) -> None:
     messages = [{"role": "system", "content": "You answer briefly."}, {"role": "user", "content": "Hi"},
                 {"role": "assistant", "content": "Hello!"}, {"role": "user", "content": "Count from one to ten in words."}]
@@ -266,7 +281,7 @@ def test_no_key_reaches_any_log_line(spillover: SpilloverServe) -> None:
     with pytest.raises(openai.NotFoundError):
         caller.chat.completions.create(model="no-such-model", messages=ASK)
     caller.chat.completions.create(model=MODEL, messages=ASK, max_tokens=4, extra_headers={"X-Spillover-Route": "hosted-only"})
-    logs = [spillover.log_path, *Path("/tmp/ray").glob("session_*/logs/**/*")]
+    logs = [spillover.log_path, spillover.libraries_log_path, *Path("/tmp/ray").glob("session_*/logs/**/*")]
     texts = {path: path.read_text(errors="replace") for path in logs if path.is_file()}
     assert any("hosted-openai" in text for text in texts.values()), "the logs hold the requests (we search the right files)"
     leaks = [str(path) for path, text in texts.items() if HOSTED_KEY in text or client_key in text]
