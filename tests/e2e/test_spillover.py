@@ -149,7 +149,7 @@ def test_anthropic_provider_live_system_multiturn_stop_stream_and_tools(client: 
 
 
 @pytest.mark.parametrize(("faults", "stream", "destination", "reason"), [
-    (["429"], False, "hosted-openai", "pinned"),             # retried on the same target after Retry-After
+    (["429"], False, "hosted-anthropic", "failover_error"),  # a 429 moves on to the next provider at once
     (["500", "500"], False, "hosted-anthropic", "failover_error"),
     (["529", "529"], False, "hosted-anthropic", "failover_error"),
     (["slow", "slow"], True, "hosted-anthropic", "failover_error"),  # past first_byte_timeout_s
@@ -158,6 +158,10 @@ def test_anthropic_provider_live_system_multiturn_stop_stream_and_tools(client: 
 ])
 def test_faults_before_the_first_token_retry_or_fail_over(client: openai.OpenAI, proxy: FaultProxy, faults: list[str], stream: bool,
                                                           destination: str, reason: str) -> None:
+    # Each case starts where a clean request goes to the first target: an earlier case's
+    # failures may have opened its breaker (3 in a row; 3 s cool-down).
+    wait_for(lambda: _create(client, model=MODEL, messages=ASK, max_tokens=1, extra_headers={"X-Spillover-Route": "hosted-only"})[0][
+        "x-spillover-destination"] == "hosted-openai", timeout_s=30, what="hosted-openai's breaker closed", period_s=1)
     proxy.inject(*faults)
     pinned = {"X-Spillover-Route": "hosted-only"}
     if stream:
