@@ -10,8 +10,8 @@ on: what does not fit goes hosted), and each drill breaks one part while the loa
 * ``ingress_kill``: SIGKILL the ingress replica;
 * ``redis_down``: Redis stopped for 30 s, then started again;
 * ``postgres_down``: PostgreSQL stopped for 60 s, then started again;
-* ``hosted_blackhole``: the hosted provider accepts connections and never answers, for 60 s (at
-  1.6x the local capacity, so that spill-over sends work there);
+* ``hosted_blackhole``: the hosted provider accepts connections and never answers, for 60 s (30%
+  of that drill's requests pinned hosted, so that work meets it);
 * ``scale_to_zero``: ``spillover scale`` the model to 0 replicas, 30 s later back to 1.
 
 Each request ends as ``completed``, ``failed_clear`` (an OpenAI-style error body, or an error
@@ -72,9 +72,10 @@ DRILLS = ("engine_kill", "ingress_kill", "redis_down", "postgres_down", "hosted_
 #: How long each drill's fault lasts (kills are instant: Serve's own restart is the recovery).
 FAULT_S = {"engine_kill": 0.0, "ingress_kill": 0.0, "redis_down": 30.0, "postgres_down": 60.0, "hosted_blackhole": 60.0,
            "scale_to_zero": 30.0}
-#: A drill's own load, as a share of the local capacity, where the default would not exercise it:
-#: the black hole only matters to requests that spill, so that drill runs above capacity.
-DRILL_LOAD_SHARE = {"hosted_blackhole": 1.6}
+#: A drill's share of requests pinned to the hosted side (``X-Spillover-Route: hosted-only``): at
+#: 0.8x (even at 1.6x) the local capacity nothing spilled, so the black hole met no request; pinned
+#: ones must fail clearly (first byte past ``first_byte_timeout_s``) or be served, never hang.
+DRILL_HOSTED_SHARE = {"hosted_blackhole": 0.3}
 HOSTED_MODEL = "hosted-smollm2"
 HOSTED_KEY = "sk-drills-hosted-" + uuid.uuid4().hex
 GOALS = {"lost": 0, "rows_missing": 0, "rows_duplicated": 0, "recovery_s": 30.0, "rss_growth_pct": 5.0, "soak_errors": 0}
@@ -184,8 +185,8 @@ class Load:
     """Open-loop arrivals at ``rate_rps`` (Poisson), each a streamed chat completion with a fresh
     prompt, every outcome a raw row."""
 
-    def __init__(self, base_url: str, key: str, rate_rps: float, max_tokens: int, seed: int) -> None:
-        self.base_url, self.key, self.rate_rps, self.max_tokens = base_url, key, rate_rps, max_tokens
+    def __init__(self, base_url: str, key: str, rate_rps: float, max_tokens: int, seed: int, hosted_share: float = 0.0) -> None:
+        self.base_url, self.key, self.rate_rps, self.max_tokens, self.hosted_share = base_url, key, rate_rps, max_tokens, hosted_share
         self.rows: list[dict[str, Any]] = []
         self._stop = threading.Event()
         self._seed = seed
@@ -219,13 +220,15 @@ class Load:
 
     async def _one(self, client: httpx.AsyncClient, salt: float) -> None:
         request_id = "drill-" + uuid.uuid4().hex[:20]
+        pinned = salt < self.hosted_share
+        headers = {"authorization": f"Bearer {self.key}", "x-request-id": request_id, **({"x-spillover-route": "hosted-only"} if pinned else {})}
         body = {"model": MODEL, "stream": True, "max_tokens": self.max_tokens,
                 "messages": [{"role": "user", "content": f"({request_id} {salt:.6f}) Describe a harbour at dawn in two sentences."}]}
         row: dict[str, Any] = {"id": request_id, "start_s": round(self.now(), 3), "status": None, "outcome": None, "destination": None,
-                               "ttft_s": None, "chunks": 0, "error": None}
+                               "ttft_s": None, "chunks": 0, "error": None, "pinned_hosted": pinned}
         try:
             async with client.stream("POST", self.base_url + "/v1/chat/completions", json=body,
-                                     headers={"authorization": f"Bearer {self.key}", "x-request-id": request_id}) as response:
+                                     headers=headers) as response:
                 row["status"], row["destination"] = response.status_code, response.headers.get("x-spillover-destination")
                 if response.status_code != 200:
                     text = (await response.aread()).decode(errors="replace")
@@ -441,8 +444,8 @@ def soak(header: dict[str, Any], root: int, base_url: str, key: str, rate: float
 
 def run_drill(drill: str, index: int, header: dict[str, Any], root: int, base_url: str, key: str, rate: float, args: argparse.Namespace,
               redis: Redis, postgres: Postgres, relay: Relay, config_path: Path) -> list[dict[str, Any]]:
-    fault: dict[str, Any] = {"load_share": DRILL_LOAD_SHARE.get(drill, args.load_share)}
-    with Load(base_url, key, rate * fault["load_share"] / args.load_share, args.max_tokens, seed=10 + index) as load:
+    fault: dict[str, Any] = {"hosted_share": DRILL_HOSTED_SHARE.get(drill, 0.0)}
+    with Load(base_url, key, rate, args.max_tokens, seed=10 + index, hosted_share=fault["hosted_share"]) as load:
         time.sleep(args.pre_s)
         fault["start_s"] = round(load.now(), 3)
         if drill == "engine_kill":
@@ -497,7 +500,7 @@ def drill_figures(rows: list[dict[str, Any]], fault: dict[str, Any]) -> dict[str
     ended = [r for r in rows if r["outcome"] in ("completed", "failed_clear")]
     local_after = [r["start_s"] for r in rows if r["start_s"] >= fault["end_s"] and r["destination"] == "local" and r["outcome"] == "completed"]
     return {
-        "load_share": fault["load_share"], "sent": len(rows), **summarise(rows),
+        "hosted_share": fault["hosted_share"], "sent": len(rows), **summarise(rows),
         "rows_missing": sum(r.get("ledger_rows", 0) == 0 for r in ended),
         "rows_duplicated": sum(r.get("ledger_rows", 0) > 1 for r in rows),
         "recovery_s": recovery_s(rows, fault["end_s"]),
@@ -536,7 +539,7 @@ def derive(header: dict[str, Any], rows: list[dict[str, Any]]) -> dict[str, Any]
 
 
 def summary_table(figures: dict[str, Any]) -> str:
-    keys = ("load_share", "sent", "completed", "failed_clear", "lost", "rows_missing", "rows_duplicated", "recovery_s", "local_again_s",
+    keys = ("hosted_share", "sent", "completed", "failed_clear", "lost", "rows_missing", "rows_duplicated", "recovery_s", "local_again_s",
             "spilled_share")
     lines = [table(["drill", *keys], [[name, *(d[k] for k in keys)] for name, d in figures["drills"].items()])]
     soak_figures = figures["soak"]
