@@ -38,8 +38,6 @@ import asyncio
 import contextlib
 import json
 import os
-import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -50,7 +48,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench._common import (  # noqa: E402
@@ -64,8 +61,8 @@ from bench._common import (  # noqa: E402
     refuse_dirty_tree,
     table,
 )
+from bench.drill_parts import Postgres, Redis, Relay, kill_role, rss_sample, wait_until  # noqa: E402
 from bench.serving import MODEL, stop, wait_ready  # noqa: E402
-from contracts.deployments import APP_NAME, llm_deployment_name  # noqa: E402
 from tests.helpers import free_port  # noqa: E402
 
 DRILLS = ("engine_kill", "ingress_kill", "redis_down", "postgres_down", "hosted_blackhole", "scale_to_zero")
@@ -79,104 +76,7 @@ DRILL_HOSTED_SHARE = {"hosted_blackhole": 0.3}
 HOSTED_MODEL = "hosted-smollm2"
 HOSTED_KEY = "sk-drills-hosted-" + uuid.uuid4().hex
 GOALS = {"lost": 0, "rows_missing": 0, "rows_duplicated": 0, "recovery_s": 30.0, "rss_growth_pct": 5.0, "soak_errors": 0}
-PG_BIN = next(iter(sorted(Path("/usr/lib/postgresql").glob("*/bin"))), Path("/usr/bin"))
 CLIENT_TIMEOUT_S = 120.0
-
-
-# ---- the parts we start (and stop, by pid, and only those) ----
-
-class Redis:
-    def __init__(self, workdir: Path) -> None:
-        self.port, self.log = free_port(), workdir / "redis.log"
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-                                        stdout=self.log.open("a"), stderr=subprocess.STDOUT)
-        _wait(lambda: subprocess.run(["redis-cli", "-p", str(self.port), "ping"], capture_output=True).stdout.strip() == b"PONG", "redis")
-
-    def stop(self) -> None:
-        assert self.process is not None
-        self.process.terminate()
-        self.process.wait(30)
-
-
-class Postgres:
-    """A cluster of our own (initdb as the ``postgres`` user), so stopping it stops nobody else's."""
-
-    def __init__(self, workdir: Path) -> None:
-        self.port, self.data = free_port(), workdir / "pg"
-        self.socket_dir = workdir / "pg-socket"
-        for path in (self.data, self.socket_dir):
-            path.mkdir()
-            shutil.chown(path, "postgres", "postgres")
-        workdir.chmod(0o755)
-        self._as_postgres([str(PG_BIN / "initdb"), "-D", str(self.data), "-A", "trust", "-U", "postgres"])
-
-    @property
-    def dsn(self) -> str:
-        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
-
-    def _as_postgres(self, args: list[str]) -> None:
-        subprocess.run(["runuser", "-u", "postgres", "--", *args], check=True, capture_output=True)
-
-    def start(self) -> None:
-        self._as_postgres([str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-l", str(self.data / "log"), "-w", "start",
-                           "-o", f"-p {self.port} -k {self.socket_dir} -c listen_addresses=127.0.0.1"])
-
-    def stop(self) -> None:
-        self._as_postgres([str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop"])
-
-
-class Relay:
-    """A TCP relay in front of the hosted stand-in; ``blackhole`` makes it accept and never answer."""
-
-    def __init__(self, upstream_port: int) -> None:
-        self.port, self.upstream_port, self.blackhole = free_port(), upstream_port, False
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
-
-    def __enter__(self) -> Relay:
-        self._thread.start()
-        asyncio.run_coroutine_threadsafe(asyncio.start_server(self._handle, "127.0.0.1", self.port), self._loop).result(10)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._loop.call_soon_threadsafe(self._loop.stop)
-
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if self.blackhole:  # hold the connection open, read and answer nothing
-            with contextlib.suppress(Exception):
-                await asyncio.sleep(3600)
-            writer.close()
-            return
-        try:
-            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.upstream_port)
-        except OSError:
-            writer.close()
-            return
-
-        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
-            with contextlib.suppress(Exception):
-                while data := await src.read(65536):
-                    if self.blackhole:  # a kept-alive connection goes silent too, and never resumes
-                        await asyncio.sleep(3600)
-                    dst.write(data)
-                    await dst.drain()
-            with contextlib.suppress(Exception):
-                dst.close()
-
-        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
-
-
-def _wait(check: Any, what: str, timeout_s: float = 60) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        with contextlib.suppress(Exception):
-            if check():
-                return
-        time.sleep(0.5)
-    raise TimeoutError(f"{what} not up after {timeout_s:g} s")
 
 
 # ---- load ----
@@ -262,46 +162,6 @@ def _openai_error(text: str) -> bool:
     return isinstance(error, dict) and {"message", "type"} <= set(error)
 
 
-# ---- processes of the serve tree ----
-
-ROLES = {"engine": f"ServeReplica:{APP_NAME}:{llm_deployment_name(MODEL)}", "ingress": f"ServeReplica:{APP_NAME}:ingress",
-         "proxy": "ProxyActor", "controller": "ServeController", "engine_core": "VLLM::"}
-
-
-def processes_by_role(root: int) -> dict[str, list[psutil.Process]]:
-    out: dict[str, list[psutil.Process]] = {role: [] for role in [*ROLES, "serve_cli"]}
-    with contextlib.suppress(psutil.NoSuchProcess):
-        out["serve_cli"].append(psutil.Process(root))
-        for process in psutil.Process(root).children(recursive=True):
-            with contextlib.suppress(psutil.Error):
-                title = " ".join(process.cmdline()) or process.name()
-                for role, marker in ROLES.items():
-                    if marker in title:
-                        out[role].append(process)
-                        break
-    return out
-
-
-def rss_sample(root: int) -> dict[str, int]:
-    sample = {}
-    for role, processes in processes_by_role(root).items():
-        total = 0
-        for process in processes:
-            with contextlib.suppress(psutil.Error):
-                total += process.memory_info().rss
-        sample[role] = total
-    return sample
-
-
-def kill_role(root: int, role: str) -> list[int]:
-    killed = []
-    for process in processes_by_role(root)[role] + (processes_by_role(root)["engine_core"] if role == "engine" else []):
-        with contextlib.suppress(psutil.Error):
-            process.send_signal(signal.SIGKILL)
-            killed.append(process.pid)
-    return killed
-
-
 # ---- the run ----
 
 def serve_config(redis: Redis, postgres: Postgres, relay: Relay, workdir: Path, port: int) -> dict[str, Any]:
@@ -336,7 +196,7 @@ def capacity_rps(base_url: str, key: str, max_tokens: int, seconds: float) -> fl
                            json={"model": MODEL, "max_tokens": max_tokens, "messages": [{"role": "user", "content": uuid.uuid4().hex}]})
 
     with httpx.Client(timeout=CLIENT_TIMEOUT_S) as client:
-        _wait(lambda: local(client).status_code == 200, "a local answer", 300)
+        wait_until(lambda: local(client).status_code == 200, "a local answer", 300)
     finished = 0
     deadline = time.monotonic() + seconds
 
@@ -407,7 +267,7 @@ def run(args: argparse.Namespace) -> tuple[dict[str, Any], list[dict[str, Any]]]
                 serve = subprocess.Popen([sys.executable, "-m", "spillover.cli", "serve", "--config", str(config_path)], env=env,
                                          stdout=serve_log.open("w"), stderr=subprocess.STDOUT)
                 try:
-                    _wait(lambda: httpx.get(base_url + "/ready", timeout=5).status_code == 200, "spillover serve", 600)
+                    wait_until(lambda: httpx.get(base_url + "/ready", timeout=5).status_code == 200, "spillover serve", 600)
                     httpx.post(base_url + "/v1/chat/completions", timeout=120, headers={"authorization": f"Bearer {key}"},
                                json={"model": MODEL, "max_tokens": 2, "messages": [{"role": "user", "content": "warm up"}]})
                     header["capacity_rps"] = round(capacity_rps(base_url, key, args.max_tokens, args.capacity_s), 4)
