@@ -62,6 +62,13 @@ class LedgerRow:
     #: line: its model's regular price; a local line: the route's first priced hosted model), the
     #: saving a batch report shows.
     sync_cost_micro_usd: int | None = None
+    #: The experiment and variant that served the request (contracts.experiments.Assignment).
+    experiment: str | None = None
+    variant: str | None = None
+    #: The first choice's finish reason (``length``: truncated), where the response said one.
+    finish_reason: str | None = None
+    #: A short hash of the prompt: the same user sending it again soon after is a retry.
+    prompt_hash: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         finished = None if self.finished_at is None else self.finished_at.isoformat()

@@ -8,6 +8,8 @@ shows. Money is integer micro-dollars; ``price_version`` says which price table 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import json
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -17,6 +19,7 @@ from typing import Any
 from contracts.batch import BatchLine
 from contracts.compression import Compression
 from contracts.context import RequestContext, Usage
+from contracts.experiments import Assignment, Finish
 from contracts.ledger_row import LedgerRow
 from contracts.routing import AttemptOf, RouteChoice
 from contracts.spill import LOCAL
@@ -112,6 +115,7 @@ class Pricer:
             batch_id=batch.batch_id if batch is not None else None,
             sync_cost_micro_usd=self._sync_cost(ctx, price) if batch is not None else None,
             **self._compression_fields(ctx, charged),
+            **_experiment_fields(ctx),
         )
 
     def _sync_cost(self, ctx: RequestContext, price: ModelPrice | None) -> int | None:
@@ -136,6 +140,26 @@ class Pricer:
             saved = cost_micro_usd(removed, price) if price is not None else None
         return {"compression": compression.outcome.value, "prompt_tokens_original": compression.original_tokens,
                 "compression_saved_micro_usd": saved}
+
+
+def _experiment_fields(ctx: RequestContext) -> dict[str, Any]:
+    """The variant, the finish reason and the prompt's hash: what an experiment report reads."""
+    assignment, finish = ctx.slot(Assignment), ctx.slot(Finish)
+    fields: dict[str, Any] = {"prompt_hash": prompt_hash(ctx.body)}
+    if assignment is not None:
+        fields |= {"experiment": assignment.experiment, "variant": assignment.variant}
+    if finish is not None:
+        fields["finish_reason"] = finish.reason[:32]
+    return fields
+
+
+def prompt_hash(body: Mapping[str, Any]) -> str | None:
+    """A hash of what was asked (messages or prompt), not of sampling settings: a user asking the
+    same thing again is a retry whatever they changed around it."""
+    asked = body.get("messages", body.get("prompt", body.get("input")))
+    if asked is None:
+        return None
+    return hashlib.blake2b(json.dumps(asked, sort_keys=True, default=str).encode(), digest_size=12).hexdigest()
 
 
 def _routing_fields(ctx: RequestContext, choice: RouteChoice | None) -> dict[str, Any]:

@@ -1,7 +1,7 @@
 """Assembly of one ingress: every subsystem built from its own config section and the shared
 stores, and the stages put in order.
 
-Stage order (../shared/DESIGN.md): authenticate, admit, cache, route (for routed names), compress (for compressing routes), dispatch,
+Stage order (../shared/DESIGN.md): authenticate, experiment (with experiments), admit, cache, route (for routed names), compress (for compressing routes), dispatch,
 respond; settle runs for every stage entered, then the sinks (ledger, metrics, access log). A new
 stage is built here from its section and inserted in the ``stages`` list of :func:`assemble`; nothing else in
 the request path changes.
@@ -17,6 +17,7 @@ from prometheus_client import CollectorRegistry
 
 from access.access import Access
 from access.authenticate import Authenticate, static_keys_from_env
+from contracts.errors import ConfigError
 from contracts.local_engines import LocalEngines
 from contracts.pipeline import Pipeline, Stage
 from contracts.tokens import estimate_prompt_tokens
@@ -26,6 +27,9 @@ from costlevers.batch.lever import BatchLever
 from costlevers.cache.lever import CacheLever, route_policies
 from costlevers.compression.lever import compress_stage
 from costlevers.routing.lever import routing_stage
+from experiments.feedback import FeedbackStore
+from experiments.stage import ExperimentStage
+from experiments.state import ExperimentSwitches
 from fallback.breaker import CircuitBreaker
 from fallback.decision import Route
 from fallback.failover import Failover
@@ -41,6 +45,7 @@ from serving.stages.dispatch import Dispatch
 from serving.stages.respond import Respond
 from spillover.batch_lines import BatchBudget, BatchLines, InteractiveInFlight
 from spillover.config import SpilloverConfig
+from spillover.experiment_routes import with_experiment_routes
 from spillover.public_names import PublicNames
 from spillover.route_table import cache_routes, hosted_models, local_sources, replica_shapes, routes_from_config
 from stores.shared import SharedStores
@@ -74,6 +79,9 @@ class IngressParts:
     #: Rollups and alerts over the ledger, and the dashboard's sources (with the ledger on).
     monitor: Monitor | None = None
     dashboard: DashboardSources | None = None
+    #: Experiments (with keys and costs on: their state and feedback live in the ledger's database).
+    experiments: ExperimentSwitches | None = None
+    feedback: FeedbackStore | None = None
 
     def count_prompt_tokens(self, model: str) -> PromptTokenCounter:
         """The route's counter: its local model's tokenizer, else chars/4."""
@@ -89,8 +97,12 @@ class IngressParts:
             self.batch.start()
         if self.monitor is not None:
             self.monitor.start()
+        if self.experiments is not None:
+            self.experiments.start()
 
     async def aclose(self) -> None:
+        if self.experiments is not None:
+            await self.experiments.aclose()
         if self.monitor is not None:
             await self.monitor.aclose()
         if self.batch is not None:
@@ -121,6 +133,8 @@ def assemble(config: SpilloverConfig, engines: LocalEngines, *, providers: Mappi
     ``keys_and_costs``: API keys from the database, rate limits, budgets and the ledger; without,
     only static keys from the environment and no ledger (unit tests of the request path).
     """
+    names = PublicNames.from_config(config)
+    config, experiment_plans = with_experiment_routes(config)  # each variant a route of its own; none public
     stores = SharedStores(config.stores)
     routes = routes_from_config(config)
     providers = {p.name: build_provider(p) for p in config.providers} if providers is None else dict(providers)
@@ -151,11 +165,19 @@ def assemble(config: SpilloverConfig, engines: LocalEngines, *, providers: Mappi
                            recount=recount, registry=registry)] if routed else []
     compressing = {name: rc.compression for name, rc in config.routes.items() if rc.compression is not None}
     compress = [compress_stage(compressing, recount=recount, registry=registry)] if compressing else []
-    stages: list[Stage] = [authenticate, *([costbook.admit] if costbook else []), cache.stage, *route, *compress, dispatch, Respond()]
+    switches = feedback = None
+    if keys_and_costs and config.costs.ledger:  # feedback and experiment state live beside the ledger
+        feedback = FeedbackStore(stores.database().engine)
+        if experiment_plans:
+            switches = ExperimentSwitches(stores.database().engine, {n: e.running for n, e in config.experiments.items()})
+    elif experiment_plans:
+        raise ConfigError("experiments need keys and costs with the ledger on (their reports are ledger queries)")
+    experiment = [ExperimentStage(experiment_plans, switches.running)] if switches is not None else []
+    stages: list[Stage] = [authenticate, *experiment, *([costbook.admit] if costbook else []), cache.stage, *route, *compress, dispatch,
+                           Respond()]
     interactive = InteractiveInFlight()
     sinks = [*([costbook.record] if costbook else []), metrics.finished, access_log, interactive.finished]
     pipeline = Pipeline(stages, sinks=sinks, starters=[metrics.started, interactive.started])
-    names = PublicNames.from_config(config)
     batch = None
     if keys_and_costs and config.batch.enabled:  # batches live in the ledger's database
         priority = [m.name for m in config.models if m.engine_kwargs.get("scheduling_policy") == "priority"]
@@ -178,5 +200,5 @@ def assemble(config: SpilloverConfig, engines: LocalEngines, *, providers: Mappi
                 strongest_prices(hosted_models(config, routes), costbook.pricer.table), engines.all_states,
                 cache.stage.steering_states, config.monitor.gpu_metrics_url)
     return IngressParts(config, engines, routes, providers, breakers, stores, registry, metrics, authenticate, access, costbook, cache, pipeline,
-                        names, prompt_counters, batch, monitor, dashboard)
+                        names, prompt_counters, batch, monitor, dashboard, switches, feedback)
 

@@ -63,6 +63,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     from costbook.report import add_arguments as add_report_arguments
 
     add_report_arguments(costs_cmd.add_parser("report", help="cost, tokens, spill and waste by user, team, feature, model or destination"))
+    savings_cmd = costs_cmd.add_parser("savings", help="spend against every request at its route's strongest model, per lever")
+    savings_cmd.add_argument("--config", help="the YAML `spillover serve` runs (for its stores, routes and prices)")
+    savings_cmd.add_argument("--since", default="30d", help="ISO date or time (UTC), or an age such as 24h, 7d (default 30d)")
+    savings_cmd.add_argument("--format", choices=("table", "json"), default="table")
+    experiments_cmd = commands.add_parser("experiments", help="A/B experiments: list, start, stop, report")
+    experiments_cmd.add_argument("--config", help="the YAML `spillover serve` runs")
+    experiments_sub = experiments_cmd.add_subparsers(dest="experiments_command", required=True)
+    experiments_sub.add_parser("list", help="configured experiments and whether each runs")
+    for verb in ("start", "stop"):
+        experiments_sub.add_parser(verb, help=f"{verb} splitting traffic (every replica within seconds)").add_argument("name")
+    report_cmd = experiments_sub.add_parser("report", help="variants side by side, sequential cost verdict, quality non-inferiority")
+    report_cmd.add_argument("name")
+    report_cmd.add_argument("--format", choices=("table", "json"), default="table")
     from costbook.plan import add_arguments as add_plan_arguments
 
     add_plan_arguments(commands.add_parser("plan", help="self-host vs API break-even from measured throughput"))
@@ -107,7 +120,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "autoscale":
         return autoscale(config, args.dry_run)
     if args.command == "costs":
+        if args.costs_command == "savings":
+            return costs_savings(config, args.since, args.format)
         return costs_report(config, args.by, args.since, args.format)
+    if args.command == "experiments":
+        return experiments(config, args)
     if args.command == "keys":
         return keys(config, args)
     if args.print_serve_config:
@@ -141,6 +158,73 @@ def costs_report(config: SpilloverConfig, by: str, since: str, fmt: str) -> int:
     finally:
         database.dispose()
     print(render(rows, by, fmt), end="")
+    return 0
+
+
+def costs_savings(config: SpilloverConfig, since: str, fmt: str) -> int:
+    import json
+
+    from costbook.prices import DEFAULT_PRICES, PriceTable
+    from costbook.report import parse_since
+    from costbook.savings import savings
+    from monitor.view import strongest_prices
+    from spillover.route_table import hosted_models, routes_from_config
+    from stores.sql import Database
+
+    table = PriceTable.load(Path(config.costs.price_table).expanduser() if config.costs.price_table else DEFAULT_PRICES)
+    strongest = strongest_prices(hosted_models(config, routes_from_config(config)), table)
+    database = Database.open(config.stores)
+    try:
+        with database.engine.connect() as connection:
+            result = savings(connection, parse_since(since), strongest, table.price)
+    finally:
+        database.dispose()
+    print(json.dumps(result, indent=2) if fmt == "json" else _savings_table(result), end="\n")
+    return 0
+
+
+def _savings_table(result: dict) -> str:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("lever", "saved USD", "share of the strongest-model spend",
+                  title=f"since {result['since']}: spent {result['actual_usd']:.4f} USD against {result['strongest_usd']:.4f} at the "
+                  f"strongest models' list prices ({result['requests']} requests)")
+    for lever, v in result["by_lever"].items():
+        table.add_row(lever, f"{v['usd']:.4f}", "-" if v["share"] is None else f"{v['share']:.1%}")
+    share = result["total_share"]
+    table.add_row("total", f"{result['saving_usd']:.4f}", "-" if share is None else f"{share:.1%}")
+    console = Console(record=True, width=140)
+    with console.capture() as captured:
+        console.print(table)
+    return captured.get()
+
+
+def experiments(config: SpilloverConfig, args: argparse.Namespace) -> int:
+    import json
+
+    from experiments.report import experiment_report, outcomes, render
+    from experiments.state import ExperimentSwitches
+    from stores.sql import Database
+
+    name = getattr(args, "name", None)
+    if name is not None and name not in config.experiments:
+        print(f"spillover: no experiment {name!r} in the config (known: {sorted(config.experiments)})", file=sys.stderr)
+        return 1
+    database = Database.open(config.stores)
+    try:
+        switches = ExperimentSwitches(database.engine, {n: e.running for n, e in config.experiments.items()})
+        if args.experiments_command == "report":
+            with database.engine.connect() as connection:
+                report = experiment_report(name, config.experiments[name], outcomes(connection, name))
+            print(render(report, args.format), end="")
+            return 0
+        if args.experiments_command in ("start", "stop"):
+            switches.set(name, args.experiments_command == "start")
+        switches.load()
+        print(json.dumps([{"name": n, "route": e.route, "running": switches.running(n)} for n, e in config.experiments.items()], indent=2))
+    finally:
+        database.dispose()
     return 0
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -25,6 +25,7 @@ from costlevers.batch.config import BatchConfig
 from costlevers.cache.config import CacheConfig, RouteCacheConfig
 from costlevers.compression.config import CompressionConfig
 from costlevers.routing.config import RoutingConfig
+from experiments.config import ExperimentConfig
 from fallback.config import FailoverConfig
 from fallback.providers.config import ProviderConfig
 from monitor.config import MonitorConfig
@@ -80,6 +81,10 @@ class MaxTokensConfig(_Strict):
 
 
 class RouteConfig(_Strict):
+    #: Each lever's settings with the lever off: an experiment's holdout variant (with routing
+    #: off, the route's strongest candidate serves). A lever added here adds its off value here.
+    LEVERS_OFF: ClassVar[dict[str, Any]] = {"cache": {"enabled": False, "semantic": False}, "compression": None}
+
     aliases: list[str] = Field(
         default_factory=list, description="Other names clients may send for this route (e.g. `gpt-4o`); listed by /v1/models."
     )
@@ -121,6 +126,8 @@ class SpilloverConfig(_Strict):
     cache: CacheConfig = CacheConfig()
     batch: BatchConfig = BatchConfig()
     monitor: MonitorConfig = MonitorConfig()
+    experiments: dict[str, ExperimentConfig] = Field(
+        default_factory=dict, description="A/B experiments: a route's requests split by user between variants of its settings.")
 
     @model_validator(mode="after")
     def _unique_names(self) -> SpilloverConfig:
@@ -145,7 +152,23 @@ class SpilloverConfig(_Strict):
             if route.local_start_timeout_s is not None and route.local_start_timeout_s >= self.failover.deadline_s:
                 raise ValueError(f"route {route_name!r}: local_start_timeout_s ({route.local_start_timeout_s:g}) must be below "
                                  f"failover.deadline_s ({self.failover.deadline_s:g}), or a timed-out request has no time left")
+        self._check_experiments()
         return self
+
+    def _check_experiments(self) -> None:
+        known = {m.name for m in self.models} | set(self.routes)
+        tested: dict[str, str] = {}
+        for name, experiment in self.experiments.items():
+            if not name or len(name) > 64 or "~" in name or "." in name:
+                raise ValueError(f"experiment {name!r}: a name of 1 to 64 characters without '~' or '.'")
+            if experiment.route not in known:
+                raise ValueError(f"experiment {name!r}: route {experiment.route!r} is not a model or route; known: {sorted(known)}")
+            if experiment.route in tested:
+                raise ValueError(f"experiments {tested[experiment.route]!r} and {name!r} both split route {experiment.route!r}")
+            tested[experiment.route] = name
+            for variant_name, variant in experiment.variants.items():
+                if variant.route is not None and variant.route not in known:
+                    raise ValueError(f"experiment {name!r}: variant {variant_name!r} names unknown route {variant.route!r}")
 
     def _check_aliases(self, public: set[str]) -> None:
         owners = [(a, m.name) for m in [*self.models, *self.embeddings] for a in m.aliases]

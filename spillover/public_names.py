@@ -14,8 +14,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from contracts.context import Api
-from contracts.errors import InvalidRequestError
+from contracts.errors import InvalidRequestError, NotFoundError
 from spillover.config import MaxTokensConfig, RouteConfig, SpilloverConfig
+
+#: Marks an experiment variant's route (spillover.experiment_routes): never a public name.
+VARIANT_MARK = "~"
 
 __all__ = ["PublicNames"]
 
@@ -60,6 +63,8 @@ class PublicNames:
         if not isinstance(model, str):
             return body
         name = self.resolve(model)
+        if name not in self.entries and VARIANT_MARK in name:  # an experiment variant's own route
+            raise NotFoundError(f"The model '{model}' does not exist.", param="model", code="model_not_found")
         out = body if name == model else {**body, "model": name}
         limits = self.limits.get(name)
         if limits is None or api not in _OUTPUT_LIMIT_FIELDS:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 __all__ = [
-    "alerts_table", "batch_files_table", "batch_lines_table", "batches_table", "keys_table", "leases_table", "ledger_hourly_table",
+    "alerts_table", "batch_files_table", "experiments_table", "feedback_table", "batch_lines_table", "batches_table", "keys_table", "leases_table", "ledger_hourly_table",
     "ledger_table", "local_intervals_table", "metadata",
 ]
 
@@ -48,6 +48,11 @@ ledger_table = sa.Table(
     sa.Column("prompt_tokens_original", sa.Integer),
     sa.Column("compression_saved_micro_usd", sa.BigInteger),
     sa.Column("sync_cost_micro_usd", sa.BigInteger),
+    sa.Column("experiment", sa.String(64), index=True),
+    sa.Column("variant", sa.String(64)),
+    sa.Column("finish_reason", sa.String(32)),
+    #: A short hash of the prompt: the same user sending it again within a minute is a retry.
+    sa.Column("prompt_hash", sa.String(32)),
 )
 
 #: Per local model and interval: its replicas' time, what it cost, and how much of it the
@@ -199,4 +204,26 @@ leases_table = sa.Table(
     sa.Column("name", sa.String(64), primary_key=True),
     sa.Column("holder", sa.String(64), nullable=False),
     sa.Column("until", sa.Float, nullable=False),
+)
+
+#: Quality feedback on a request (``POST /v1/feedback``): a score in [0, 1] (thumbs up 1, down 0),
+#: written by the key that made the request; the latest word counts.
+feedback_table = sa.Table(
+    "spillover_feedback",
+    metadata,
+    sa.Column("request_id", sa.String(80), primary_key=True),
+    sa.Column("key_id", sa.String(64), nullable=False),
+    sa.Column("score", sa.Float, nullable=False),
+    sa.Column("label", sa.String(128)),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+)
+
+#: Whether a configured experiment splits traffic (the admin API's start and stop); without a
+#: row, its config's ``running``.
+experiments_table = sa.Table(
+    "spillover_experiments",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("running", sa.Boolean, nullable=False),
+    sa.Column("changed_at", sa.DateTime(timezone=True), nullable=False),
 )

@@ -19,6 +19,7 @@ from typing import Any
 
 from contracts.context import SSE_DONE, Outcome, RequestContext, Status, Usage
 from contracts.errors import SpilloverError, UpstreamError, error_body
+from contracts.experiments import Finish
 from contracts.pipeline import Stage
 
 __all__ = ["Respond"]
@@ -43,6 +44,9 @@ class Respond(Stage):
             if isinstance(first.get("usage"), dict):
                 first = {**first, "usage": _spec_usage(first["usage"])}
             ctx.outcome = Outcome(body=first)
+            choices = first.get("choices")
+            if isinstance(choices, list) and choices and isinstance(choices[0], dict) and choices[0].get("finish_reason"):
+                ctx.put(Finish(str(choices[0]["finish_reason"])))
             return
         ctx.outcome = Outcome(stream=_sse(ctx, first, upstream, ctx.facts.wants_usage_chunk))
 
@@ -67,6 +71,8 @@ async def _sse(ctx: RequestContext, first: list[str], upstream: AsyncIterator[An
                         payload = "data: " + json.dumps({**chunk, "usage": _spec_usage(chunk["usage"])}, separators=(",", ":")) + "\n\n"
                 elif payload != SSE_DONE:
                     content_chunks += 1
+                    if _FINISH in payload and ctx.slot(Finish) is None:
+                        _note_finish(ctx, payload)
                 out.append(payload)
             if out:
                 yield "".join(out)
@@ -86,6 +92,18 @@ async def _sse(ctx: RequestContext, first: list[str], upstream: AsyncIterator[An
     finally:
         _account_partial(ctx, saw_usage, content_chunks)
         await upstream.aclose()
+
+
+_FINISH = '"finish_reason":"'
+
+
+def _note_finish(ctx: RequestContext, payload: str) -> None:
+    """The first finish reason a stream states (a chunk's ``"finish_reason":"stop"``): found
+    by a substring search, since parsing every chunk would cost more than the rest of the relay."""
+    start = payload.index(_FINISH) + len(_FINISH)
+    end = payload.find('"', start)
+    if end > start:
+        ctx.put(Finish(payload[start:end]))
 
 
 def _spec_usage(usage: dict[str, Any]) -> dict[str, Any]:

@@ -11,7 +11,10 @@ from typing import Any
 
 import pytest
 
-from bench import alerts, batch, cache_shift, cascade_ttft, compression, costs, drills, prompt_tokens, routing, serving, spillover, stream_batching
+from bench import (
+    alerts, batch, cache_shift, cascade_ttft, compression, costs, drills, experiments, prompt_tokens, routing, serving, spillover,
+    stream_batching,
+)
 from bench import cache as cache_lookup
 from bench._common import REPO, RESULTS, load_raw, raw_path, recompute_differences
 
@@ -26,6 +29,7 @@ DERIVATIONS: dict[str, Derive] = {
     "compression": compression.derive,
     "costs": costs.derive,
     "drills": drills.derive,
+    "experiments": experiments.derive,
     "prompt_tokens": prompt_tokens.figures_of,
     "routing": routing.derive,
     "serving": serving.derive,
