@@ -14,7 +14,7 @@ import datetime as dt
 import json
 import math
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -27,7 +27,7 @@ from experiments.stats import mean_ci, srm_p_value
 from stores.sql_schema import feedback_table as f
 from stores.sql_schema import ledger_table as t
 
-__all__ = ["Outcome", "experiment_report", "outcomes", "render"]
+__all__ = ["Outcome", "all_reports", "experiment_report", "outcomes", "render"]
 
 RETRY_WINDOW = dt.timedelta(minutes=1)
 #: Looks a day for this many days: the spacing the power analysis assumes.
@@ -162,6 +162,12 @@ def experiment_report(name: str, config: ExperimentConfig, rows: Sequence[Outcom
         report["comparisons"][variant] = {**_finite(asdict(comparison)), "cost_verdict": comparison.cost_verdict,
                                           "quality_verdict": comparison.quality_verdict, "completed_days": len(look_ends)}
     return report
+
+
+def all_reports(engine: sa.Engine, experiments: Mapping[str, ExperimentConfig]) -> dict[str, dict[str, Any]]:
+    """Every configured experiment's report (the dashboard's panel)."""
+    with engine.connect() as connection:
+        return {name: experiment_report(name, config, outcomes(connection, name)) for name, config in experiments.items()}
 
 
 def _quality_look(arm: Sequence[Outcome], metric: str) -> ArmLook:

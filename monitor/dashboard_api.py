@@ -31,6 +31,7 @@ from contracts.engine_state import EngineState
 from contracts.errors import AuthenticationError, InvalidRequestError, NotFoundError, PermissionDeniedError
 from costbook.config import BudgetConfig
 from costbook.prices import ModelPrice
+from costbook.savings import savings
 from monitor.evaluator import alert_rows
 from monitor.gpu import gpu_panel
 from monitor.signals import budget_status
@@ -57,6 +58,10 @@ class DashboardSources:
     engine_states: Callable[[], Mapping[str, EngineState]]
     steering_states: Callable[[], Mapping[str, Any]]
     gpu_metrics_url: str | None = None
+    #: A served model's list price (None: not a hosted model), for the savings per lever.
+    listed_price: Callable[[str], ModelPrice | None] = lambda model: None
+    #: Each configured experiment's report (the composition root wires experiments.report).
+    experiment_reports: Callable[[], Mapping[str, Any]] = dict
 
 
 def dashboard_router(sources: DashboardSources, *, clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC)) -> APIRouter:
@@ -111,16 +116,17 @@ def dashboard_router(sources: DashboardSources, *, clock: Callable[[], dt.dateti
             raise InvalidRequestError("top must be between 1 and 100.", param="top")
         started = time.perf_counter()
 
-        def from_database() -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]:
+        def from_database() -> tuple[dict[str, Any], ...]:
             ledger = ledger_view(sources.engine, span, top_n=top, counterfactual=sources.counterfactual)
             with sources.engine.connect() as connection:
                 budgets = budget_status(connection, sources.budgets, span.until)
-            return ledger, budgets, alert_rows(sources.engine, span.until)
+                by_lever = savings(connection, span.since, sources.counterfactual, sources.listed_price)
+            return ledger, budgets, alert_rows(sources.engine, span.until), by_lever, dict(sources.experiment_reports())
 
-        (ledger, budgets, alerts), gpu = await asyncio.gather(asyncio.to_thread(from_database),
-                                                              gpu_panel(gpu_client, sources.gpu_metrics_url))
+        (ledger, budgets, alerts, by_lever, experiments), gpu = await asyncio.gather(asyncio.to_thread(from_database),
+                                                                                     gpu_panel(gpu_client, sources.gpu_metrics_url))
         body = {
-            "ledger": ledger, "budgets": budgets, "alerts": alerts, "gpu": gpu,
+            "ledger": ledger, "budgets": budgets, "alerts": alerts, "gpu": gpu, "savings": by_lever, "experiments": experiments,
             "engines": {model: state.to_dict() for model, state in sources.engine_states().items()},
             "cache_steering": {route: asdict(state) if hasattr(state, "__dataclass_fields__") else state
                                for route, state in sources.steering_states().items()},

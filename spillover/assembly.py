@@ -9,6 +9,7 @@ the request path changes.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,6 +29,7 @@ from costlevers.cache.lever import CacheLever, route_policies
 from costlevers.compression.lever import compress_stage
 from costlevers.routing.lever import routing_stage
 from experiments.feedback import FeedbackStore
+from experiments.report import all_reports
 from experiments.stage import ExperimentStage
 from experiments.state import ExperimentSwitches
 from fallback.breaker import CircuitBreaker
@@ -198,7 +200,8 @@ def assemble(config: SpilloverConfig, engines: LocalEngines, *, providers: Mappi
             dashboard = DashboardSources(
                 engine, config.auth.enabled, access.admin_key, list(config.costs.budgets),
                 strongest_prices(hosted_models(config, routes), costbook.pricer.table), engines.all_states,
-                cache.stage.steering_states, config.monitor.gpu_metrics_url)
+                cache.stage.steering_states, config.monitor.gpu_metrics_url, listed_price=costbook.pricer.table.price,
+                experiment_reports=functools.partial(all_reports, engine, config.experiments))
     return IngressParts(config, engines, routes, providers, breakers, stores, registry, metrics, authenticate, access, costbook, cache, pipeline,
                         names, prompt_counters, batch, monitor, dashboard, switches, feedback)
 

@@ -60,8 +60,22 @@ function draw(view) {
     ["actual", usd(s.actual_usd)], ["all hosted at list price", usd(s.all_hosted_list_usd)], ["saved", usd(s.saving_usd)],
     ["saved share", pct(s.saving_share)],
   ].map(([k, v]) => `<span class="figure">${k}<b>${v}</b></span>`).join("") +
-    (s.models_without_hosted_price.length ? `<p>Priced at their own cost (no hosted model on their route): ${s.models_without_hosted_price.map(text).join(", ")}</p>` : "") : "";
+    (s.models_without_hosted_price.length ? `<p>Priced at their own cost (no hosted model on their route): ${s.models_without_hosted_price.map(text).join(", ")}</p>` : "") +
+    (view.savings ? table(["lever", "saved", "share"], Object.entries(view.savings.by_lever).map(([lever, v]) =>
+      [text(lever.replaceAll("_", " ")), usd(v.usd), pct(v.share)]), [1, 2]) : "") : "";
   state("saving", any);
+
+  const experiments = Object.entries(view.experiments || {});
+  panels.experiments.querySelector(".list").innerHTML = experiments.map(([name, e]) =>
+    `<h3>${text(name)} on ${text(e.route)} (control ${text(e.control)}; sample ratio p = ${e.sample_ratio.p_value.toPrecision(3)}` +
+    `${e.sample_ratio.mismatch ? " <b>MISMATCH</b>" : ""})</h3>` +
+    table(["variant", "requests", "cost per request", "good share", "feedback", "cost change", "cost verdict", "quality verdict"],
+      Object.entries(e.variants).map(([variant, v]) => {
+        const c = e.comparisons[variant];
+        return [text(variant), num(v.requests), usd(v.cost_usd.mean), pct(v.good.mean), v.feedback.mean === null ? "-" : v.feedback.mean.toFixed(2),
+                c ? pct(c.cost_relative) : "control", c ? text(c.cost_verdict) : "", c ? text(c.quality_verdict) : ""];
+      }), [1, 2, 3, 4, 5])).join("");
+  state("experiments", experiments.length > 0, "No experiment is configured.");
 
   chart("tokens", ["prompt", "completion"], xs, [series.map((b) => b.prompt_tokens), series.map((b) => b.completion_tokens)]);
   state("tokens", series.some((b) => b.prompt_tokens + b.completion_tokens > 0));

@@ -19,6 +19,7 @@ import pytest
 from prometheus_client import CollectorRegistry, Gauge, make_asgi_app
 
 from costbook.ledger_store import SqlLedgerStore
+from experiments.config import ExperimentConfig
 from spillover.app import create_app
 from stores.sql import Database, database_url
 from tests.costbook.rows import row
@@ -26,8 +27,12 @@ from tests.helpers import UvicornThread, wait_for
 from tests.serving.scripted_engines import ScriptedEngines, scripted_config
 
 ADMIN = "sk-admin-dashboard-test"
-PANELS = ("spend", "saving", "alerts", "tokens", "top-team", "top-feature", "top-model", "top-user", "cache", "spill", "budgets", "engines",
+PANELS = ("spend", "saving", "experiments", "alerts", "tokens", "top-team", "top-feature", "top-model", "top-user", "cache", "spill", "budgets", "engines",
           "gpu")
+
+
+AB = ExperimentConfig.model_validate({"route": "m", "variants": {"a": {"weight": 1}, "b": {"weight": 1, "settings": {"cache": {
+    "enabled": False}}}}})
 
 
 def config(tmp_path: Path, *, auth: bool, gpu_url: str | None = None) -> Any:
@@ -41,6 +46,7 @@ def config(tmp_path: Path, *, auth: bool, gpu_url: str | None = None) -> Any:
     }
     if gpu_url:
         env["SPILLOVER__MONITOR__GPU_METRICS_URL"] = gpu_url
+        return scripted_config(env).model_copy(update={"experiments": {"ab": AB}})  # the panel with data
     return scripted_config(env)
 
 
@@ -58,7 +64,7 @@ def seed(tmp_path: Path) -> None:
             row(f"r{i}"), at=now - dt.timedelta(minutes=3 + i * 20), team=("research", "support")[i % 2], user_name=f"user{i % 5}",
             feature=("search", "chat")[i % 2], cost_micro_usd=(200_000, 0, 0, 50_000)[kind], destination=("openai", "cache", None, "local")[kind],
             cache_result="exact" if kind == 1 else "miss", status="error" if kind == 2 else "ok",
-            spill_reason=("cold_start", None, None, "local_ok")[kind]))
+            spill_reason=("cold_start", None, None, "local_ok")[kind], experiment="ab", variant=("a", "b")[(i // 2) % 2]))
     rows.append(dataclasses.replace(row("spike"), at=now - dt.timedelta(minutes=5), cost_micro_usd=4_000_000, team="research",
                                     user_name="ann", feature="search"))
     store.insert(rows)
@@ -138,6 +144,7 @@ def test_a_browser_draws_every_panel_from_the_ledger(tmp_path: Path, monkeypatch
     assert 'data-loaded="true"' in dom and "data-error" not in dom
     assert panel_states(dom) == {p: "drawn" for p in PANELS}, panel_states(dom)
     assert dom.count("uplot") >= 4, "the four charts drew"
+    assert "self hosting and spillover" in dom and "ab on m" in dom, "the savings per lever and the experiment's variants"
     assert (output / "dashboard.png").stat().st_size > 20_000
     print(f"screenshot: {output / 'dashboard.png'}")
 
