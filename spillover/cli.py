@@ -1,6 +1,7 @@
 """``spillover``: the command line. ``serve`` runs the platform in the foreground; ``scale``
 sets a local model's replica count on a running one (draining before zero); ``simulate``
-replays a trace through the fleet policies; ``costs report`` reads the ledger; ``keys``
+replays a trace through the fleet policies; ``costs report`` and ``costs savings`` read the
+ledger; ``experiments`` lists, starts, stops and reports A/B experiments; ``keys``
 creates, lists and revokes API keys; ``plan`` weighs self-hosting against an API; ``k8s
 render`` writes the RayService's serveConfigV2 from the same config.
 
