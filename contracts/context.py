@@ -20,6 +20,7 @@ from contracts.spill import Destination, SpillReason
 __all__ = [
     "Api",
     "CacheResult",
+    "Carried",
     "Outcome",
     "Principal",
     "PromptEmbedding",
@@ -183,6 +184,12 @@ class PromptEmbedding:
 _Slot = TypeVar("_Slot")
 
 
+class Carried:
+    """Marks a slot's value as the whole request's: a tentative attempt made for the request (a
+    cascade's cheap call) carries it too, so the attempt's own ledger row says the same (an
+    experiment's assignment)."""
+
+
 @dataclass
 class RequestContext:
     """Everything known about one request; stages fill it in order."""
@@ -229,6 +236,10 @@ class RequestContext:
     def slot(self, kind: type[_Slot]) -> _Slot | None:
         """The value of type ``kind`` a stage kept, or None."""
         return self._slots.get(kind)
+
+    def carried(self) -> dict[type, Any]:
+        """The slots an attempt made for this request starts with (values marked :class:`Carried`)."""
+        return {kind: value for kind, value in self._slots.items() if isinstance(value, Carried)}
 
     def pop(self, kind: type[_Slot]) -> _Slot | None:
         """Take the value of type ``kind`` out (settle it once)."""

@@ -8,11 +8,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from contracts.context import Carried
+
 __all__ = ["Assignment", "Finish"]
 
 
 @dataclass(frozen=True)
-class Assignment:
+class Assignment(Carried):
+    """Carried into a cascade's attempts: their cost is the variant's."""
+
     experiment: str
     variant: str
 

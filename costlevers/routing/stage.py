@@ -170,7 +170,7 @@ class RoutingStage(Stage):
             facts=dataclasses.replace(ctx.facts, wants_usage_chunk=False, prompt_tokens=self._recount(candidate, ctx.body)),
             usage=dataclasses.replace(ctx.usage), timings=dataclasses.replace(ctx.timings, received=time.perf_counter()),
             status=Status.PENDING, outcome=None, upstream=None, error=None, destination=None, spill_reason=None, predicted_ttft_s=None,
-            model_served=None, cache_result=CacheResult.BYPASS, chunks_sent=0, _slots={},
+            model_served=None, cache_result=CacheResult.BYPASS, chunks_sent=0, _slots=ctx.carried(),
         )
         attempt.put(AttemptOf(ctx.request_id))
         return attempt

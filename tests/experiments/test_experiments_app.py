@@ -143,3 +143,28 @@ def test_admin_stops_and_starts_the_split_and_variant_routes_are_not_public(serv
     report = httpx.get(base_url + "/admin/experiments/ab/report", headers=admin).json()
     assert report["experiment"] == "ab" and sum(v["requests"] for v in report["variants"].values()) == 1
     time.sleep(0)  # the report reads the ledger as it stands
+
+
+def test_a_cascade_attempt_carries_the_variant_and_its_cost_counts_for_the_request(tmp_path: Path) -> None:
+    from tests.costlevers.test_routing_app import routed_config
+
+    base = routed_config(tmp_path, {"candidates": ["m", "big"], "cascade": {"checks": ["not_truncated"]}})
+    experiment = ExperimentConfig.model_validate({"route": "auto", "variants": {"cascade": {"weight": 1}, "also": {"weight": 1}}})
+    engines = ScriptedEngines()
+    cut = completion("cheap ans", completion_tokens=7)
+    cut["choices"][0]["finish_reason"] = "length"
+    engines.scripts = {"m": [cut], "big": [completion("strong answer")]}
+    with UvicornThread(create_app(with_experiment(base, experiment), engines, keys_and_costs=True)) as app:
+        client = openai.OpenAI(base_url=app.base_url + "/v1", api_key="none", max_retries=0)
+        assert client.chat.completions.create(model="auto", messages=[{"role": "user", "content": "Which city?"}]
+                                              ).choices[0].message.content == "strong answer"
+        engine = sa.create_engine(f"sqlite:///{tmp_path / 'spillover.db'}")
+        ledger = rows(engine, 2)
+    served = next(r for r in ledger if r.attempt_of is None)
+    attempt = next(r for r in ledger if r.attempt_of is not None)
+    assert (served.experiment, attempt.experiment) == ("ab", "ab") and served.variant == attempt.variant
+    assert attempt.finish_reason == "length" and served.escalations == "m:not_truncated"
+    with engine.connect() as c:
+        [outcome] = outcomes(c, "ab")
+    assert outcome.cost_usd == pytest.approx((served.cost_micro_usd + attempt.cost_micro_usd) / 1e6) and outcome.escalated
+    assert outcome.good == 0.0
