@@ -28,8 +28,9 @@ GPT4O = HostedModel(input_usd_per_mtok=2.5, output_usd_per_mtok=10.0, cached_inp
                     ttft_lognormal=LLMPERF_TTFT, tokens_per_minute=800_000, max_wait_s=30.0)
 
 #: Every policy ``--policy`` takes: the default set, and spillover's variants the bench measures
-#: (the payback rule off, the arrival trend projected one cold start ahead).
-NAMES = (*POLICIES, "spillover_no_payback", "spillover_trend")
+#: (the payback rule off; the arrival trend projected one cold start ahead; the scale-down band
+#: at 1, so a replica goes as soon as the fleet one smaller holds the demand).
+NAMES = (*POLICIES, "spillover_no_payback", "spillover_trend", "spillover_tight_band")
 SLO = 0.99
 
 
@@ -139,8 +140,9 @@ def cheapest_meeting(tried: dict[int, SimResult]) -> int:
 
 
 def policy_for(name: str, args: argparse.Namespace, preset: ReplicaPreset) -> FleetPolicy:
-    if name.startswith("spillover"):
-        return SpilloverFleet(spillover_config(args, preset, payback=name != "spillover_no_payback", trend=name == "spillover_trend"))
+    if name.startswith("spillover") and name in NAMES:
+        config = spillover_config(args, preset, payback=name != "spillover_no_payback", trend=name == "spillover_trend")
+        return SpilloverFleet(dataclasses.replace(config, scale_down_below=1.0) if name == "spillover_tight_band" else config)
     if name == "ray_serve":
         return RayServe(args.max_replicas, args.ray_target)
     if name == "keda_queue":

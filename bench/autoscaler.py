@@ -16,8 +16,11 @@ and KEDA's over a grid of waiting-request thresholds, each reported at its cheap
 99% within target and at its default; ``static_peak``, the smallest fixed fleet meeting it with
 spill-over off; ``static_spill``, the cheapest fixed fleet meeting it with spill-over on. The
 spillover policy's knobs come from the preset, the prices and the config alone; it runs with its
-payback rule on (``spillover``), off (``spillover_no_payback``), and with the arrival trend
-projected one cold start ahead (``spillover_trend``).
+payback rule on (``spillover``), off (``spillover_no_payback``), with the arrival trend
+projected one cold start ahead (``spillover_trend``), and, as a diagnostic added after a
+no-record run of this bench showed a third replica held on the conversation trace, with the
+scale-down band at 1 (``spillover_tight_band``: not the policy, and not chosen on any window;
+the 20-minute preceding window could not tell it from the policy).
 
 Raw outcomes: one line per simulation (trace, cold start, policy, setting), each request's TTFT
 in ms (null: no first token), whether it went hosted and what that cost, and each replica's paid
@@ -55,7 +58,7 @@ TRACES = {name: Path(__file__).resolve().parents[2] / "shared" / "data" / "trace
 COLD_STARTS = (60, 120, 240, 600)
 RAY_TARGETS = (2.0, 8.0, 32.0, 64.0, 128.0, 256.0)
 KEDA_THRESHOLDS = (1.0, 2.0, 5.0, 10.0, 20.0, 50.0)
-SPILLOVER = ("spillover", "spillover_no_payback", "spillover_trend")
+SPILLOVER = ("spillover", "spillover_no_payback", "spillover_trend", "spillover_tight_band")
 SETTINGS = {"preset": "llama3-70b-a100x4", "ttft_target_s": 2.0, "gpu_usd_per_hour": 2.5, "max_replicas": 64, "target_utilisation": 1.0,
             "min_replicas": 1, "warmup_s": 1200.0}
 GOAL_VS_STATIC_PEAK = 0.6
