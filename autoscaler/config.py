@@ -49,6 +49,24 @@ class AutoscalingConfig(_Strict):
     min_marginal_utilisation: Annotated[float, Field(ge=0, lt=1)] = Field(
         0.0, description="A replica past the first only for demand filling this share of its target (the prices' break-even)."
     )
+    replica_prefill_tokens_per_s: Annotated[float, Field(gt=0)] | None = Field(
+        None, description="Set (with replica_decode_token_s): demand is token work against a replica's capacity, "
+        "not ongoing requests (a preset's prefill_tokens_per_s).")
+    replica_decode_token_s: Annotated[float, Field(gt=0)] | None = Field(None, description="Seconds one output token costs a replica.")
+    target_utilisation: Annotated[float, Field(gt=0, le=1)] = Field(1.0, description="The busy share of a replica the work demand sizes for.")
+    replica_usd_per_hour: Annotated[float, Field(gt=0)] | None = Field(
+        None, description="Set (with the hosted prices and the capacity): a replica past the first must pay back its paid life "
+        "(cold start + down window) from the spilled spend it would absorb.")
+    hosted_input_usd_per_mtok: Annotated[float, Field(ge=0)] = 0.0
+    hosted_output_usd_per_mtok: Annotated[float, Field(ge=0)] = 0.0
+
+    @model_validator(mode="after")
+    def _capacity_whole(self) -> AutoscalingConfig:
+        if (self.replica_prefill_tokens_per_s is None) != (self.replica_decode_token_s is None):
+            raise ValueError("replica_prefill_tokens_per_s and replica_decode_token_s go together")
+        if self.replica_usd_per_hour is not None and self.replica_prefill_tokens_per_s is None:
+            raise ValueError("replica_usd_per_hour (payback) needs the replica's capacity (replica_prefill_tokens_per_s)")
+        return self
 
 
 class AutoscalerConfig(_Strict):

@@ -20,7 +20,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from autoscaler.actuator import ReplicaCounts
 from autoscaler.config import AutoscalingConfig, ReplicaConfig
-from autoscaler.policy import FleetState, PolicyConfig, ScaleDecision, ScalingPolicy, Signals
+from autoscaler.policy import FleetState, Payback, PolicyConfig, ScaleDecision, ScalingPolicy, Signals, WorkCapacity
 from contracts.background import periodically
 
 __all__ = ["ControlLoop", "LoopMetrics", "policy_for"]
@@ -46,6 +46,10 @@ def policy_for(replicas: ReplicaConfig, a: AutoscalingConfig) -> ScalingPolicy:
         ttft_p99_target_s=a.ttft_p99_target_s, up_window_s=a.up_window_s, down_window_s=a.down_window_s,
         idle_to_zero_s=a.idle_to_zero_s, scale_up_headroom=a.scale_up_headroom, scale_down_below=a.scale_down_below,
         min_marginal_utilisation=a.min_marginal_utilisation,
+        capacity=None if a.replica_prefill_tokens_per_s is None or a.replica_decode_token_s is None
+        else WorkCapacity(a.replica_prefill_tokens_per_s, a.replica_decode_token_s, a.target_utilisation),
+        payback=None if a.replica_usd_per_hour is None
+        else Payback(a.replica_usd_per_hour, a.hosted_input_usd_per_mtok, a.hosted_output_usd_per_mtok),
     ))
 
 

@@ -1,12 +1,24 @@
 """The scaling policy: signals and fleet state in, target replicas and a reason out. Pure.
 
-Queue depth leads: the requests a model holds (running + waiting), plus the traffic it spilled
-(Little's law: spilled requests/s times their mean time in system), is the demand; a replica
-takes ``target_ongoing_per_replica`` of it. The arrival trend is projected one cold start ahead,
-because a replica asked for now serves only after its cold start. KV-cache use and TTFT p99 guard:
-past their limits the policy asks for one more replica whatever the queue says. GPU utilisation
-never scales up on its own: it reads 0% for a light kernel stream and pegs near 100% with one
-batch, so it says little about headroom.
+Demand is work against capacity when the config gives a replica's capacity
+(:class:`WorkCapacity`): the prompt and output tokens per second offered to the model (spilled
+traffic included, less what no replica could take) against what one replica sustains at the
+target latency, so a replica batching hundreds of long-output sequences reads as one replica's
+worth, whatever the trace's request shape. Without it, the requests a model holds (running +
+waiting), plus the traffic it spilled (Little's law: spilled requests/s times their mean time in
+system), is the demand; a replica takes ``target_ongoing_per_replica`` of it. With
+``project_trend``, the arrival trend is projected one cold start ahead. KV-cache use and TTFT
+p99 guard: past their limits the policy asks for one more replica whatever the demand says. GPU
+utilisation never scales up on its own: it reads 0% for a light kernel stream and pegs near 100%
+with one batch, so it says little about headroom.
+
+With :class:`Payback` prices, a replica past the first is bought only when the spilled spend it
+would absorb pays for its whole paid life: it is paid from the ask, serves only after the cold
+start, and once bought stays at least the down window, so the hosted dollars it would take over
+the down window must cover what it costs over cold start plus down window. What it would absorb
+is read, not assumed: the spilled work, up to the local work one ready replica carries now (a
+replica that takes only part of a bursty trace within target because a burst's queue would miss
+it takes no more of the spill when it is the next one).
 
 Two mechanisms keep noise from flapping the fleet. Hysteresis: scaling up provisions
 ``scale_up_headroom`` above the demand that triggered it, and a replica goes only when the fleet
@@ -27,7 +39,7 @@ import math
 from collections import deque
 from dataclasses import dataclass
 
-__all__ = ["FleetState", "PolicyConfig", "ScaleDecision", "ScaleReason", "ScalingPolicy", "Signals"]
+__all__ = ["FleetState", "Payback", "PolicyConfig", "ScaleDecision", "ScaleReason", "ScalingPolicy", "Signals", "WorkCapacity"]
 
 
 class ScaleReason(enum.StrEnum):
@@ -54,6 +66,12 @@ class Signals:
     spilled_rps: float = 0.0
     #: Mean seconds a request spends in the system (for Little's law on spilled traffic).
     mean_service_s: float = 0.0
+    #: Prompt and output tokens per second offered to the model that a replica could take
+    #: (local and spilled; not what no replica can hold), and the part of it that spilled.
+    prompt_tokens_per_s: float = 0.0
+    output_tokens_per_s: float = 0.0
+    spilled_prompt_tokens_per_s: float = 0.0
+    spilled_output_tokens_per_s: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -67,6 +85,43 @@ class FleetState:
     def provisioned(self) -> int:
         """Replicas asked for and not going away: what the current target is."""
         return self.ready + self.starting
+
+
+@dataclass(frozen=True)
+class WorkCapacity:
+    """What one replica sustains at the target latency, in token work (from a replica preset).
+
+    A replica spends ``1 / prefill_tokens_per_s`` per prompt token and ``decode_token_s`` per
+    output token; the rest of its time is step overhead, which grows the step (and the time per
+    output token) as ``overhead / (1 - busy share)``. ``target_utilisation`` is the busy share a
+    replica is sized for: 0.8 keeps a step within 5x its overhead and leaves a fifth of the
+    replica for bursts between ticks (a config choice, not fitted to any trace).
+    """
+
+    prefill_tokens_per_s: float
+    decode_token_s: float
+    target_utilisation: float = 0.8
+
+    def __post_init__(self) -> None:
+        if self.prefill_tokens_per_s <= 0 or self.decode_token_s <= 0 or not 0 < self.target_utilisation <= 1:
+            raise ValueError("need positive token costs and target_utilisation in (0, 1]")
+
+    def replicas_for(self, prompt_tokens_per_s: float, output_tokens_per_s: float) -> float:
+        """Replicas' worth of work (fractional)."""
+        busy = prompt_tokens_per_s / self.prefill_tokens_per_s + output_tokens_per_s * self.decode_token_s
+        return busy / self.target_utilisation
+
+
+@dataclass(frozen=True)
+class Payback:
+    """Prices that decide whether a replica pays for itself against the hosted API."""
+
+    replica_usd_per_hour: float
+    hosted_input_usd_per_mtok: float
+    hosted_output_usd_per_mtok: float
+
+    def hosted_usd_per_s(self, prompt_tokens_per_s: float, output_tokens_per_s: float) -> float:
+        return (prompt_tokens_per_s * self.hosted_input_usd_per_mtok + output_tokens_per_s * self.hosted_output_usd_per_mtok) / 1e6
 
 
 @dataclass(frozen=True)
@@ -89,6 +144,12 @@ class PolicyConfig:
     down_window_s: float = 300.0
     #: With ``min_replicas`` 0: go to zero only after this long with no demand at all.
     idle_to_zero_s: float = 600.0
+    #: Demand as token work against this capacity; ``None``: ongoing requests per replica.
+    capacity: WorkCapacity | None = None
+    #: Buy a replica past the first only when it pays back its whole paid life (needs ``capacity``).
+    payback: Payback | None = None
+    #: Project the arrival trend one cold start ahead.
+    project_trend: bool = True
 
     def __post_init__(self) -> None:
         if not 0 <= self.min_replicas <= self.max_replicas:
@@ -99,6 +160,8 @@ class PolicyConfig:
             raise ValueError("scale_down_below must be in (0, 1]")
         if not 0 <= self.min_marginal_utilisation < 1:
             raise ValueError("min_marginal_utilisation must be in [0, 1)")
+        if self.payback is not None and self.capacity is None:
+            raise ValueError("payback prices a replica's share of token work: it needs capacity")
 
 
 @dataclass(frozen=True)
@@ -154,31 +217,60 @@ class ScalingPolicy:
 
     def _recommend(self, now: float, s: Signals, fleet: FleetState) -> tuple[int, ScaleReason]:
         c = self.config
-        demand = s.running + s.waiting + s.spilled_rps * s.mean_service_s
-        if s.arrival_rps > 0 and s.arrival_trend > 0:
-            demand *= (s.arrival_rps + s.arrival_trend * fleet.cold_start_s) / s.arrival_rps
-        if demand > 0 or self._last_demand_at is None:
+        share = self._demand(s)  # in replicas' worth
+        if c.project_trend and s.arrival_rps > 0 and s.arrival_trend > 0:
+            share *= (s.arrival_rps + s.arrival_trend * fleet.cold_start_s) / s.arrival_rps
+        if share > 0 or self._last_demand_at is None:
             self._last_demand_at = now
-        per_replica = c.target_ongoing_per_replica
-        needed = self._replicas_for(demand)
+        needed = self._replicas_for(share)
         wanted = fleet.provisioned
         if needed > fleet.provisioned:
-            wanted = self._replicas_for(demand * (1 + c.scale_up_headroom))
+            wanted = self._replicas_for(share * (1 + c.scale_up_headroom))
+            if c.payback is not None:
+                wanted = max(1, min(wanted, fleet.provisioned + self._paying_additions(s, fleet, wanted - fleet.provisioned)))
         elif needed < fleet.provisioned:  # the largest smaller fleet still inside the band
-            wanted = min(fleet.provisioned, max(needed, math.floor(demand / (per_replica * c.scale_down_below)) + 1))
+            wanted = min(fleet.provisioned, max(needed, math.floor(share / c.scale_down_below) + 1))
         reason = ScaleReason.QUEUE
         if fleet.ready and s.kv_cache_usage > c.max_kv_cache_usage and wanted <= fleet.provisioned:
             wanted, reason = fleet.provisioned + 1, ScaleReason.KV_CACHE
         elif fleet.ready and c.ttft_p99_target_s and s.ttft_p99_s and s.ttft_p99_s > c.ttft_p99_target_s and wanted <= fleet.provisioned:
             wanted, reason = fleet.provisioned + 1, ScaleReason.TTFT
-        if demand == 0 and c.min_replicas == 0 and now - self._last_demand_at >= c.idle_to_zero_s:
+        if share == 0 and c.min_replicas == 0 and now - self._last_demand_at >= c.idle_to_zero_s:
             return 0, ScaleReason.IDLE
         return wanted, reason
 
-    def _replicas_for(self, demand: float) -> int:
-        """Replicas for ``demand`` ongoing requests: whole replicas' worth, plus one for the rest
-        when it is worth a replica (any rest for the first replica: it is what takes traffic local)."""
-        share = demand / self.config.target_ongoing_per_replica
+    def _demand(self, s: Signals) -> float:
+        c = self.config
+        if c.capacity is not None:
+            return c.capacity.replicas_for(s.prompt_tokens_per_s, s.output_tokens_per_s)
+        return (s.running + s.waiting + s.spilled_rps * s.mean_service_s) / c.target_ongoing_per_replica
+
+    def _paying_additions(self, s: Signals, fleet: FleetState, most: int) -> int:
+        """How many more replicas pay back their paid life (cold start + down window) from the
+        spilled spend each would absorb over the down window: the spilled work, taken in slices of
+        the local work one ready replica carries now (a whole replica's worth while none is ready)."""
+        c = self.config
+        assert c.payback is not None and c.capacity is not None
+        spilled = c.capacity.replicas_for(s.spilled_prompt_tokens_per_s, s.spilled_output_tokens_per_s)
+        if spilled <= 0 or c.down_window_s <= 0:
+            return 0
+        spilled_usd_per_s = c.payback.hosted_usd_per_s(s.spilled_prompt_tokens_per_s, s.spilled_output_tokens_per_s)
+        local = c.capacity.replicas_for(s.prompt_tokens_per_s - s.spilled_prompt_tokens_per_s,
+                                        s.output_tokens_per_s - s.spilled_output_tokens_per_s)
+        per_replica = min(1.0, local / fleet.ready) if fleet.ready and local > 0 else 1.0
+        paid_life_usd = c.payback.replica_usd_per_hour / 3600 * (fleet.cold_start_s + c.down_window_s)
+        added, left = 0, spilled
+        while added < most and left > 1e-9:
+            slice_ = min(left, per_replica)
+            if spilled_usd_per_s * slice_ / spilled * c.down_window_s < paid_life_usd:
+                break
+            added, left = added + 1, left - slice_
+        return added
+
+    def _replicas_for(self, share: float) -> int:
+        """Replicas for ``share`` replicas' worth of demand: each whole replica and the rest when
+        it is at least ``min_marginal_utilisation`` of a replica (any rest for the first replica:
+        it is what takes traffic local)."""
         whole = math.floor(share + 1e-9)
         rest = share - whole
         worth = rest > 1e-9 and (whole == 0 or rest >= self.config.min_marginal_utilisation)

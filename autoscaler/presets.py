@@ -39,6 +39,8 @@ class ReplicaPreset:
     decode_token_s: float | None = None
     #: Seconds a step pays for each request it admits.
     request_overhead_s: float = 0.0
+    #: The model's context limit (prompt plus output tokens); a longer request can only go hosted.
+    max_model_len: int | None = None
 
     @property
     def decode_cost_s(self) -> float:
@@ -49,6 +51,11 @@ class ReplicaPreset:
         sequences and admits ``admitted`` new requests."""
         return (self.step_overhead_s + prefill_tokens / self.prefill_tokens_per_s + decoding * self.decode_cost_s
                 + admitted * self.request_overhead_s)
+
+    def fits(self, prompt: int, output: int) -> bool:
+        """Whether a replica can hold the request at all (context limit and KV cache)."""
+        need = prompt + output
+        return need <= self.kv_capacity_tokens and (self.max_model_len is None or need <= self.max_model_len)
 
     def decode_tokens_per_s(self, batch: int) -> float:
         batch = max(batch, 1)

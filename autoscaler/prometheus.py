@@ -16,7 +16,7 @@ import math
 import httpx
 
 from autoscaler.policy import Signals
-from contracts.metric_names import ENGINE_GAUGES, REQUEST_DURATION, REQUESTS_TOTAL, TTFT
+from contracts.metric_names import ENGINE_GAUGES, REQUEST_DURATION, REQUESTS_TOTAL, TOKENS_TOTAL, TTFT
 from contracts.spill import NOT_LOCAL_DEMAND
 
 __all__ = ["PrometheusSignals", "queries_for"]
@@ -40,11 +40,18 @@ def queries_for(model: str, window: str = "1m") -> dict[str, str]:
         "spilled_rps": f'sum(rate({REQUESTS_TOTAL}{{{m},destination!~"local|none",reason!~"{_NOT_DEMAND}"}}[{window}])) or vector(0)',
         "mean_service_s": f"sum(rate({REQUEST_DURATION}_sum{{{m}}}[{window}])) / sum(rate({REQUEST_DURATION}_count{{{m}}}[{window}]))",
         "ttft_p99_s": f'histogram_quantile(0.99, sum by (le) (rate({TTFT}_bucket{{{m},destination="local"}}[{window}])))',
+        # Token work of finished requests (the ledger's counter): all of it, and the part served hosted
+        # (spills no replica would keep, such as long prompts, count here too: the counter has no reason).
+        "prompt_tokens_per_s": f'sum(rate({TOKENS_TOTAL}{{{m},kind="prompt",destination!="cache"}}[{window}]))',
+        "output_tokens_per_s": f'sum(rate({TOKENS_TOTAL}{{{m},kind="completion",destination!="cache"}}[{window}]))',
+        "spilled_prompt_tokens_per_s": f'sum(rate({TOKENS_TOTAL}{{{m},kind="prompt",destination!~"local|none|cache"}}[{window}])) or vector(0)',
+        "spilled_output_tokens_per_s": f'sum(rate({TOKENS_TOTAL}{{{m},kind="completion",destination!~"local|none|cache"}}[{window}])) or vector(0)',
     }
 
 
 #: Signals that may be absent without failing the read (no traffic yet, nothing finished).
-_OPTIONAL = {"arrival_rps": 0.0, "arrival_trend": 0.0, "spilled_rps": 0.0, "mean_service_s": 0.0, "ttft_p99_s": None}
+_OPTIONAL = {"arrival_rps": 0.0, "arrival_trend": 0.0, "spilled_rps": 0.0, "mean_service_s": 0.0, "ttft_p99_s": None,
+             "prompt_tokens_per_s": 0.0, "output_tokens_per_s": 0.0, "spilled_prompt_tokens_per_s": 0.0, "spilled_output_tokens_per_s": 0.0}
 
 
 class PrometheusSignals:

@@ -6,7 +6,15 @@ from the simulated replicas; local requests join the ready replica with the fewe
 not yet started (then in flight), as the live request router (serving.token_router) sends them. Every
 ``tick_s`` a fleet policy (``autoscaler.baselines``) reads the signals the live loop reads and
 sets the target; new replicas serve after the preset's cold start, removed ones drain first.
-Replicas are paid for from the moment they are asked for until they have drained.
+Replicas are paid for from the moment they are asked for until they have drained. When a replica
+becomes ready, requests queued on the others and not yet started move to it, oldest first, while
+that evens the queues: Serve's router holds requests until a replica takes them, so a new replica
+drains the backlog rather than only the traffic after it.
+
+A request no replica can hold (past the preset's context limit or KV cache) goes hosted under every
+policy. The hosted side (``autoscaler.hosted``) has a first-token-time distribution and a rate
+limit, so it misses targets too. Prompt tokens a trace marks as a shared prefix are not prefilled
+again locally (vLLM's prefix cache; assumed to hit) and are billed at the cached-input price hosted.
 
 Each replica steps the way vLLM's scheduler does: every step decodes one token for each running
 sequence and spends the rest of its token budget on prefill, first come first served, admitting
@@ -23,6 +31,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from autoscaler.hosted import HostedModel, HostedSide
 from autoscaler.policy import FleetState, Signals
 from autoscaler.presets import ReplicaPreset
 from autoscaler.trace import Arrival
@@ -46,23 +55,6 @@ ROUTERS: dict[str, Callable[[_Replica], tuple[int, ...]]] = {
 }
 
 
-@dataclass(frozen=True)
-class HostedModel:
-    """The hosted target: list prices per million tokens and its time to first token.
-
-    ``ttft_samples``, when given, are measured first-token times the simulated spills take in
-    turn: a hosted API's tail, not its median, decides how many spills still miss the target.
-    """
-
-    input_usd_per_mtok: float
-    output_usd_per_mtok: float
-    ttft_s: float = 1.0
-    ttft_samples: tuple[float, ...] = ()
-
-    def cost(self, prompt: int, output: int) -> float:
-        return (prompt * self.input_usd_per_mtok + output * self.output_usd_per_mtok) / 1e6
-
-
 class FleetPolicy:
     """What a baseline is: whether it spills, and the target it sets on each tick."""
 
@@ -83,6 +75,18 @@ class _Request:
     first_token_s: float | None = None
     done_s: float | None = None
     spilled: bool = False
+    hosted_usd: float = 0.0
+
+
+@dataclass(frozen=True)
+class _Seen:
+    """An arrival as the signals count it: when, whether its spill was local demand, and the
+    token work a replica could have taken (0 for what no replica can hold)."""
+
+    at: float
+    local_demand: bool
+    prompt_tokens: int
+    output_tokens: int
 
 
 class _Replica:
@@ -168,6 +172,10 @@ class SimResult:
     spilled_share: float
     #: Per minute: (minute, arrivals, replicas paid for, spilled).
     timeline: list[tuple[int, int, int, int]] = field(default_factory=list)
+    #: Per request, in arrival order: (TTFT s or None for no first token, went hosted, hosted $).
+    outcomes: list[tuple[float | None, bool, float]] = field(default_factory=list)
+    #: Each replica's paid span: (asked for at, stopped at), seconds.
+    paid_spans: list[tuple[float, float]] = field(default_factory=list)
 
     @property
     def total_usd(self) -> float:
@@ -182,28 +190,31 @@ class SimResult:
 
 class Simulation:
     def __init__(self, arrivals: Sequence[Arrival], preset: ReplicaPreset, policy: FleetPolicy, *, hosted: HostedModel,
-                 ttft_target_s: float, gpu_usd_per_hour: float, tick_s: float = 10.0, router: str = "unstarted_tokens") -> None:
+                 ttft_target_s: float, gpu_usd_per_hour: float, tick_s: float = 10.0, router: str = "unstarted_tokens",
+                 measure_from_s: float = 0.0) -> None:
+        """``measure_from_s``: the requests before it only warm the fleet up (each policy reaches
+        its own steady state); what they and the replicas cost before it is not counted."""
         if router not in ROUTERS:
             raise ValueError(f"unknown router {router!r}; choose from {', '.join(ROUTERS)}")
         self.router = ROUTERS[router]
         self.arrivals, self.preset, self.policy, self.hosted = arrivals, preset, policy, hosted
         self.target_s, self.gpu_usd_per_hour, self.tick_s = ttft_target_s, gpu_usd_per_hour, tick_s
+        self.measure_from_s = measure_from_s
         hosted_targets = (HostedTarget("hosted", "hosted"),) if policy.spill else ()
         self.route = Route(MODEL, MODEL, ttft_target_s, hosted=hosted_targets, prior_prefill_tokens_per_s=preset.prefill_tokens_per_s)
         self.replicas: list[_Replica] = []
         self.pending: deque[_Request] = deque()  # local requests held while no replica is ready
         self.requests: list[_Request] = []
-        self.api_usd = 0.0
         self._events: list[tuple[float, int, str, object]] = []
         self._seq = itertools.count()
-        # (arrival time, spilled traffic more local replicas would take) over the last minute
-        self._recent: deque[tuple[float, bool]] = deque()
+        # The arrivals of the last two minutes (rates over the last, the trend against the one before).
+        self._recent: deque[_Seen] = deque()
         self._service: deque[float] = deque(maxlen=200)
         self._recent_ttft: deque[tuple[float, float]] = deque()
         # The ingress's view of the queue in front of the engines, on simulated time.
         self._now = 0.0
         self._meter = StartMeter(clock=lambda: self._now)
-        self._hosted_ttfts = itertools.cycle(hosted.ttft_samples or (hosted.ttft_s,))
+        self._hosted = HostedSide(hosted)
 
     def run(self, progress: Callable[[float], None] | None = None) -> SimResult:
         for _ in range(self.policy.initial()):
@@ -221,6 +232,7 @@ class Simulation:
                 self._step(now, payload)  # type: ignore[arg-type]
             elif kind == "ready":
                 self._drain_pending(now)
+                self._rebalance(now, payload)  # type: ignore[arg-type]
             elif kind == "started":
                 for _ in payload:  # type: ignore[attr-defined]
                     self._meter.leave(started=True)
@@ -240,22 +252,21 @@ class Simulation:
         heapq.heappush(self._events, (at, next(self._seq), kind, payload))
 
     def _arrive(self, now: float, arrival: Arrival) -> None:
-        request = _Request(arrival, prefill_left=arrival.prompt_tokens)
+        request = _Request(arrival, prefill_left=arrival.prompt_tokens - arrival.shared_prefix_tokens)
         self.requests.append(request)
         asked, state = DispatchRequest(arrival.prompt_tokens, arrival.output_tokens), self._engine_state(now)
         decision = decide(asked, state, self.route)
         spilled = decision.destination not in (LOCAL, None)
         local_demand = spilled and decision.reason not in NOT_LOCAL_DEMAND
-        if arrival.prompt_tokens + arrival.output_tokens > self.preset.kv_capacity_tokens:
-            if not self.route.hosted:
-                return  # no replica can ever hold it: a miss (no first token)
+        fits = self.preset.fits(arrival.prompt_tokens, arrival.output_tokens)
+        if not fits:
             spilled, local_demand = True, False
-        self._recent.append((now, local_demand))
+        self._recent.append(_Seen(now, local_demand, arrival.prompt_tokens if fits else 0, arrival.output_tokens if fits else 0))
         if spilled:
             request.spilled = True
-            request.first_token_s = now + next(self._hosted_ttfts)
+            request.first_token_s, request.hosted_usd = self._hosted.call(
+                now, arrival.prompt_tokens, arrival.output_tokens, arrival.shared_prefix_tokens)
             request.done_s = request.first_token_s
-            self.api_usd += self.hosted.cost(arrival.prompt_tokens, arrival.output_tokens)
             return
         self._meter.enter(queued_work_s(asked, state, self.route))
         ready = self._ready(now)
@@ -293,8 +304,28 @@ class Simulation:
         while ready and self.pending:
             self._enqueue(now, min(ready, key=self.router), self.pending.popleft())
 
+    def _rebalance(self, now: float, fresh: _Replica) -> None:
+        """Move queued, unstarted requests to a replica that just became ready, oldest first,
+        from whichever replica has the most unstarted prompt tokens, while the move evens them."""
+        if fresh.draining or fresh.stopped_at is not None:
+            return
+        others = [r for r in self._ready(now) if r is not fresh]
+        while others:
+            donor = max(others, key=lambda r: r.unstarted_tokens)
+            index = next((i for i, q in enumerate(donor.waiting) if id(q) not in donor.admitted), None)
+            if index is None:
+                return
+            request = donor.waiting[index]
+            tokens = request.arrival.prompt_tokens
+            if donor.unstarted_tokens - fresh.unstarted_tokens <= tokens:
+                return
+            del donor.waiting[index]
+            donor.unstarted_tokens -= tokens
+            donor.in_flight_tokens -= tokens
+            self._enqueue(now, fresh, request)
+
     def _tick(self, now: float) -> None:
-        while self._recent and self._recent[0][0] < now - 60:
+        while self._recent and self._recent[0].at < now - 120:
             self._recent.popleft()
         while self._recent_ttft and self._recent_ttft[0][0] < now - 60:
             self._recent_ttft.popleft()
@@ -311,8 +342,9 @@ class Simulation:
                     replica.stopped_at = now
 
     def _add_replica(self, now: float, ready_at: float) -> None:
-        self.replicas.append(_Replica(self.preset, now, ready_at))
-        self._push(ready_at, "ready", None)
+        replica = _Replica(self.preset, now, ready_at)
+        self.replicas.append(replica)
+        self._push(ready_at, "ready", replica)
 
     # -- what the policy and the decision see -----------------------------------------------------
 
@@ -341,10 +373,12 @@ class Simulation:
         )
 
     def _signals(self, now: float) -> Signals:
+        """What Prometheus would give the live loop: rates over the last minute, the trend as
+        that minute's arrival rate against the one before it (as ``autoscaler.prometheus``)."""
         ready = self._ready(now)
-        rate = len(self._recent) / 60
-        earlier = sum(1 for t, _ in self._recent if t < now - 30) / 30
-        later = sum(1 for t, _ in self._recent if t >= now - 30) / 30
+        minute = [s for s in self._recent if s.at >= now - 60]
+        rate = len(minute) / 60
+        earlier = (len(self._recent) - len(minute)) / 60
         ttfts = sorted(t for _, t in self._recent_ttft)
         return Signals(
             running=sum(r.scheduled for r in ready),
@@ -352,9 +386,13 @@ class Simulation:
             kv_cache_usage=statistics.fmean(r.kv_used / self.preset.kv_capacity_tokens for r in ready) if ready else 0.0,
             ttft_p99_s=ttfts[int(0.99 * (len(ttfts) - 1))] if ttfts else None,
             arrival_rps=rate,
-            arrival_trend=(later - earlier) / 30,
-            spilled_rps=sum(1 for _, spilled in self._recent if spilled) / 60,
+            arrival_trend=(rate - earlier) / 60 if now >= 120 else 0.0,
+            spilled_rps=sum(1 for s in minute if s.local_demand) / 60,
             mean_service_s=statistics.fmean(self._service) if self._service else self.preset.step_s(0, 1) * 64,
+            prompt_tokens_per_s=sum(s.prompt_tokens for s in minute) / 60,
+            output_tokens_per_s=sum(s.output_tokens for s in minute) / 60,
+            spilled_prompt_tokens_per_s=sum(s.prompt_tokens for s in minute if s.local_demand) / 60,
+            spilled_output_tokens_per_s=sum(s.output_tokens for s in minute if s.local_demand) / 60,
         )
 
     def _fleet(self, now: float) -> FleetState:
@@ -367,9 +405,13 @@ class Simulation:
         )
 
     def _result(self, last: float) -> SimResult:
-        ttfts = sorted((r.first_token_s - r.arrival.at_s) if r.first_token_s is not None else math.inf for r in self.requests)
+        start = self.measure_from_s
+        measured = [r for r in self.requests if r.arrival.at_s >= start]
+        ttfts = sorted((r.first_token_s - r.arrival.at_s) if r.first_token_s is not None else math.inf for r in measured)
         within = sum(1 for t in ttfts if t <= self.target_s)
-        gpu_hours = sum((r.stopped_at or last) - r.asked_at for r in self.replicas) * self.preset.gpus_per_replica / 3600
+        spans = [(max(r.asked_at, start), max(r.stopped_at or last, start)) for r in self.replicas]
+        gpu_hours = sum(b - a for a, b in spans) * self.preset.gpus_per_replica / 3600
+        api_usd = sum(r.hosted_usd for r in measured)
         minutes = int(last // 60) + 1
         timeline = []
         for m in range(minutes):
@@ -384,10 +426,13 @@ class Simulation:
             ttft_p50_s=ttfts[len(ttfts) // 2] if ttfts else math.nan,
             ttft_p99_s=ttfts[int(0.99 * (len(ttfts) - 1))] if ttfts else math.nan,
             gpu_hours=gpu_hours,
-            api_usd=self.api_usd,
+            api_usd=api_usd,
             gpu_usd=gpu_hours * self.gpu_usd_per_hour,
-            spilled_share=sum(1 for r in self.requests if r.spilled) / n,
+            spilled_share=sum(1 for r in measured if r.spilled) / n,
             timeline=timeline,
+            outcomes=[(None if r.first_token_s is None else r.first_token_s - r.arrival.at_s, r.spilled, r.hosted_usd)
+                      for r in measured],
+            paid_spans=[span for span in spans if span[1] > span[0]],
         )
 
 

@@ -22,6 +22,9 @@ class Arrival:
     at_s: float
     prompt_tokens: int
     output_tokens: int
+    #: Leading prompt tokens the trace says an earlier prompt shares (a prefix cache can reuse
+    #: them). The Azure traces do not say which prompts share prefixes, so they read as 0.
+    shared_prefix_tokens: int = 0
 
 
 def read_trace(path: Path) -> tuple[dt.datetime, list[Arrival]]:

@@ -69,3 +69,11 @@ def test_the_policy_comes_from_the_models_config() -> None:
     config = load_config(None, env={"SPILLOVER__MODELS__0__REPLICAS__MAX": "3", "SPILLOVER__MODELS__0__AUTOSCALING__DOWN_WINDOW_S": "20"})
     policy = policy_for(config.models[0].replicas, config.models[0].autoscaling)
     assert (policy.config.max_replicas, policy.config.down_window_s) == (3, 20)
+    assert policy.config.capacity is None and policy.config.payback is None, "ongoing requests unless a capacity is given"
+    work = load_config(None, env={"SPILLOVER__MODELS__0__AUTOSCALING__REPLICA_PREFILL_TOKENS_PER_S": "4900",
+                                  "SPILLOVER__MODELS__0__AUTOSCALING__REPLICA_DECODE_TOKEN_S": "0.0002",
+                                  "SPILLOVER__MODELS__0__AUTOSCALING__REPLICA_USD_PER_HOUR": "10",
+                                  "SPILLOVER__MODELS__0__AUTOSCALING__HOSTED_INPUT_USD_PER_MTOK": "2.5"})
+    paying = policy_for(work.models[0].replicas, work.models[0].autoscaling).config
+    assert paying.capacity is not None and paying.capacity.prefill_tokens_per_s == 4900
+    assert paying.payback is not None and paying.payback.replica_usd_per_hour == 10

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from autoscaler.policy import FleetState, PolicyConfig, ScaleReason, ScalingPolicy, Signals
+import pytest
+
+from autoscaler.policy import FleetState, Payback, PolicyConfig, ScaleReason, ScalingPolicy, Signals, WorkCapacity
 
 TICK_S = 10.0
 signals = st.builds(
@@ -128,3 +131,38 @@ def test_scales_down_only_after_the_down_window_and_to_zero_only_when_idle() -> 
     assert policy.decide(200, Signals(running=0, waiting=0), FleetState(ready=1)).target == 0
     back = policy.decide(210, Signals(running=0, waiting=0, spilled_rps=1, mean_service_s=2), FleetState(ready=0))
     assert back.target == 1, "traffic spilled while at zero brings a replica back"
+
+
+CAPACITY = WorkCapacity(prefill_tokens_per_s=1000, decode_token_s=0.001, target_utilisation=1.0)
+
+
+def test_demand_is_token_work_against_a_replica_not_a_count_of_ongoing_requests() -> None:
+    """255 long-output sequences decoding on one replica are one replica's work, not 32 replicas'."""
+    batching = Signals(running=255, waiting=0, prompt_tokens_per_s=200, output_tokens_per_s=800)  # 0.2 + 0.8 busy
+    by_count = ScalingPolicy(PolicyConfig(max_replicas=64, target_ongoing_per_replica=8, scale_up_headroom=0))
+    by_work = ScalingPolicy(PolicyConfig(max_replicas=64, scale_up_headroom=0, capacity=CAPACITY))
+    assert by_count.decide(0, batching, FleetState(ready=1)).target == 32
+    assert by_work.decide(0, batching, FleetState(ready=1)).target == 1
+    assert ScalingPolicy(PolicyConfig(max_replicas=64, scale_up_headroom=0, capacity=CAPACITY)).decide(
+        0, Signals(running=0, waiting=0, prompt_tokens_per_s=2500), FleetState(ready=1)).target == 3
+    assert CAPACITY.replicas_for(500, 250) == pytest.approx(0.75)
+    assert WorkCapacity(1000, 0.001, 0.5).replicas_for(500, 0) == pytest.approx(1.0), "sized for half-busy replicas"
+
+
+def test_a_replica_is_bought_only_when_the_spill_it_absorbs_pays_for_its_paid_life() -> None:
+    """Replica $36/hour ($0.01/s); hosted $10 per M prompt tokens, so 1,000 spilled tokens/s are
+    $0.01/s. Over a 300 s down window a replica absorbing all of it takes $3: it pays for a paid
+    life of 0 + 300 s ($3) and not for 60 + 300 s ($3.60)."""
+    payback = Payback(replica_usd_per_hour=36.0, hosted_input_usd_per_mtok=10.0, hosted_output_usd_per_mtok=0.0)
+    config = PolicyConfig(max_replicas=8, scale_up_headroom=0, down_window_s=300, capacity=CAPACITY, payback=payback)
+    spilling = Signals(running=10, waiting=0, prompt_tokens_per_s=2000, spilled_prompt_tokens_per_s=1000)
+    assert ScalingPolicy(config).decide(0, spilling, FleetState(ready=1, cold_start_s=0)).target == 2
+    assert ScalingPolicy(config).decide(0, spilling, FleetState(ready=1, cold_start_s=60)).target == 1
+    no_payback = dataclasses.replace(config, payback=None)
+    assert ScalingPolicy(no_payback).decide(0, spilling, FleetState(ready=1, cold_start_s=60)).target == 2
+    # The ready replica carries only 250 tokens/s within target (a bursty trace): the next one
+    # would absorb about that much of the spill, $0.75 over the down window. Not worth $3.
+    bursty = Signals(running=10, waiting=0, prompt_tokens_per_s=1250, spilled_prompt_tokens_per_s=1000)
+    assert ScalingPolicy(config).decide(0, bursty, FleetState(ready=1, cold_start_s=0)).target == 1
+    with pytest.raises(ValueError, match="capacity"):
+        PolicyConfig(payback=payback)

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from autoscaler.baselines import AllApi, KedaQueue, RayDefault, SpilloverFleet, StaticFleet
+from autoscaler.baselines import AllApi, KedaQueue, RayServe, SpilloverFleet, StaticFleet
+from autoscaler.hosted import LLMPERF_TTFT, HostedSide
 from autoscaler.policy import PolicyConfig
 from autoscaler.presets import ReplicaPreset, load_preset
 from autoscaler.replay import GPT4O, run
@@ -90,7 +91,7 @@ def test_all_api_pays_only_tokens() -> None:
 
 def test_scaled_up_replicas_are_paid_from_the_ask_and_serve_after_the_cold_start() -> None:
     steady = [Arrival(i * 0.05, 200, 40) for i in range(6000)]  # 20 requests/s for 5 minutes
-    for policy in (RayDefault(max_replicas=16), KedaQueue(max_replicas=16), SpilloverFleet(PolicyConfig(max_replicas=16, target_ongoing_per_replica=4))):
+    for policy in (RayServe(max_replicas=16), KedaQueue(max_replicas=16), SpilloverFleet(PolicyConfig(max_replicas=16, target_ongoing_per_replica=4))):
         result = simulate(steady, PRESET, policy, **COMMON)
         paid = max(p for _, _, p, _ in result.timeline)
         assert paid > 1, f"{policy.name} never scaled up"
@@ -120,10 +121,91 @@ def test_the_cli_prints_every_policy_and_writes_json_and_a_plot(tmp_path: Path) 
     trace = tmp_path / "t.csv"
     rows = [f"2023-11-16 18:{m:02d}:{s:02d}.0000000,{800 + 10 * s},{20 + s}" for m in range(3) for s in range(0, 60, 2)]
     trace.write_text("TIMESTAMP,ContextTokens,GeneratedTokens\n" + "\n".join(rows) + "\n")
-    args = argparse.Namespace(trace=str(trace), policy="spillover,static_peak,ray_default,keda_queue,all_api", preset="llama3-70b-a100x4",
-                              ttft_target_s=2.0, gpu_usd_per_hour=2.5, cold_start_s=None, max_replicas=8, target_ongoing=8.0,
-                              min_replicas=1, json=tmp_path / "out.json", plot=tmp_path / "out.png")
+    names = "spillover,spillover_no_payback,static_peak,static_spill,ray_serve,keda_queue,all_api"
+    args = argparse.Namespace(trace=str(trace), policy=names, preset="llama3-70b-a100x4", ttft_target_s=2.0, gpu_usd_per_hour=2.5,
+                              cold_start_s=None, max_replicas=8, target_utilisation=1.0, min_replicas=1, ray_target=2.0, keda_threshold=5.0,
+                              hosted_tpm=0, warmup_s=0.0, json=tmp_path / "out.json", plot=tmp_path / "out.png")
     results = run(args)
-    assert set(results) == {"spillover", "static_peak", "ray_default", "keda_queue", "all_api"}
+    assert set(results) == set(names.split(","))
     assert (tmp_path / "out.png").stat().st_size > 10_000 and "total_usd" in (tmp_path / "out.json").read_text()
     assert results["all_api"].api_usd == pytest.approx(sum(GPT4O.cost(800 + 10 * s, 20 + s) for _ in range(3) for s in range(0, 60, 2)))
+
+
+def test_the_hosted_api_draws_its_first_token_times_and_queues_past_its_rate_limit() -> None:
+    limited = HostedSide(HostedModel(1.0, 2.0, ttft_s=0.5, tokens_per_minute=6000, max_wait_s=5.0))
+    # 6,000 tokens a minute = 100/s, a one-minute bucket: the first 6,000 tokens pass at once.
+    assert limited.call(0.0, 5000, 0) == (0.5, pytest.approx(5000 / 1e6))
+    first, _ = limited.call(0.0, 1300, 0)  # 1,000 left: waits for 300 more, 3 s
+    assert first == pytest.approx(3.5)
+    assert limited.call(0.0, 300, 0) == (None, 0.0), "behind the waiter it would wait 6 s: it gives up, unbilled"
+    drawn = [HostedSide(HostedModel(1.0, 2.0, ttft_lognormal=LLMPERF_TTFT, seed=7)).call(0.0, 1, 1)[0] for _ in range(2)]
+    assert drawn[0] == drawn[1], "seeded"
+    side = HostedSide(HostedModel(1.0, 2.0, ttft_lognormal=LLMPERF_TTFT))
+    draws = sorted(side.call(0.0, 1, 1)[0] for _ in range(4001))
+    assert draws[2000] == pytest.approx(0.635, rel=0.03) and draws[3600] == pytest.approx(0.734, rel=0.03), "the LLMPerf p50 and p90"
+
+
+def test_cached_input_is_billed_at_its_price_and_not_prefilled_again_locally() -> None:
+    priced = HostedModel(2.0, 8.0, cached_input_usd_per_mtok=1.0)
+    assert priced.cost(1000, 100, cached=600) == pytest.approx((400 * 2 + 600 * 1 + 100 * 8) / 1e6)
+    fresh = simulate([Arrival(0.0, 1000, 10)], PRESET, StaticFleet(1), **COMMON)
+    reused = simulate([Arrival(0.0, 1000, 10, shared_prefix_tokens=600)], PRESET, StaticFleet(1), **COMMON)
+    assert fresh.ttft_p50_s == pytest.approx(0.02 * 2 + 1.0) and reused.ttft_p50_s == pytest.approx(0.02 + 0.4)
+
+
+def test_a_request_past_the_context_limit_goes_hosted_under_every_policy() -> None:
+    limited = dataclasses.replace(PRESET, max_model_len=2000)
+    trace = [Arrival(0.0, 1900, 50), Arrival(1.0, 2500, 10)]
+    result = simulate(trace, limited, StaticFleet(1), **COMMON)
+    assert [went for _, went, _ in result.outcomes] == [False, True]
+    assert result.api_usd == pytest.approx(HOSTED.cost(2500, 10)) and result.slo_attainment == 0.5  # the local one: 2 s of prefill
+
+
+def test_a_replica_that_becomes_ready_takes_the_queued_requests_not_yet_started() -> None:
+    """One replica holds a queue of ten 1,000-token prompts (1 s of prefill each); a second
+    becomes ready at 2 s. Without moving them, the last starts after ~10 s; with the move, the
+    queue splits and the last request's first token comes by ~6 s."""
+    trace = [Arrival(0.0, 1000, 2) for _ in range(10)]
+
+    class OneThenTwo(StaticFleet):
+        def target(self, now: float, signals: object, fleet: object) -> int:
+            return 2
+
+    sim = Simulation(trace, dataclasses.replace(PRESET, cold_start_s=2.0, max_batched_tokens=1000), OneThenTwo(1), **COMMON)
+    result = sim.run()
+    last = max(t for t, _, _ in result.outcomes if t is not None)
+    assert [r.ready_at for r in sim.replicas] == [0.0, 2.0]
+    assert last < 7.0, last
+
+
+def test_ray_serve_moves_to_the_latest_desired_count_after_its_delay_of_consecutive_decisions() -> None:
+    from autoscaler.policy import FleetState, Signals
+
+    ray = RayServe(max_replicas=64, target_ongoing_requests=4)
+    fleet = FleetState(ready=1)
+    busy = [Signals(running=8, waiting=32), Signals(running=8, waiting=32), Signals(running=8, waiting=72), Signals(running=8, waiting=72)]
+    targets = [ray.target(t, s, fleet) for t, s in zip((0.0, 10.0, 20.0, 30.0), busy)]
+    # Look-back: the 30 s average at 30 s is (40 + 40 + 80 + 80) / 4 = 60 ongoing, 15 replicas.
+    assert targets == [1, 1, 1, 15]
+    calm = RayServe(max_replicas=64, target_ongoing_requests=4)
+    assert [calm.target(t, Signals(running=0, waiting=0), FleetState(ready=3)) for t in (0.0, 300.0, 590.0)] == [3, 3, 3]
+    assert calm.target(600.0, Signals(running=0, waiting=0), FleetState(ready=3)) == 1, "down after 600 s of consecutive decisions"
+
+
+def test_keda_scales_on_waiting_requests_per_replica_at_its_polling_interval() -> None:
+    from autoscaler.policy import FleetState, Signals
+
+    keda = KedaQueue(max_replicas=64, average_waiting=10)
+    assert keda.target(0.0, Signals(running=0, waiting=35), FleetState(ready=2)) == 4
+    assert keda.target(10.0, Signals(running=0, waiting=500), FleetState(ready=4)) == 4, "polled every 30 s"
+    assert keda.target(30.0, Signals(running=0, waiting=500), FleetState(ready=4)) == 8, "at most double (or +4) a step"
+    assert keda.target(60.0, Signals(running=0, waiting=0), FleetState(ready=8)) == 8, "the down window holds the highest"
+
+
+def test_the_warm_up_is_not_counted() -> None:
+    trace = [Arrival(float(i), 100, 10) for i in range(20)]
+    whole = simulate(trace, PRESET, AllApi(), **COMMON)
+    tail = simulate(trace, PRESET, AllApi(), **COMMON, measure_from_s=10.0)
+    assert len(whole.outcomes) == 20 and len(tail.outcomes) == 10 and tail.api_usd == pytest.approx(whole.api_usd / 2)
+    fixed = simulate(trace, PRESET, StaticFleet(1), **COMMON, measure_from_s=10.0)
+    assert fixed.paid_spans[0][0] == 10.0

@@ -15,6 +15,7 @@ from bench import (
     alerts, batch, cache_shift, cascade_ttft, compression, costs, drills, experiments, prompt_tokens, routing, serving, spillover,
     stream_batching,
 )
+from bench import autoscaler as fleet_policies
 from bench import cache as cache_lookup
 from bench._common import REPO, RESULTS, load_raw, raw_path, recompute_differences
 
@@ -22,6 +23,7 @@ Derive = Callable[[dict[str, Any], list[dict[str, Any]]], dict[str, Any]]
 #: Each record's name (``bench/results/NAME.json``) and the function its bench derives it with.
 DERIVATIONS: dict[str, Derive] = {
     "alerts": alerts.derive,
+    "autoscaler": fleet_policies.derive,
     "batch": batch.derive,
     "cache": cache_shift.derive,
     "cache_lookup": cache_lookup.derive,
