@@ -41,18 +41,14 @@ def experiments_router(experiments: Mapping[str, ExperimentConfig], switches: Ex
         require_admin(request, admin_key)
         return {"object": "list", "data": [summary(name) for name in experiments]}
 
-    @router.post("/{name}/start")
-    async def start(name: str, request: Request) -> dict[str, Any]:
+    @router.post("/{name}/{verb}")
+    async def switch(name: str, verb: str, request: Request) -> dict[str, Any]:
+        """``start`` or ``stop`` splitting ``name``'s traffic."""
         require_admin(request, admin_key)
         known(name)
-        await asyncio.to_thread(switches.set, name, True)
-        return summary(name)
-
-    @router.post("/{name}/stop")
-    async def stop(name: str, request: Request) -> dict[str, Any]:
-        require_admin(request, admin_key)
-        known(name)
-        await asyncio.to_thread(switches.set, name, False)
+        if verb not in ("start", "stop"):
+            raise NotFoundError(f"No action '{verb}' on an experiment (start or stop).", code="not_found")
+        await asyncio.to_thread(switches.set, name, verb == "start")
         return summary(name)
 
     @router.get("/{name}/report")
