@@ -28,6 +28,9 @@ class SteeringConfig(_Strict):
     window: Annotated[int, Field(ge=100)] = Field(5000, description="Checks kept as evidence (the newest).")
     min_share: Annotated[float, Field(ge=0, le=1)] = Field(0.02, description="Least share of served hits still checked.")
     share_halving: Annotated[int, Field(ge=1)] = Field(200, description="Served hits are checked at share_halving / (share_halving + checks).")
+    judge_sensitivity: Annotated[float, Field(gt=0, le=1)] = Field(
+        1.0, description="Least share of non-interchangeable answer pairs the shadow judge calls different (measured on labelled "
+                         "answers; bench/cache_shift.py does it for the built-in judge): the bound is divided by it.")
 
 
 class SemanticCacheConfig(_Strict):
