@@ -37,7 +37,9 @@ Three parts, one run, raw outcomes saved (``--recompute`` rebuilds every figure)
    started at 0.7 like ``fixed_loose``, target 1%). The steered policy's checks are judged as the
    measured judge would: a false hit called different at the judge's held-half sensitivity, a
    duplicate at its held-half false-disagree rate (seeded generator). The stream's texts are
-   questions without answers, so this is the one modelled step.
+   questions without answers, so this is the one modelled step. Beside it, as a diagnostic,
+   ``steered_perfect_judge``: the same steering with a judge that never errs, which tells the
+   steering's own limits (how much evidence a rung needs) from the judge's.
    Figures: served false-hit rate (false hits over served hits) over the whole stream and its
    worst 1,000-query window (step 500) after the first 2,000, per 1,000 queries over time, the
    duplicate hit rate (served true hits over queries whose duplicate was already cached), and
@@ -95,6 +97,7 @@ LOOSE = 0.7
 K, MIN_COSINE = 5, 0.75
 WINDOW, WARMUP = 1000, 2000
 LEVELS = (0.005, 0.01, 0.02)
+POLICIES = ("fixed_loose", "fixed_default", "steered", "steered_perfect_judge")
 SEED = 7
 
 
@@ -137,8 +140,10 @@ def judge_pairs() -> list[dict[str, Any]]:
 
 
 def half_of(key: str) -> str:
-    """``fit`` or ``held``: the judge's cut-off is chosen on one half, its errors measured on the other."""
-    return "fit" if hashlib.sha1(key.encode()).digest()[0] % 2 == 0 else "held"
+    """``fit`` or ``held``: the judge's cut-off is chosen on one half, its errors measured on the other.
+    Salted: the shared files were themselves cut by a hash of the text (every GSM8K prompt there
+    has an even first SHA-1 byte), so the bare hash would put them all in one half."""
+    return "fit" if hashlib.sha1(f"judge-half:{key}".encode()).digest()[0] % 2 == 0 else "held"
 
 
 def judge_outcomes(pairs: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -268,9 +273,14 @@ def replay_outcomes(stream: list[str], pairs: list[Pair], graph: DuplicateGraph,
     matrix = np.stack([vectors[t] for t in stream])
     known = known_relations(pairs, graph)
     config = SteeringConfig()
-    steering = Steering(config.ladder, start=LOOSE, target=config.target, window=config.window, min_share=config.min_share,
-                        share_halving=config.share_halving, judge_sensitivity=judge["sensitivity_lower"], rng=random.Random(SEED))
-    judge_rng = random.Random(SEED + 1)
+    # The measured judge (held-half rates), and the same steering with a judge that never errs:
+    # a diagnostic that tells the steering's own limits from the judge's.
+    steered = {name: (Steering(config.ladder, start=LOOSE, target=config.target, window=config.window, min_share=config.min_share,
+                               share_halving=config.share_halving, judge_sensitivity=sensitivity_lower, rng=random.Random(SEED)),
+                      random.Random(SEED + 1), false_disagree, sensitivity)
+               for name, sensitivity_lower, false_disagree, sensitivity in (
+                   ("steered", judge["sensitivity_lower"], judge["false_disagree"], judge["sensitivity"]),
+                   ("steered_perfect_judge", 1.0, 0.0, 1.0))}
     out = []
     earlier: dict[str, list[int]] = {}  # component -> positions of its texts already cached
     for i, query in enumerate(stream):
@@ -286,16 +296,17 @@ def replay_outcomes(stream: list[str], pairs: list[Pair], graph: DuplicateGraph,
                 row |= {"score": round(float(scores[best]), 6), "duplicate": graph.duplicates(query, stream[ranked[best]])}
         earlier.setdefault(component, []).append(i)
         score, duplicate = row.get("score"), row.get("duplicate", False)
-        row["threshold"] = steering.threshold
-        if score is not None and (steering.serves(score) or steering.probes(score)):
-            served = steering.serves(score)
-            paid = served and steering.check_served()
-            if paid or not served:
-                # The judge as measured on held-back labelled answers: it calls a false hit
-                # different at its sensitivity, an interchangeable pair at its false-disagree rate.
-                differs = judge_rng.random() < (judge["false_disagree"] if duplicate else judge["sensitivity"])
-                steering.record(score, not differs, paid=paid)
-            row |= {"steered_served": served, "paid_check": paid}
+        for name, (steering, rng, false_disagree, sensitivity) in steered.items():
+            row[f"{name}_threshold"] = steering.threshold
+            if score is not None and (steering.serves(score) or steering.probes(score)):
+                served = steering.serves(score)
+                paid = served and steering.check_served()
+                if paid or not served:
+                    # The judge calls a false hit different at its sensitivity, an
+                    # interchangeable pair at its false-disagree rate.
+                    differs = rng.random() < (false_disagree if duplicate else sensitivity)
+                    steering.record(score, not differs, paid=paid)
+                row |= {f"{name}_served": served, f"{name}_paid": paid}
         out.append(row)
     return out
 
@@ -318,8 +329,8 @@ def _comparison(train: list[dict[str, Any]], test: list[dict[str, Any]], verifie
 def _served(row: dict[str, Any], policy: str, header: dict[str, Any]) -> bool:
     if "score" not in row:
         return False
-    if policy == "steered":
-        return bool(row.get("steered_served"))
+    if policy.startswith("steered"):
+        return bool(row.get(f"{policy}_served"))
     return row["score"] >= (LOOSE if policy == "fixed_loose" else header["topic_verifier_threshold"])
 
 
@@ -338,7 +349,7 @@ def derive(header: dict[str, Any], rows: list[dict[str, Any]]) -> dict[str, Any]
     figures["ship"] = "verifier" if keep else "cosine_guards"
     replay = [r for r in rows if r["part"] == "replay"]
     available = max(1, sum(r["available"] for r in replay))
-    for policy in ("fixed_loose", "fixed_default", "steered"):
+    for policy in POLICIES:
         hits = [r for r in replay if _served(r, policy, header)]
         windows = []
         for start in range(WARMUP, len(replay) - WINDOW + 1, WINDOW // 2):
@@ -351,20 +362,22 @@ def derive(header: dict[str, Any], rows: list[dict[str, Any]]) -> dict[str, Any]
             "served_hits": len(hits),
             "false_hits": sum(not r["duplicate"] for r in hits),
         }
+    for policy in ("steered", "steered_perfect_judge"):
+        figures["shift"][policy] |= {
+            "over_time": [
+                {"queries": f"{start}-{start + len(block)}", "served": len(served), "false": sum(not r["duplicate"] for r in served),
+                 "threshold_at_end": block[-1][f"{policy}_threshold"]}
+                for start in range(0, len(replay), WINDOW) for block in [replay[start:start + WINDOW]]
+                for served in [[r for r in block if _served(r, policy, header)]]],
+            "shadow_call_share": round(sum(bool(r.get(f"{policy}_paid")) for r in replay) / max(1, len(replay)), 4),
+            "final_threshold": replay[-1][f"{policy}_threshold"] if replay else None,
+        }
     steered = figures["shift"]["steered"]
-    steered["over_time"] = [
-        {"queries": f"{start}-{start + len(block)}", "served": len(served), "false": sum(not r["duplicate"] for r in served),
-         "threshold_at_end": block[-1]["threshold"]}
-        for start in range(0, len(replay), WINDOW) for block in [replay[start:start + WINDOW]]
-        for served in [[r for r in block if _served(r, "steered", header)]]
-    ]
     scored = [r for r in replay if "score" in r]
     figures["shift"]["by_rung"] = {
         f"{rung:g}": {"would_be_hits": len(at), "false": round(sum(not r["duplicate"] for r in at) / len(at), 4) if at else None}
         for rung in header["ladder"] for at in [[r for r in scored if r["score"] >= rung]]
     }
-    steered["shadow_call_share"] = round(sum(bool(r.get("paid_check")) for r in replay) / max(1, len(replay)), 4)
-    steered["final_threshold"] = replay[-1]["threshold"] if replay else None
     figures["shift"].update({k: steered[k] for k in ("served_false_hit_rate", "max_window_false_hit_rate", "duplicate_hit_rate",
                                                      "shadow_call_share")})
     figures["shift"]["queries"] = len(replay)
@@ -387,9 +400,10 @@ def report(figures: dict[str, Any]) -> str:
     shift = figures["shift"]
     parts.append(table(["replay policy", "served false-hit rate", "worst window", "duplicate hit rate", "served hits", "false hits"],
                        [[p, shift[p]["served_false_hit_rate"], shift[p]["max_window_false_hit_rate"], shift[p]["duplicate_hit_rate"],
-                         shift[p]["served_hits"], shift[p]["false_hits"]] for p in ("fixed_loose", "fixed_default", "steered")]))
-    parts.append(table(["steered, queries", "served", "false", "threshold at end"],
-                       [[b["queries"], b["served"], b["false"], b["threshold_at_end"]] for b in shift["steered"]["over_time"]]))
+                         shift[p]["served_hits"], shift[p]["false_hits"]] for p in POLICIES]))
+    for policy in ("steered", "steered_perfect_judge"):
+        parts.append(table([f"{policy}, queries", "served", "false", "threshold at end"],
+                           [[b["queries"], b["served"], b["false"], b["threshold_at_end"]] for b in shift[policy]["over_time"]]))
     parts.append(f"Replay of {shift['queries']} queries from held-out topics; steered: paid shadow calls {shift['shadow_call_share']:.2%} of "
                  f"queries, final threshold {shift['steered']['final_threshold']}. Ship: {figures['ship']}. Goal (served false hits <= 1% "
                  f"overall and in every window after warm-up) met: {figures['goal_met']}")
