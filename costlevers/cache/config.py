@@ -28,6 +28,10 @@ class SteeringConfig(_Strict):
     window: Annotated[int, Field(ge=100)] = Field(5000, description="Checks kept as evidence (the newest).")
     min_share: Annotated[float, Field(ge=0, le=1)] = Field(0.02, description="Least share of served hits still checked.")
     share_halving: Annotated[int, Field(ge=1)] = Field(200, description="Served hits are checked at share_halving / (share_halving + checks).")
+    judge_sensitivity: Annotated[float, Field(gt=0, le=1)] = Field(
+        0.84, description="Least share of non-interchangeable answer pairs the shadow judge calls different: the bound is divided by "
+                          "it. Default: the built-in judge's lower 95% bound on long answers (bench/cache_shift.py, Arena-Hard); near 0 "
+                          "for worked math answers, whose wrong final number it does not see.")
 
 
 class SemanticCacheConfig(_Strict):
@@ -43,7 +47,8 @@ class SemanticCacheConfig(_Strict):
         0.0, description="Share of semantic hits also sent to the model, their answers compared (the live false-hit estimate)."
     )
     shadow_agree_cosine: Annotated[float, Field(ge=-1, le=1)] = Field(
-        0.8, description="Two answers agree when their embeddings' cosine is at least this."
+        0.528, description="Two long answers agree when their embeddings' cosine is at least this (bench/cache_shift.py: at 0.8 the "
+                           "judge called 20% of interchangeable answers different, which keeps every steered bound above 1%)."
     )
     steering: SteeringConfig | None = Field(
         None, description="Earn each route's threshold from its own shadow checks (replaces `threshold` and `shadow_share`)."

@@ -88,7 +88,8 @@ class CacheLever:
                 shadow = ShadowCheck(0.0 if sc is not None else c.semantic.shadow_share, c.semantic.shadow_agree_cosine, embed_one, metrics)
             if sc is not None:  # each semantic route earns its own threshold
                 steering = {name: Steering(sc.ladder, start=max(sc.ladder) if sc.start == "strict" else None, target=sc.target, window=sc.window,
-                                           min_share=sc.min_share, share_halving=sc.share_halving)
+                                           min_share=sc.min_share, share_halving=sc.share_halving,
+                                           judge_sensitivity=sc.judge_sensitivity)
                             for name, p in policies.items() if p.semantic}
         stage = CacheStage(policies, exact, scope=c.scope, semantic=semantic, embed=embed_one, decision=decision,
                            candidates=c.semantic.candidates, min_cosine=c.semantic.min_cosine, metrics=metrics, shadow=shadow,

@@ -20,6 +20,17 @@ ladder on evidence from its own traffic:
   evidence".
 
 A check that fails (the model errors, an answer is empty) is no evidence, never agreement.
+
+**The judge is not perfect, and the bound says so.** A disagreement is counted whatever its
+cause, so the share of checks judged "different" at a rung is ``d = f * s + (1 - f) * b``: ``f``
+the true false-hit rate, ``s`` the judge's *sensitivity* (the share of non-interchangeable answer
+pairs it calls different) and ``b`` its false-disagree rate. Since ``b >= 0``, ``f <= d / s``
+always holds, whatever ``b`` is: the bound on ``f`` is the Wilson bound on ``d`` divided by ``s``
+(a lower confidence bound of the judge's measured sensitivity; 1.0 treats the judge as catching
+every false hit). A judge that calls many interchangeable pairs different (large ``b``) keeps
+``d``, and so the bound, above the target at every rung: such a route serves nothing, which is
+safe but useless, so the judge's cut-off is chosen to keep ``b`` well under the target (see
+``bench/cache_shift.py``, which measures both rates on labelled answers).
 """
 
 from __future__ import annotations
@@ -56,10 +67,15 @@ class SteeringState:
 
 class Steering:
     def __init__(self, ladder: Sequence[float], *, start: float | None, target: float = 0.01, window: int = 5000,
-                 min_share: float = 0.02, share_halving: int = 200, rng: random.Random | None = None) -> None:
-        """``start``: the threshold in force before any evidence (None: shadow only)."""
+                 min_share: float = 0.02, share_halving: int = 200, judge_sensitivity: float = 1.0,
+                 rng: random.Random | None = None) -> None:
+        """``start``: the threshold in force before any evidence (None: shadow only);
+        ``judge_sensitivity``: the share of false hits the judge is known to catch, at least."""
+        if not 0 < judge_sensitivity <= 1:
+            raise ValueError("judge_sensitivity must be in (0, 1]")
         self.ladder = sorted(set(ladder), reverse=True)  # strict first
         self.target = target
+        self.judge_sensitivity = judge_sensitivity
         self._evidence: deque[tuple[float, bool]] = deque(maxlen=window)
         self._threshold: float | None = start
         self._min_share, self._halving = min_share, share_halving
@@ -105,12 +121,19 @@ class Steering:
         evidence includes every stricter one's)."""
         chosen = None
         for rung in self.ladder:
-            failures, n = self._counts(rung)
-            if wilson_upper(failures, n) <= self.target:
+            if self._bound(*self._counts(rung)) <= self.target:
                 chosen = rung
         return chosen
 
+    def _bound(self, failures: int, n: int) -> float:
+        """The upper 95% bound of the false-hit rate from ``failures`` disagreements in ``n`` checks."""
+        return min(1.0, wilson_upper(failures, n) / self.judge_sensitivity)
+
     def state(self) -> SteeringState:
-        threshold = self._threshold if self._threshold is not None else self.ladder[0]
+        """The evidence at the threshold in force; shadow only, at the rung nearest to being earned."""
+        if self._threshold is not None:
+            threshold = self._threshold
+        else:
+            threshold = min(self.ladder, key=lambda rung: (self._bound(*self._counts(rung)), -rung))
         failures, n = self._counts(threshold)
-        return SteeringState(self._threshold, failures / n if n else None, wilson_upper(failures, n), len(self._evidence), self.paid_checks)
+        return SteeringState(self._threshold, failures / n if n else None, self._bound(failures, n), len(self._evidence), self.paid_checks)

@@ -1,6 +1,11 @@
 """Train, calibrate and export the semantic cache's hit verifier (needs scikit-learn; inference does not).
 
     python -m spillover.training.cache_verifier --data ../shared/data/semantic_cache/qqp_pairs_dev.jsonl
+    python -m spillover.training.cache_verifier --data ... --hold-out-topics 4 --out bench/results/cache.verifier.npz
+
+With ``--hold-out-topics N``, N of ``--topics`` topics (:mod:`spillover.training.topics`, fitted on
+the folds' texts only) are dropped from every fold: the verifier that ``bench/cache_shift.py``
+replays those topics against, a domain it was not fitted on. The shipped verifier holds none out.
 
 The pairs are split by a stable hash of their label-graph component (:mod:`spillover.training.pairs`)
 into four folds and a test split of the same size; no text of the test split, nor a duplicate of
@@ -47,6 +52,7 @@ from costlevers.cache.guards import profile
 from costlevers.cache.verifier import DEFAULT_WEIGHTS, HitVerifier, Idf, pair_features, shared_aligner
 from stores.builtin_models import cache_dir
 from spillover.training.pairs import DuplicateGraph, Pair, cached_embeddings, encode_builtin, load_pairs, split_pairs
+from spillover.training.topics import topic_split
 from spillover.training.protocols import (
     Decisions,
     cross_fitted_threshold,
@@ -198,16 +204,24 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--confidence", type=float, default=0.95, help="one-sided confidence that a new split stays within it")
     parser.add_argument("--k", type=int, default=5, help="candidates per query in the whole-index protocol")
     parser.add_argument("--seed", type=int, default=0, help="for sampling the chained positives")
+    parser.add_argument("--topics", type=int, default=20, help="k-means topics (with --hold-out-topics)")
+    parser.add_argument("--hold-out-topics", type=int, default=0, help="topics kept out of training (a domain-shift replay's)")
     args = parser.parse_args(argv)
 
     started = time.monotonic()
     pairs = load_pairs(args.data)
     splits = split_pairs(pairs)
-    folds = [ps for name, ps in splits.items() if name != "test"]
     graph = DuplicateGraph(pairs)
     console.print(f"[bold]{len(pairs)} pairs[/]: " + ", ".join(f"{n} {len(s)}" for n, s in splits.items()))
     with console.status("embedding (cached under ~/.cache/spillover/bench)"):
         vectors = embed_all(pairs)
+    held_out: dict[str, object] = {}
+    if args.hold_out_topics:
+        topics = topic_split(pairs, vectors, topics=args.topics, held_out=args.hold_out_topics, seed=args.seed)
+        splits = {name: [p for p in ps if not topics.is_held_out(p)] for name, ps in splits.items()}
+        held_out = {"topics": args.topics, "held_out_topics": list(topics.held_out), "held_out_digest": topics.digest}
+        console.print(f"held out topics {list(topics.held_out)} of {args.topics}: " + ", ".join(f"{n} {len(s)}" for n, s in splits.items()))
+    folds = [ps for name, ps in splits.items() if name != "test"]
     idf = Idf.fit(list(dict.fromkeys(t for f in folds for p in f for t in (p.text_a, p.text_b))))
     verifier, decisions = cross_fit(folds, graph, vectors, idf, args)
     verifier.threshold = cross_fitted_threshold(list(decisions.values()), target=args.target, confidence=args.confidence)
@@ -227,6 +241,7 @@ def main(argv: list[str] | None = None) -> None:
         "hidden": args.hidden, "seeds": args.seeds, "alpha": args.alpha, "mined": args.mined, "chained": args.chained, "seed": args.seed,
         "target": args.target, "confidence": args.confidence, "k": args.k, "folds": len(folds),
         "split": "component of all pairs, sha1(first text) % 100: four folds of 20 buckets (<80), else test",
+        **held_out,
     }
     verifier.save(args.out)
     size_kib = args.out.stat().st_size / 1024

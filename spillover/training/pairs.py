@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["SPLITS", "DuplicateGraph", "Pair", "cached_embeddings", "encode_builtin", "load_pairs", "split_of", "split_pairs"]
+__all__ = ["SPLITS", "DuplicateGraph", "Pair", "cached_embeddings", "component_roots", "encode_builtin", "load_pairs", "split_of", "split_pairs"]
 
 SPLITS: dict[str, tuple[int, int]] = {"fold0": (0, 20), "fold1": (20, 40), "fold2": (40, 60), "fold3": (60, 80), "test": (80, 100)}
 
@@ -86,14 +86,20 @@ def split_of(root_text: str) -> str:
     return next(name for name, (lo, hi) in SPLITS.items() if lo <= bucket < hi)
 
 
-def split_pairs(pairs: list[Pair]) -> dict[str, list[Pair]]:
-    """Pairs by split, each component of the all-pairs graph whole in one split (see module doc)."""
+def component_roots(pairs: list[Pair]) -> dict[str, str]:
+    """Each text's component of the all-pairs graph (either label), named by its first text."""
     uf = _UnionFind()
     for p in pairs:
         uf.union(p.text_a, p.text_b)
+    return {t: uf.find(t) for p in pairs for t in (p.text_a, p.text_b)}
+
+
+def split_pairs(pairs: list[Pair]) -> dict[str, list[Pair]]:
+    """Pairs by split, each component of the all-pairs graph whole in one split (see module doc)."""
+    roots = component_roots(pairs)
     out: dict[str, list[Pair]] = {name: [] for name in SPLITS}
     for p in pairs:
-        out[split_of(uf.find(p.text_a))].append(p)
+        out[split_of(roots[p.text_a])].append(p)
     return out
 
 

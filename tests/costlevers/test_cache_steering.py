@@ -48,3 +48,19 @@ def test_the_check_share_falls_as_evidence_grows_but_never_to_zero() -> None:
         steering.record(0.995, True, paid=False)
     late = sum(steering.check_served() for _ in range(5000)) / 5000
     assert early > 0.9 and 0.015 < late < 0.06
+
+
+def test_a_judge_that_misses_false_hits_needs_more_evidence_and_a_noisy_one_never_earns_a_rung() -> None:
+    perfect, blind = Steering(LADDER, start=None), Steering(LADDER, start=None, judge_sensitivity=0.8)
+    for _ in range(420):
+        perfect.record(0.97, True, paid=False)
+        blind.record(0.97, True, paid=False)
+    assert perfect.threshold == 0.8 and blind.threshold is None, "the bound is divided by the share of false hits the judge catches"
+    assert blind.state().bound == min(1.0, wilson_upper(0, 420) / 0.8)
+    for _ in range(200):
+        blind.record(0.97, True, paid=False)
+    assert blind.threshold == 0.8
+    noisy = Steering(LADDER, start=0.8)
+    for i in range(5000):  # a judge that calls 3% of interchangeable answers different
+        noisy.record(0.97, i % 33 != 0, paid=False)
+    assert noisy.threshold is None, "its false disagreements alone keep every bound over 1%: it serves nothing"

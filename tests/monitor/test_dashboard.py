@@ -35,7 +35,7 @@ AB = ExperimentConfig.model_validate({"route": "m", "variants": {"a": {"weight":
     "enabled": False}}}}})
 
 
-def config(tmp_path: Path, *, auth: bool, gpu_url: str | None = None) -> Any:
+def config(tmp_path: Path, *, auth: bool, gpu_url: str | None = None, steered: bool = False) -> Any:
     env = {
         "SPILLOVER__AUTH__ENABLED": "true" if auth else "false",
         "SPILLOVER__STORES__SQLITE_PATH": str(tmp_path / "spillover.db"),
@@ -46,8 +46,10 @@ def config(tmp_path: Path, *, auth: bool, gpu_url: str | None = None) -> Any:
     }
     if gpu_url:
         env["SPILLOVER__MONITOR__GPU_METRICS_URL"] = gpu_url
-        return scripted_config(env).model_copy(update={"experiments": {"ab": AB}})  # the panel with data
-    return scripted_config(env)
+    if steered:  # route m's semantic cache earns its threshold from its own checks: shadow only at first
+        env |= {"SPILLOVER__CACHE__SEMANTIC__ENABLED": "true", "SPILLOVER__CACHE__SEMANTIC__STEERING": '{"start": "shadow"}'}
+    config = scripted_config(env)
+    return config.model_copy(update={"experiments": {"ab": AB}}) if gpu_url else config  # the browser's view has an experiment
 
 
 def seed(tmp_path: Path) -> None:
@@ -83,9 +85,9 @@ def gpu_exporter() -> Iterator[str]:
         yield server.base_url + "/metrics"
 
 
-def serve(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *, auth: bool, gpu_url: str | None = None) -> UvicornThread:
+def serve(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *, auth: bool, gpu_url: str | None = None, steered: bool = False) -> UvicornThread:
     monkeypatch.setenv("SPILLOVER_ADMIN_KEY", ADMIN)
-    return UvicornThread(create_app(config(tmp_path, auth=auth, gpu_url=gpu_url), ScriptedEngines(), keys_and_costs=True))
+    return UvicornThread(create_app(config(tmp_path, auth=auth, gpu_url=gpu_url, steered=steered), ScriptedEngines(), keys_and_costs=True))
 
 
 def test_the_admin_key_guards_page_and_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -137,10 +139,15 @@ def test_a_browser_draws_every_panel_from_the_ledger(tmp_path: Path, monkeypatch
     seed(tmp_path)
     output = Path(os.environ.get("SPILLOVER_TEST_OUTPUT", tmp_path))
     output.mkdir(parents=True, exist_ok=True)
-    with serve(tmp_path, monkeypatch, auth=False, gpu_url=gpu_exporter) as app:
+    with serve(tmp_path, monkeypatch, auth=False, gpu_url=gpu_exporter, steered=True) as app:
         wait_for(lambda: any(a["state"] == "firing" for a in httpx.get(app.base_url + "/dashboard/api/view").json()["alerts"]),
                  timeout_s=30, what="the spend alert")
+        steering = httpx.get(app.base_url + "/dashboard/api/view").json()["cache_steering"]
         dom = browse(app.base_url + "/dashboard", output / "dashboard.png")
+    assert steering == {"m": {"threshold": None, "estimate": None, "bound": 1.0, "checks": 0, "paid_checks": 0}}, \
+        "the steered route, from the cache stage's own steering: shadow only, no evidence yet"
+    cache_panel = re.search(r'data-panel="cache".*?</section>', dom, re.DOTALL)
+    assert cache_panel is not None and re.search(r"<td[^>]*>m</td>\s*<td[^>]*>shadow only</td>", cache_panel.group()), "its row in the cache panel"
     assert 'data-loaded="true"' in dom and "data-error" not in dom
     assert panel_states(dom) == {p: "drawn" for p in PANELS}, panel_states(dom)
     assert dom.count("uplot") >= 4, "the four charts drew"
