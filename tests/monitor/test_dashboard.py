@@ -144,8 +144,9 @@ def test_a_browser_draws_every_panel_from_the_ledger(tmp_path: Path, monkeypatch
                  timeout_s=30, what="the spend alert")
         steering = httpx.get(app.base_url + "/dashboard/api/view").json()["cache_steering"]
         dom = browse(app.base_url + "/dashboard", output / "dashboard.png")
-    assert steering == {"m": {"threshold": None, "estimate": None, "bound": 1.0, "checks": 0, "paid_checks": 0}}, \
+    assert steering["m"] == {"threshold": None, "estimate": None, "bound": 1.0, "checks": 0, "paid_checks": 0}, \
         "the steered route, from the cache stage's own steering: shadow only, no evidence yet"
+    assert set(steering) == {"m", "m~ab.a"}, "a variant's route steers (and caches) apart; variant b turns the cache off"
     cache_panel = re.search(r'data-panel="cache".*?</section>', dom, re.DOTALL)
     assert cache_panel is not None and re.search(r"<td[^>]*>m</td>\s*<td[^>]*>shadow only</td>", cache_panel.group()), "its row in the cache panel"
     assert 'data-loaded="true"' in dom and "data-error" not in dom
