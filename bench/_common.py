@@ -124,6 +124,8 @@ BUSY_PROCESS_CPU = 0.5
 def add_busy_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--allow-busy", action="store_true",
                         help="measure although the machine is busy (load or another heavy Python process); the record says so")
+    parser.add_argument("--wait-quiet-s", type=float, default=0.0,
+                        help="wait up to this long for a busy machine to go quiet before refusing")
 
 
 def heavy_neighbours(sample_s: float = 1.0) -> list[str]:
@@ -163,10 +165,16 @@ def _python_cpu_ticks(exclude: set[int]) -> dict[int, tuple[str, int]]:
     return ticks
 
 
-def refuse_busy_machine(allow_busy: bool) -> dict[str, Any]:
-    """Stop before measuring while another heavy process runs; with ``allow_busy``, go on and
-    return the reasons so the record carries them (``busy_at_start``)."""
+def refuse_busy_machine(allow_busy: bool, wait_s: float = 0.0) -> dict[str, Any]:
+    """Stop before measuring while another heavy process runs (after waiting up to ``wait_s``
+    for it to end); with ``allow_busy``, go on and return the reasons so the record carries them
+    (``busy_at_start``)."""
+    deadline = time.monotonic() + wait_s
     reasons = heavy_neighbours()
+    while reasons and not allow_busy and time.monotonic() < deadline:
+        print(f"waiting for a quiet machine: {'; '.join(reasons)}", flush=True)
+        time.sleep(30)
+        reasons = heavy_neighbours()
     if reasons and not allow_busy:
         raise SystemExit("the machine is busy (" + "; ".join(reasons) + "): wait for it, or pass --allow-busy (the record will say so)")
     return {"busy_at_start": reasons, "allow_busy": allow_busy}

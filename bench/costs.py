@@ -381,7 +381,7 @@ def main() -> None:
     args = parser.parse_args()
     recompute_if_asked(args, NAME, derive, summary_table)
     refuse_dirty_tree(args.allow_dirty)
-    busy = refuse_busy_machine(args.allow_busy)
+    busy = refuse_busy_machine(args.allow_busy, args.wait_quiet_s)
     litellm = ensure_litellm()
     header: dict = {"settings": {k: getattr(args, k) for k in SETTINGS}, "ledger": {name: [] for name, *_ in plan(args)}, "busy": busy}
     rows: list[dict] = []

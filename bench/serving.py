@@ -370,7 +370,7 @@ def main() -> None:
     if not {"spillover", "ray_serve_llm"} <= set(setups):
         parser.error("--setups needs spillover and ray_serve_llm: the headline compares them")
     refuse_dirty_tree(args.allow_dirty)
-    busy = refuse_busy_machine(args.allow_busy)
+    busy = refuse_busy_machine(args.allow_busy, args.wait_quiet_s)
     prompts = load_prompts(args.prompts)
     header: dict = {"setups": list(setups), "slices": args.slices, "slice_s": args.slice_s, "prompts": args.prompts,
                     "prompts_c1": args.prompts_c1, "busy": busy, "slice_log": [], "ingress_buckets": []}
