@@ -195,14 +195,17 @@ class StreamTally:
 
 async def run_level(prompts: list[str], concurrency: int, port: int = PORT, deadline: float | None = None) -> list[dict[str, float | int]]:
     """The prompts through ``concurrency`` closed-loop workers, none started after ``deadline``
-    (``time.perf_counter()``); each finished request's raw row."""
+    (``time.perf_counter()``) but each worker's first, so a level always has rows to summarise;
+    each finished request's raw row."""
     queue: asyncio.Queue[str] = asyncio.Queue()
     for p in prompts:
         queue.put_nowait(p)
     outcomes: list[dict[str, float | int]] = []
 
     async def worker(client: httpx.AsyncClient) -> None:
-        while not queue.empty() and (deadline is None or time.perf_counter() < deadline):
+        first = True
+        while not queue.empty() and (first or deadline is None or time.perf_counter() < deadline):
+            first = False
             outcomes.append(await one_request(client, queue.get_nowait(), level_start, port))
 
     async with httpx.AsyncClient(timeout=600, limits=httpx.Limits(max_connections=concurrency)) as client:
