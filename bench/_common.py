@@ -115,6 +115,71 @@ def refuse_dirty_tree(allow_dirty: bool) -> None:
         raise SystemExit("the tree has uncommitted changes: commit them first, or pass --allow-dirty (the record will say DIRTY)")
 
 
+#: A machine busier than this (1-minute load average, 2 cores) measures its neighbours, not the bench.
+BUSY_LOAD_1MIN = 2.5
+#: Another Python process using more than this share of one core is a neighbour's heavy work.
+BUSY_PROCESS_CPU = 0.5
+
+
+def add_busy_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--allow-busy", action="store_true",
+                        help="measure although the machine is busy (load or another heavy Python process); the record says so")
+    parser.add_argument("--wait-quiet-s", type=float, default=0.0,
+                        help="wait up to this long for a busy machine to go quiet before refusing")
+
+
+def heavy_neighbours(sample_s: float = 1.0) -> list[str]:
+    """Why the machine is too busy to measure on: a 1-minute load average above
+    :data:`BUSY_LOAD_1MIN`, or other Python processes (not this one or its children) using more
+    than :data:`BUSY_PROCESS_CPU` of a core over ``sample_s``. Empty when quiet."""
+    reasons = []
+    load_1min = os.getloadavg()[0]
+    if load_1min > BUSY_LOAD_1MIN:
+        reasons.append(f"1-minute load average {load_1min:.2f} > {BUSY_LOAD_1MIN}")
+    mine = {os.getpid(), os.getppid()}
+    before = _python_cpu_ticks(mine)
+    time.sleep(sample_s)
+    after = _python_cpu_ticks(mine)
+    hz = os.sysconf("SC_CLK_TCK")
+    for pid, (name, ticks) in after.items():
+        share = (ticks - before.get(pid, (name, ticks))[1]) / hz / sample_s
+        if share > BUSY_PROCESS_CPU:
+            reasons.append(f"pid {pid} ({name}) at {share:.0%} of a core")
+    return reasons
+
+
+def _python_cpu_ticks(exclude: set[int]) -> dict[int, tuple[str, int]]:
+    """Per other Python process: its command's first words and its user+system CPU ticks so far."""
+    ticks = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        pid = int(stat.parent.name)
+        if pid in exclude:
+            continue
+        try:
+            cmdline = (stat.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if "python" in cmdline.split(" ", 1)[0]:
+            ticks[pid] = (cmdline[:80], int(fields[11]) + int(fields[12]))
+    return ticks
+
+
+def refuse_busy_machine(allow_busy: bool, wait_s: float = 0.0) -> dict[str, Any]:
+    """Stop before measuring while another heavy process runs (after waiting up to ``wait_s``
+    for it to end); with ``allow_busy``, go on and return the reasons so the record carries them
+    (``busy_at_start``)."""
+    deadline = time.monotonic() + wait_s
+    reasons = heavy_neighbours()
+    while reasons and not allow_busy and time.monotonic() < deadline:
+        print(f"waiting for a quiet machine: {'; '.join(reasons)}", flush=True)
+        time.sleep(30)
+        reasons = heavy_neighbours()
+    if reasons and not allow_busy:
+        raise SystemExit("the machine is busy (" + "; ".join(reasons) + "): wait for it, or pass --allow-busy (the record will say so)")
+    return {"busy_at_start": reasons, "allow_busy": allow_busy}
+
+
 RAW_SUFFIX = ".raw.jsonl.gz"
 
 

@@ -49,11 +49,13 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench._common import (  # noqa: E402
     REPO,
+    add_busy_arguments,
     add_provenance_arguments,
     median,
     add_recompute_arguments,
     recompute_if_asked,
     record,
+    refuse_busy_machine,
     refuse_dirty_tree,
     table,
     terminate,
@@ -309,7 +311,9 @@ def derive(header: dict, rows: list[dict]) -> dict[str, object]:
         by_run.setdefault((row["setup"], row["round"]), []).append(row)
     runs = {name: [summary(by_run[name, round_]) | header["ledger"][name][round_ - 1] for round_ in range(1, args.rounds + 1)]
             for name, *_ in plan(args)}
-    return summarise(runs, args)
+    # Why the machine was busy when the run began (measured anyway with --allow-busy); records
+    # from before the check carry none.
+    return summarise(runs, args) | {"busy_at_start": header.get("busy", {}).get("busy_at_start", [])}
 
 
 def summary_table(figures: dict) -> str:
@@ -366,6 +370,7 @@ SETTINGS = ("rate", "duration_s", "rounds", "warmup_s", "sustained_rate", "susta
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add_provenance_arguments(parser)
+    add_busy_arguments(parser)
     parser.add_argument("--rate", type=float, default=200.0)
     parser.add_argument("--duration-s", type=float, default=60.0)
     parser.add_argument("--rounds", type=int, default=3)
@@ -376,8 +381,9 @@ def main() -> None:
     args = parser.parse_args()
     recompute_if_asked(args, NAME, derive, summary_table)
     refuse_dirty_tree(args.allow_dirty)
+    busy = refuse_busy_machine(args.allow_busy, args.wait_quiet_s)
     litellm = ensure_litellm()
-    header: dict = {"settings": {k: getattr(args, k) for k in SETTINGS}, "ledger": {name: [] for name, *_ in plan(args)}}
+    header: dict = {"settings": {k: getattr(args, k) for k in SETTINGS}, "ledger": {name: [] for name, *_ in plan(args)}, "busy": busy}
     rows: list[dict] = []
     with tempfile.TemporaryDirectory(prefix="bench-costs-") as tmp, bench_database():
         workdir = Path(tmp)

@@ -22,6 +22,7 @@ from spillover.api.openai_routes import openai_router
 from spillover.api.operations_routes import operations_router
 from spillover.assembly import assemble
 from spillover.config import SpilloverConfig
+from spillover.startup_heap import freeze_startup_heap
 
 __all__ = ["create_app"]
 
@@ -39,6 +40,9 @@ def create_app(config: SpilloverConfig, engines: LocalEngines, *, providers: Map
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await ingress.start()
+        # What start-up built lives as long as the process: out of the collector's full passes,
+        # whose walk over it stalled every request in flight (spillover.startup_heap).
+        freeze_startup_heap()
         yield
         await ingress.aclose()
 

@@ -174,3 +174,17 @@ def test_logs_are_json_lines_without_keys_or_content(engines: ScriptedEngines, s
     assert access and access[0]["request_id"] == "rid-7" and access[0]["status"] == "ok"
     text = "\n".join(lines)
     assert "SECRET" not in text
+
+
+def test_start_up_freezes_the_heap_it_built(engines: ScriptedEngines) -> None:
+    """Full collections must not walk start-up's objects (spillover.startup_heap): the app's
+    start freezes them."""
+    import gc
+
+    gc.unfreeze()
+    assert gc.get_freeze_count() == 0
+    try:
+        with UvicornThread(create_app(scripted_config(), engines)):
+            assert gc.get_freeze_count() > 1000
+    finally:
+        gc.unfreeze()
