@@ -13,19 +13,13 @@ __all__ = ["SqlLedgerStore"]
 
 class SqlLedgerStore:
     def __init__(self, database: Database) -> None:
+        self._database = database
         self.engine = database.engine
 
     def insert(self, rows: Sequence[LedgerRow]) -> None:
         """Insert rows; a request id already present is left as it is (moves are retried)."""
         if not rows:
             return
-        dialect = self.engine.dialect.name
-        if dialect == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert
-        elif dialect == "sqlite":
-            from sqlalchemy.dialects.sqlite import insert
-        else:
-            raise ValueError(f"unsupported ledger database {dialect!r}")
-        statement = insert(ledger_table).on_conflict_do_nothing(index_elements=["request_id"])
+        statement = self._database.insert_if_absent(ledger_table, ["request_id"])
         with self.engine.begin() as connection:
             connection.execute(statement, [vars(r) for r in rows])

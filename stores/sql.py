@@ -57,5 +57,17 @@ class Database:
             config.attributes["connection"] = connection
             command.upgrade(config, "head")
 
+    def insert_if_absent(self, table: sa.Table, keys: list[str]) -> sa.Insert:
+        """An INSERT that leaves a row whose ``keys`` are already present as it is: writers that
+        may repeat (a retried move, two replicas finalizing one batch) need no read-then-write."""
+        dialect = self.engine.dialect.name
+        if dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert
+        elif dialect == "sqlite":
+            from sqlalchemy.dialects.sqlite import insert
+        else:
+            raise ValueError(f"unsupported database {dialect!r}")
+        return insert(table).on_conflict_do_nothing(index_elements=keys)
+
     def dispose(self) -> None:
         self.engine.dispose()

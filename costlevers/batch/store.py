@@ -29,13 +29,16 @@ TERMINAL = ("completed", "failed", "expired", "cancelled")
 
 class BatchStore:
     def __init__(self, database: Database) -> None:
+        self._database = database
         self.engine = database.engine
 
     # files
 
     def add_file(self, row: dict[str, Any]) -> None:
+        """Record a file; one whose id is already there is kept (two workers finalizing one batch
+        write the same output file)."""
         with self.engine.begin() as c:
-            c.execute(sa.insert(files).values(**row, deleted=False))
+            c.execute(self._database.insert_if_absent(files, ["id"]).values(**row, deleted=False))
 
     def file(self, file_id: str, key_id: str | None) -> dict[str, Any] | None:
         query = sa.select(files).where(files.c.id == file_id, files.c.deleted.is_(False))

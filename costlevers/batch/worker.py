@@ -232,8 +232,7 @@ class BatchWorker:
         data = b"".join(json.dumps({"id": f"batch_req_{batch['id']}_{r['line']}", "custom_id": r["custom_id"], **json.loads(r["result"])},
                                    separators=(",", ":")).encode() + b"\n" for r in results)
         self._files.write(file_id, data)
-        if self._store.file(file_id, None) is None:
-            self._store.add_file({"id": file_id, "key_id": batch["key_id"], "purpose": "batch_output", "filename": f"{file_id}.jsonl",
+        self._store.add_file({"id": file_id, "key_id": batch["key_id"], "purpose": "batch_output", "filename": f"{file_id}.jsonl",
                                   "bytes": len(data), "created_at": int(self._clock())})
 
     async def aclose(self) -> None:
