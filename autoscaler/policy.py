@@ -12,13 +12,20 @@ p99 guard: past their limits the policy asks for one more replica whatever the d
 utilisation never scales up on its own: it reads 0% for a light kernel stream and pegs near 100%
 with one batch, so it says little about headroom.
 
-With :class:`Payback` prices, a replica past the first is bought only when the spilled spend it
-would absorb pays for its whole paid life: it is paid from the ask, serves only after the cold
-start, and once bought stays at least the down window, so the hosted dollars it would take over
-the down window must cover what it costs over cold start plus down window. What it would absorb
-is read, not assumed: the spilled work, up to the local work one ready replica carries now (a
-replica that takes only part of a bursty trace within target because a burst's queue would miss
-it takes no more of the spill when it is the next one).
+With :class:`Payback` prices, every replica past the first answers for itself in dollars, read
+over a look-back of its paid life (cold start plus down window), never one minute's. One is bought
+only when the spilled spend it would absorb pays for that whole paid life: it is paid from the
+ask, serves only after the cold start, and then stays at least the down window, so the hosted
+dollars it takes over the down window must cover what it costs over cold start plus down window.
+What it would absorb is the spill held throughout the look-back (a burst shorter than that is over
+before a replica bought for it serves), up to the local work one ready replica carried throughout
+(a replica that takes only part of a bursty trace within target, because a burst's queue would
+miss it, takes no more of the spill when it is the next one). One is kept only while the work it
+would hand to the hosted API, the local work beyond what the others carry at the config's
+capacity, averaged over the look-back at this fleet size, costs more hosted than the replica does
+from now on (its cold start is spent). Buying at (cold start + down window) / down window times
+the replica's price and shedding below once that price is the band that keeps the fleet from
+buying back what it just shed.
 
 Two mechanisms keep noise from flapping the fleet. Hysteresis: scaling up provisions
 ``scale_up_headroom`` above the demand that triggered it, and a replica goes only when the fleet
@@ -165,6 +172,19 @@ class PolicyConfig:
 
 
 @dataclass(frozen=True)
+class _Reading:
+    """One tick as the payback tests read it: the spill and the local work, each in replicas'
+    worth and in hosted dollars a second, and the ready replicas that carried the local work."""
+
+    at: float
+    spilled: float
+    spilled_usd_per_s: float
+    local: float
+    local_usd_per_s: float
+    ready: int
+
+
+@dataclass(frozen=True)
 class ScaleDecision:
     target: int
     reason: ScaleReason
@@ -180,6 +200,7 @@ class ScalingPolicy:
         self._history: deque[tuple[float, int]] = deque()
         self._last_demand_at: float | None = None
         self._first_at: float | None = None
+        self._readings: deque[_Reading] = deque()
 
     def decide(self, now: float, signals: Signals | None, fleet: FleetState) -> ScaleDecision:
         current = fleet.provisioned
@@ -217,6 +238,8 @@ class ScalingPolicy:
 
     def _recommend(self, now: float, s: Signals, fleet: FleetState) -> tuple[int, ScaleReason]:
         c = self.config
+        if c.payback is not None:
+            self._read_spend(now, s, fleet)
         share = self._demand(s)  # in replicas' worth
         if c.project_trend and s.arrival_rps > 0 and s.arrival_trend > 0:
             share *= (s.arrival_rps + s.arrival_trend * fleet.cold_start_s) / s.arrival_rps
@@ -227,9 +250,12 @@ class ScalingPolicy:
         if needed > fleet.provisioned:
             wanted = self._replicas_for(share * (1 + c.scale_up_headroom))
             if c.payback is not None:
-                wanted = max(1, min(wanted, fleet.provisioned + self._paying_additions(s, fleet, wanted - fleet.provisioned)))
+                wanted = max(1, min(wanted, fleet.provisioned + self._paying_additions(fleet, wanted - fleet.provisioned)))
         elif needed < fleet.provisioned:  # the largest smaller fleet still inside the band
             wanted = min(fleet.provisioned, max(needed, math.floor(share / c.scale_down_below) + 1))
+        # The band weighs work, not dollars: a replica it would hold goes once its work is cheaper hosted.
+        if c.payback is not None and wanted >= fleet.provisioned > 1 and fleet.ready == fleet.provisioned and not self._pays_to_keep(fleet):
+            wanted = fleet.provisioned - 1
         reason = ScaleReason.QUEUE
         if fleet.ready and s.kv_cache_usage > c.max_kv_cache_usage and wanted <= fleet.provisioned:
             wanted, reason = fleet.provisioned + 1, ScaleReason.KV_CACHE
@@ -245,27 +271,52 @@ class ScalingPolicy:
             return c.capacity.replicas_for(s.prompt_tokens_per_s, s.output_tokens_per_s)
         return (s.running + s.waiting + s.spilled_rps * s.mean_service_s) / c.target_ongoing_per_replica
 
-    def _paying_additions(self, s: Signals, fleet: FleetState, most: int) -> int:
-        """How many more replicas pay back their paid life (cold start + down window) from the
-        spilled spend each would absorb over the down window: the spilled work, taken in slices of
-        the local work one ready replica carries now (a whole replica's worth while none is ready)."""
+    def _read_spend(self, now: float, s: Signals, fleet: FleetState) -> None:
+        """Record this tick's reading and keep those of the look-back: the paid life (cold start
+        plus down window) a replica bought now must pay for."""
         c = self.config
         assert c.payback is not None and c.capacity is not None
-        spilled = c.capacity.replicas_for(s.spilled_prompt_tokens_per_s, s.spilled_output_tokens_per_s)
-        if spilled <= 0 or c.down_window_s <= 0:
+        prompt, output = s.prompt_tokens_per_s - s.spilled_prompt_tokens_per_s, s.output_tokens_per_s - s.spilled_output_tokens_per_s
+        self._readings.append(_Reading(
+            at=now,
+            spilled=c.capacity.replicas_for(s.spilled_prompt_tokens_per_s, s.spilled_output_tokens_per_s),
+            spilled_usd_per_s=c.payback.hosted_usd_per_s(s.spilled_prompt_tokens_per_s, s.spilled_output_tokens_per_s),
+            local=c.capacity.replicas_for(prompt, output), local_usd_per_s=c.payback.hosted_usd_per_s(prompt, output), ready=fleet.ready))
+        while self._readings[0].at < now - (fleet.cold_start_s + c.down_window_s):
+            self._readings.popleft()
+
+    def _paying_additions(self, fleet: FleetState, most: int) -> int:
+        """How many more replicas pay back their paid life (cold start + down window) from the
+        spilled spend each would absorb over the down window once it serves: the spill held
+        throughout the look-back (the least of its ticks'), taken in slices of the local work one
+        ready replica carried throughout it (a whole replica's worth while none was ready), priced
+        at the spill's mean dollars per replica's worth of work."""
+        c = self.config
+        assert c.payback is not None
+        held = min(r.spilled for r in self._readings)
+        if held <= 0 or c.down_window_s <= 0:
             return 0
-        spilled_usd_per_s = c.payback.hosted_usd_per_s(s.spilled_prompt_tokens_per_s, s.spilled_output_tokens_per_s)
-        local = c.capacity.replicas_for(s.prompt_tokens_per_s - s.spilled_prompt_tokens_per_s,
-                                        s.output_tokens_per_s - s.spilled_output_tokens_per_s)
-        per_replica = min(1.0, local / fleet.ready) if fleet.ready and local > 0 else 1.0
+        usd_per_work = sum(r.spilled_usd_per_s for r in self._readings) / sum(r.spilled for r in self._readings)
+        per_replica = min((r.local / r.ready for r in self._readings if r.ready), default=1.0)
         paid_life_usd = c.payback.replica_usd_per_hour / 3600 * (fleet.cold_start_s + c.down_window_s)
-        added, left = 0, spilled
+        added, left = 0, held
         while added < most and left > 1e-9:
-            slice_ = min(left, per_replica)
-            if spilled_usd_per_s * slice_ / spilled * c.down_window_s < paid_life_usd:
+            slice_ = min(left, per_replica, 1.0)
+            if usd_per_work * slice_ * c.down_window_s < paid_life_usd:
                 break
             added, left = added + 1, left - slice_
         return added
+
+    def _pays_to_keep(self, fleet: FleetState) -> bool:
+        """Whether the last ready replica earns its keep: the hosted price of the local work the
+        others could not take without it (each takes a replica's worth, the config's capacity),
+        averaged over the look-back's ticks at this fleet size (this tick's among them), is at
+        least what the replica costs from now on."""
+        c = self.config
+        assert c.payback is not None
+        handed_back = [r.local_usd_per_s * max(0.0, r.local - (fleet.ready - 1)) / r.local if r.local > 0 else 0.0
+                       for r in self._readings if r.ready == fleet.ready]
+        return sum(handed_back) / len(handed_back) >= c.payback.replica_usd_per_hour / 3600
 
     def _replicas_for(self, share: float) -> int:
         """Replicas for ``share`` replicas' worth of demand: each whole replica and the rest when

@@ -166,3 +166,40 @@ def test_a_replica_is_bought_only_when_the_spill_it_absorbs_pays_for_its_paid_li
     assert ScalingPolicy(config).decide(0, bursty, FleetState(ready=1, cold_start_s=0)).target == 1
     with pytest.raises(ValueError, match="capacity"):
         PolicyConfig(payback=payback)
+
+
+#: Replica $36/hour ($0.01/s); hosted $20 per M prompt tokens, so a replica's worth of prompt work
+#: (1,000 tokens/s) is $0.02/s hosted. With a 60 s cold start and a 300 s down window a replica
+#: pays back from 0.6 of a replica's worth of spill held (0.6 x $0.02 x 300 s = $0.01 x 360 s),
+#: and is kept while it hands back 0.5 of one.
+PRICED = PolicyConfig(max_replicas=8, scale_up_headroom=0, down_window_s=300, capacity=CAPACITY,
+                      payback=Payback(replica_usd_per_hour=36.0, hosted_input_usd_per_mtok=20.0, hosted_output_usd_per_mtok=0.0))
+
+
+def work(local: float, spilled: float = 0.0) -> Signals:
+    """Prompt work offered, in replicas' worth: ``local`` taken locally, ``spilled`` spilled."""
+    return Signals(running=10, waiting=0, prompt_tokens_per_s=1000 * (local + spilled), spilled_prompt_tokens_per_s=1000 * spilled)
+
+
+def test_a_replica_is_bought_for_spill_held_over_its_paid_life_not_for_a_spike() -> None:
+    """A minute's spill of a whole replica's worth would pay ($6 over the down window against
+    $3.60), but it is bought only once the spill has held for the look-back (60 + 300 s)."""
+    assert ScalingPolicy(PRICED).decide(0, work(1, spilled=1), FleetState(ready=1, cold_start_s=60)).target == 2, "pays as one reading"
+    policy = ScalingPolicy(PRICED)
+    targets = {t: policy.decide(t, work(1, spilled=1 if t >= 300 else 0), FleetState(ready=1, cold_start_s=60)).target
+               for t in range(0, 670, 10)}
+    assert targets[300] == 1, "a spike after quiet readings buys nothing"
+    assert targets[650] == 1, "a quiet reading 360 s ago is still in the look-back"
+    assert targets[660] == 2, "held for the whole look-back: bought"
+
+
+def test_a_replica_goes_when_the_work_it_hands_back_is_cheaper_hosted_and_the_band_stops_a_buy_back() -> None:
+    """Two ready replicas carrying 1.3 replicas' worth: without the last, 0.3 of one would go
+    hosted, $0.006/s against its $0.01/s, so it goes after the down window (the demand band alone
+    holds two). At 1.6 it hands back $0.012/s and stays. Shed, the 0.3 spilled stays spilled: it
+    pays $1.80 over a down window, short of a paid life's $3.60."""
+    shedding = run(ScalingPolicy(PRICED), [work(1.3)] * 31, start=2, cold_start_s=60)
+    assert shedding[29] == 2 and shedding[30] == 1
+    assert run(ScalingPolicy(dataclasses.replace(PRICED, payback=None)), [work(1.3)] * 31, start=2, cold_start_s=60)[-1] == 2
+    assert run(ScalingPolicy(PRICED), [work(1.6)] * 31, start=2, cold_start_s=60)[-1] == 2
+    assert set(run(ScalingPolicy(PRICED), [work(1, spilled=0.3)] * 100, start=1, cold_start_s=60)) == {1}
