@@ -8,7 +8,8 @@ worth, whatever the trace's request shape. Without it, the requests a model hold
 waiting), plus the traffic it spilled (Little's law: spilled requests/s times their mean time in
 system), is the demand; a replica takes ``target_ongoing_per_replica`` of it. With
 ``project_trend``, the arrival trend is projected one cold start ahead. KV-cache use and TTFT
-p99 guard: past their limits the policy asks for one more replica whatever the demand says. GPU
+p99 guard: past their limits the policy asks for one more replica whatever the demand says (none
+while one starts: the replica in flight is the remedy, and the reading stays high until it serves). GPU
 utilisation never scales up on its own: it reads 0% for a light kernel stream and pegs near 100%
 with one batch, so it says little about headroom.
 
@@ -257,9 +258,11 @@ class ScalingPolicy:
         if c.payback is not None and wanted >= fleet.provisioned > 1 and fleet.ready == fleet.provisioned and not self._pays_to_keep(fleet):
             wanted = fleet.provisioned - 1
         reason = ScaleReason.QUEUE
-        if fleet.ready and s.kv_cache_usage > c.max_kv_cache_usage and wanted <= fleet.provisioned:
+        # A guard adds one replica at a time: while one starts, it is the remedy already in flight.
+        guarding = fleet.ready and not fleet.starting and wanted <= fleet.provisioned
+        if guarding and s.kv_cache_usage > c.max_kv_cache_usage:
             wanted, reason = fleet.provisioned + 1, ScaleReason.KV_CACHE
-        elif fleet.ready and c.ttft_p99_target_s and s.ttft_p99_s and s.ttft_p99_s > c.ttft_p99_target_s and wanted <= fleet.provisioned:
+        elif guarding and c.ttft_p99_target_s and s.ttft_p99_s and s.ttft_p99_s > c.ttft_p99_target_s:
             wanted, reason = fleet.provisioned + 1, ScaleReason.TTFT
         if share == 0 and c.min_replicas == 0 and now - self._last_demand_at >= c.idle_to_zero_s:
             return 0, ScaleReason.IDLE

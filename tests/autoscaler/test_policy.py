@@ -122,6 +122,17 @@ def test_kv_cache_and_ttft_guard_when_the_queue_looks_fine() -> None:
     assert (full.target, full.reason) == (2, ScaleReason.KV_CACHE) and (slow.target, slow.reason) == (2, ScaleReason.TTFT)
 
 
+def test_a_guard_adds_no_second_replica_while_the_first_it_added_starts() -> None:
+    """TTFT stays high until the replica the guard asked for serves (a cold start of minutes); a
+    guard that read the same high p99 on every tick would ask for one more each tick."""
+    policy = ScalingPolicy(PolicyConfig(max_replicas=8, target_ongoing_per_replica=8, ttft_p99_target_s=2.0))
+    slow = Signals(running=6, waiting=0, ttft_p99_s=5.0, kv_cache_usage=0.97)
+    assert policy.decide(0, slow, FleetState(ready=1, cold_start_s=300)).target == 2
+    for now in (10, 20, 30):
+        assert policy.decide(now, slow, FleetState(ready=1, starting=1, cold_start_s=300)).target == 2
+    assert policy.decide(310, slow, FleetState(ready=2, cold_start_s=300)).target == 3, "once it serves and p99 is still high, one more"
+
+
 def test_scales_down_only_after_the_down_window_and_to_zero_only_when_idle() -> None:
     policy = ScalingPolicy(PolicyConfig(min_replicas=0, max_replicas=4, target_ongoing_per_replica=8, down_window_s=60, idle_to_zero_s=120))
     fleet = FleetState(ready=4)
