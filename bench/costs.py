@@ -231,18 +231,39 @@ def run_setup(name: str, setup: str, rate: float, duration_s: float, round_: int
     log = workdir / f"{name}-r{round_}.log"
     if setup == "litellm":
         command = [str(litellm), "--config", str(litellm_config(workdir)), "--host", "127.0.0.1", "--port", str(PROXY_PORT), "--num_workers", "1"]
-        with process(command, log, PROXY_PORT, LITELLM_KEY):
-            return load(PROXY_PORT, rate, duration_s, args, feature, outcomes, LITELLM_KEY)
+        with process(command, log, PROXY_PORT, LITELLM_KEY) as child:
+            before = cpu_seconds(child.pid)
+            ledger, rows = load(PROXY_PORT, rate, duration_s, args, feature, outcomes, LITELLM_KEY)
+            return ledger | per_request_cpu(cpu_seconds(child.pid) - before, rate, duration_s, args.warmup_s), rows
     on = setup == "spillover_on"
     command = [sys.executable, str(BENCH / "costs_ingress.py"), str(spillover_config(workdir, on)), str(PROXY_PORT), "on" if on else "off"]
-    with process(command, log, PROXY_PORT, key if on else None):
-        return load(PROXY_PORT, rate, duration_s, args, feature, outcomes, key if on else None, BENCH_DSN if on else None)
+    with process(command, log, PROXY_PORT, key if on else None) as child:
+        before = cpu_seconds(child.pid)
+        ledger, rows = load(PROXY_PORT, rate, duration_s, args, feature, outcomes, key if on else None, BENCH_DSN if on else None)
+        return ledger | per_request_cpu(cpu_seconds(child.pid) - before, rate, duration_s, args.warmup_s), rows
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process and its children so far."""
+    import psutil
+
+    tree = psutil.Process(pid)
+    return sum(p.cpu_times().user + p.cpu_times().system for p in [tree, *tree.children(recursive=True)])
+
+
+def per_request_cpu(cpu_s: float, rate: float, duration_s: float, warmup_s: float) -> dict[str, float]:
+    """The proxy's CPU per request over the load (warm-up included): how fast this host was. One
+    asyncio process has one core, so at 200/s it keeps up only below 5 ms a request."""
+    return {"proxy_cpu_ms_per_request": round(cpu_s * 1000 / (rate * (duration_s + warmup_s)), 3)}
 
 
 def medians(runs: dict[str, list[dict]]) -> dict[str, dict[str, float]]:
     """Per setup, medians over rounds; *added* is taken per round against the direct run at the
     same rate in the same round."""
     med = {s: {k: median([r[k] for r in rs]) for k in ("p50_ms", "p99_ms", "requests_per_s", "errors", "late_sends")} for s, rs in runs.items()}
+    for s, rs in runs.items():  # records from before the CPU reading have none
+        if rs and all("proxy_cpu_ms_per_request" in r for r in rs):
+            med[s]["proxy_cpu_ms_per_request"] = median([r["proxy_cpu_ms_per_request"] for r in rs])
     for s in runs:
         direct = runs["direct" + (s[s.index("@"):] if "@" in s else "")]
         for k in ("p50_ms", "p99_ms"):
@@ -318,9 +339,11 @@ def derive(header: dict, rows: list[dict]) -> dict[str, object]:
 
 def summary_table(figures: dict) -> str:
     rows = [(s, figures["rounds"], m["p50_ms"], m["p99_ms"], "-" if s.startswith("direct") else m["added_p50_ms"],
-             "-" if s.startswith("direct") else m["added_p99_ms"], m["requests_per_s"], int(m["errors"]), int(m["late_sends"]))
+             "-" if s.startswith("direct") else m["added_p99_ms"], m["requests_per_s"], int(m["errors"]), int(m["late_sends"]),
+             m.get("proxy_cpu_ms_per_request", "-"))
             for s, m in figures["by_setup"].items()]
-    return table(["setup", "rounds", "p50 ms", "p99 ms", "added p50 ms", "added p99 ms", "requests/s", "errors", "late sends"], rows)
+    return table(["setup", "rounds", "p50 ms", "p99 ms", "added p50 ms", "added p99 ms", "requests/s", "errors", "late sends",
+                  "proxy CPU ms/request"], rows)
 
 
 def note(figures: dict, args: argparse.Namespace) -> str:
@@ -337,7 +360,9 @@ def note(figures: dict, args: argparse.Namespace) -> str:
         f"non-streamed chat completions, latency from each request's due time (aiohttp, keep-alive pool); {args.rounds} rounds "
         f"in the order {', '.join(n for n, *_ in plan(args))}; medians over rounds; added = the setup's percentile minus "
         f"direct's at the same rate in the same round. Upstream: an instant OpenAI-compatible responder "
-        f"(bench/instant_responder.py). Every process (load, proxy, responder, Redis, PostgreSQL) shares the 2 cores.\n\n"
+        f"(bench/instant_responder.py). Every process (load, proxy, responder, Redis, PostgreSQL) shares the 2 cores. Proxy CPU "
+        f"ms/request: the proxy's process tree's CPU over the load (warm-up and the ledger check included) per request sent; "
+        f"this host's speed varies, and one asyncio process has one core, so above ~5 ms it cannot keep 200/s.\n\n"
         f"- The cost stages (auth + rate limit + team budget + ledger, Redis + PostgreSQL), spillover_on minus spillover_off per "
         f"round: added p50 {figures['added_p50_ms']} ms (goal ≤ {GOAL_P50_MS:g}: {met(goals['added_p50'])}), p99 "
         f"{figures['added_p99_ms']} ms (goal ≤ {GOAL_P99_MS:g}: {met(goals['added_p99'])}); {figures['requests_per_s']} requests/s "
