@@ -232,15 +232,19 @@ def run_setup(name: str, setup: str, rate: float, duration_s: float, round_: int
     if setup == "litellm":
         command = [str(litellm), "--config", str(litellm_config(workdir)), "--host", "127.0.0.1", "--port", str(PROXY_PORT), "--num_workers", "1"]
         with process(command, log, PROXY_PORT, LITELLM_KEY) as child:
-            before = cpu_seconds(child.pid)
-            ledger, rows = load(PROXY_PORT, rate, duration_s, args, feature, outcomes, LITELLM_KEY)
-            return ledger | per_request_cpu(cpu_seconds(child.pid) - before, rate, duration_s, args.warmup_s), rows
+            return load_with_cpu(child.pid, rate, duration_s, args, feature, outcomes, LITELLM_KEY)
     on = setup == "spillover_on"
     command = [sys.executable, str(BENCH / "costs_ingress.py"), str(spillover_config(workdir, on)), str(PROXY_PORT), "on" if on else "off"]
     with process(command, log, PROXY_PORT, key if on else None) as child:
-        before = cpu_seconds(child.pid)
-        ledger, rows = load(PROXY_PORT, rate, duration_s, args, feature, outcomes, key if on else None, BENCH_DSN if on else None)
-        return ledger | per_request_cpu(cpu_seconds(child.pid) - before, rate, duration_s, args.warmup_s), rows
+        return load_with_cpu(child.pid, rate, duration_s, args, feature, outcomes, key if on else None, BENCH_DSN if on else None)
+
+
+def load_with_cpu(pid: int, rate: float, duration_s: float, args: argparse.Namespace, feature: str, outcomes: Path,
+                  key: str | None = None, ledger_dsn: str | None = None) -> tuple[dict, list[dict]]:
+    """:func:`load` against the proxy on :data:`PROXY_PORT`, with the proxy's CPU per request."""
+    before = cpu_seconds(pid)
+    ledger, rows = load(PROXY_PORT, rate, duration_s, args, feature, outcomes, key, ledger_dsn)
+    return ledger | per_request_cpu(cpu_seconds(pid) - before, rate, duration_s, args.warmup_s), rows
 
 
 def cpu_seconds(pid: int) -> float:
